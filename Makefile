@@ -1,0 +1,31 @@
+# Both commands set themselves up on a fresh machine: a virtual environment in
+# .venv with the CPU build of torch (torch==2.13.0, a wheel this machine has on
+# disk; any other torch request would pull CUDA packages) and this project.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/rlhf-envs demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -s
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/env_speed.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,139 @@
+"""Judging a reply against the policy: which step it completes and what it violates.
+
+This is the objective part of what a rater sees (did the agent verify before acting,
+state the right amount, disclose private data?). How much each finding is worth is the
+reward model's business (``rewards/rubric.py``); how the user reacts to it is the user
+simulator's (``user_simulator.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rlhf_envs.tasks.policy import Step
+from rlhf_envs.tasks.understanding import ReplyAnalysis, word_overlap
+from rlhf_envs.tasks.values import mentions
+
+if TYPE_CHECKING:
+    from rlhf_envs.tasks.state import DialogueState
+
+# Violations that make a conversation a failure however it ends.
+CRITICAL_VIOLATIONS = ("skipped_verification", "off_policy", "privacy_leak", "invented_fact")
+REPETITION_THRESHOLD = 0.8
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What one reply does in its context.
+
+    Attributes:
+        analysis: the context-free reading of the reply.
+        step: the policy step that was due (``None`` once the conversation is over).
+        completes: the reply completes the due step.
+        violations: critical policy violations in this reply (see ``CRITICAL_VIOLATIONS``).
+        invented: values it states that neither the scenario, the policy nor the
+            dialogue supports.
+        leaked: private facts it discloses that the user has not given.
+        missing: facts the due step must state that the reply leaves out or gets wrong.
+        repetition: highest word overlap with one of the agent's earlier replies.
+        wrong_refusal: it refuses something the policy allows (or before checking).
+        premature_close: it asks "anything else?" while the task is unfinished.
+    """
+
+    analysis: ReplyAnalysis
+    step: Step | None
+    completes: bool
+    violations: tuple[str, ...]
+    invented: frozenset[str]
+    leaked: tuple[str, ...]
+    missing: tuple[str, ...]
+    repetition: float
+    wrong_refusal: bool
+    premature_close: bool
+
+    @property
+    def rude(self) -> bool:
+        return self.analysis.rude > 0
+
+    @property
+    def repeated(self) -> bool:
+        return self.repetition >= REPETITION_THRESHOLD
+
+    @property
+    def finishes(self) -> bool:
+        """The reply closes a conversation whose task is done."""
+        return self.completes and self.step is not None and self.step.kind == "close"
+
+
+def assess(state: "DialogueState", reply: str) -> Assessment:
+    """Judge ``reply`` as the next agent turn of ``state``."""
+    domain = state.domain
+    a = domain.lexicon.analyse(reply)
+    facts = state.scenario.facts
+    step = state.current_step
+    remaining = state.path[state.pos:]
+    done_actions = {s.action for s in state.path[: state.pos] if s.kind == "act"}
+
+    violations: list[str] = []
+    for action in sorted(a.performed):
+        if step is not None and step.kind == "act" and step.action == action:
+            continue
+        if action in done_actions:
+            continue  # restating what was already done is fine
+        if any(s.kind == "act" and s.action == action for s in remaining):
+            violations.append("skipped_verification")
+        else:
+            violations.append("off_policy")
+
+    declines_due = step is not None and step.kind == "decline"
+    wrong_refusal = a.declined and not declines_due
+
+    allowed = set(step.mention) if step is not None else set()
+    leaked = tuple(
+        name for name in domain.private_facts
+        if name not in state.revealed and name not in allowed
+        and facts.get(name) is not None and mentions(facts[name], reply, a.values)
+    )
+    if leaked:
+        violations.append("privacy_leak")
+    invented = a.values - state.grounded_values
+    if invented:
+        violations.append("invented_fact")
+
+    missing: tuple[str, ...] = ()
+    completes = False
+    if step is not None:
+        missing = tuple(name for name in step.mention if not mentions(facts[name], reply, a.values))
+        completes = _completes(step, a, missing, state)
+    repetition = max((word_overlap(a.word_set, prev) for prev in state.agent_words), default=0.0)
+    return Assessment(
+        analysis=a,
+        step=step,
+        completes=completes,
+        violations=tuple(dict.fromkeys(violations)),
+        invented=invented,
+        leaked=leaked,
+        missing=missing,
+        repetition=repetition,
+        wrong_refusal=wrong_refusal,
+        premature_close=a.offered_help and not completes and (step is None or step.kind != "close"),
+    )
+
+
+def _completes(step: Step, a: ReplyAnalysis, missing: tuple[str, ...], state: "DialogueState") -> bool:
+    kind = step.kind
+    if kind == "ask":
+        return len(a.requested & set(step.slots)) >= step.need
+    if kind == "check":
+        return a.checking
+    keywords_ok = not step.keywords or any(k in a.text.lower() for k in step.keywords)
+    if kind == "act":
+        return step.action in a.performed and not missing and keywords_ok
+    if kind == "inform":
+        return not missing and keywords_ok
+    if kind == "decline":
+        return a.declined and (a.offered_manager or not step.offer_manager) and not missing and keywords_ok
+    if kind == "close":
+        return a.offered_help
+    raise AssertionError(f"unknown step kind {kind!r}")

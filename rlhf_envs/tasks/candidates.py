@@ -1,0 +1,213 @@
+"""Candidate replies for the select interface: the correct one and named distractors.
+
+Every turn proposes the expert's reply plus distractors of named failure types, drawn
+without repetition from those that make sense in the context, in an order shuffled by
+the env's random generator. The labels are for tests and analysis only: nothing that
+scores or answers a reply ever sees them.
+
+Failure types:
+
+- ``rude``: the right content said rudely, or just rudeness;
+- ``invented_fact``: a made-up order, amount or date, or the right act with wrong figures;
+- ``off_policy``: a promise the policy forbids here (a refund outside the window), or a
+  refusal of what it allows;
+- ``skipped_verification``: the final action before the checks it requires;
+- ``privacy_leak``: the right content plus a private detail the user has not given;
+- ``verbose``: the right content buried in filler;
+- ``evasive`` and ``off_topic``: no progress at all;
+- ``repeated``: the agent's previous reply again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from rlhf_envs.tasks.domain import template_fields
+from rlhf_envs.tasks.expert import compose, expert_reply, opening, pick
+from rlhf_envs.tasks.state import DialogueState
+from rlhf_envs.tasks.values import extract_values
+
+FAILURE_TYPES = (
+    "rude", "invented_fact", "off_policy", "skipped_verification", "privacy_leak",
+    "verbose", "evasive", "off_topic", "repeated",
+)
+CORRECT = "correct"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A proposed reply and how it was made (``"correct"`` or a failure type)."""
+
+    text: str
+    label: str
+
+
+def propose(state: DialogueState, k: int, rng: np.random.Generator) -> list[Candidate]:
+    """``k`` candidates for the due step: one correct, ``k - 1`` distractors, shuffled."""
+    correct = expert_reply(state, rng)
+    chosen = [Candidate(correct, CORRECT)]
+    texts = {correct}
+    for index in rng.permutation(len(FAILURE_TYPES)):
+        if len(chosen) == k:
+            break
+        label = FAILURE_TYPES[index]
+        text = _MAKERS[label](state, correct, rng)
+        if text and text not in texts:
+            chosen.append(Candidate(text, label))
+            texts.add(text)
+    # Few types apply (e.g. the first turn): fill up with more no-progress replies.
+    for attempt in range(50):
+        if len(chosen) == k:
+            break
+        label = _FILLERS[attempt % len(_FILLERS)]
+        text = _MAKERS[label](state, correct, rng)
+        if text and (text not in texts or attempt >= 40):
+            chosen.append(Candidate(text, label))
+            texts.add(text)
+    order = rng.permutation(len(chosen))
+    return [chosen[i] for i in order]
+
+
+def perturb(value: object, rng: np.random.Generator, avoid: frozenset[str] = frozenset()) -> str:
+    """A plausible but wrong version of a value: another date, amount or number, none of
+    whose normalised values is in ``avoid`` (the values the context supports)."""
+    for _ in range(100):
+        fake = _perturb_once(str(value), rng)
+        if not extract_values(fake) & avoid:
+            return fake
+    raise RuntimeError(f"could not invent a value unlike {value!r}")
+
+
+def _perturb_once(text: str, rng: np.random.Generator) -> str:
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        shift = int(rng.integers(3, 90)) * (1 if rng.random() < 0.5 else -1)
+        return (dt.date.fromisoformat(text) + dt.timedelta(days=shift)).isoformat()
+    money = re.fullmatch(r"\$(\d+)", text)
+    if money:
+        amount = int(money.group(1))
+        other = amount
+        while other == amount:
+            other = int(rng.integers(max(1, amount // 3), amount * 2 + 12))
+        return f"${other}"
+
+    def new_digits(match: re.Match) -> str:
+        digits = match.group(0)
+        while True:
+            fresh = str(int(rng.integers(1, 10))) + "".join(str(int(d)) for d in rng.integers(0, 10, len(digits) - 1))
+            if fresh != digits:
+                return fresh
+
+    return re.sub(r"\d+", new_digits, text)
+
+
+def _rude(state, correct, rng):
+    d = state.domain.agent["distractors"]
+    if rng.random() < 0.6:
+        return pick(rng, d["rude"]).format(core=correct)
+    return pick(rng, d["rude_alone"])
+
+
+def _verbose(state, correct, rng):
+    fillers = state.domain.agent["distractors"]["filler"]
+    picked = rng.choice(len(fillers), size=min(3, len(fillers)), replace=False)
+    return compose(correct, *(fillers[i] for i in picked))
+
+
+def _evasive(state, correct, rng):
+    return pick(rng, state.domain.agent["distractors"]["evasive"])
+
+
+def _off_topic(state, correct, rng):
+    return pick(rng, state.domain.agent["distractors"]["off_topic"])
+
+
+def _repeated(state, correct, rng):
+    for turn in reversed(state.history):
+        if turn.role == "agent":
+            return turn.text if turn.text != correct else None
+    return None
+
+
+def _privacy_leak(state, correct, rng):
+    step = state.current_step
+    facts = state.scenario.facts
+    options = [
+        name for name in state.domain.private_facts
+        if name not in state.revealed and name not in step.mention and facts.get(name) is not None
+    ]
+    if not options:
+        return None
+    name = pick(rng, options)
+    slot = state.domain.slots.get(name)
+    label = slot.name if slot else name.replace("_", " ")
+    return pick(rng, state.domain.agent["distractors"]["leak"]).format(core=correct, name=label, value=facts[name])
+
+
+def _invented_fact(state, correct, rng):
+    facts = state.scenario.facts
+    step = state.current_step
+    stated = [name for name in step.mention if extract_values(str(facts[name])) and str(facts[name]) in correct]
+    if stated and rng.random() < 0.5:
+        text = correct
+        for name in stated:
+            text = text.replace(str(facts[name]), perturb(facts[name], rng, state.grounded_values))
+        return text
+    usable = [
+        t for t in state.domain.agent["distractors"]["invented"]
+        if all(facts.get(f[len("fake_"):]) is not None for f in template_fields(t) if f.startswith("fake_"))
+    ]
+    if not usable:
+        return None
+    template = pick(rng, usable)
+    fields = {"core": correct}
+    for field in template_fields(template):
+        if field.startswith("fake_"):
+            fields[field] = perturb(facts[field[len("fake_"):]], rng, state.grounded_values)
+    return template.format(**fields)
+
+
+def _skipped_verification(state, correct, rng):
+    # The next action of the path, done now although checks come before it.
+    for step in state.path[state.pos + 1:]:
+        if step.kind == "act":
+            return compose(opening(state, rng), state.domain.fill(pick(rng, step.say), state.scenario))
+        if step.kind == "close":
+            return None
+    return None
+
+
+def _off_policy(state, correct, rng):
+    domain = state.domain
+    in_path = {s.id for s in state.path}
+    path_actions = {s.action for s in state.path if s.kind == "act"}
+    other_branch = [
+        s for s in domain.policy.subflows[state.scenario.subflow].steps()
+        if s.id not in in_path and s.kind in ("act", "decline") and s.action not in path_actions
+    ]
+    promises = [spec["promise"] for action, spec in domain.actions.items() if action not in path_actions and "promise" in spec]
+    if other_branch and (rng.random() < 0.6 or not promises):
+        text = domain.fill(pick(rng, pick(rng, other_branch).say), state.scenario)
+    elif promises:
+        text = pick(rng, promises)
+    else:
+        return None
+    return compose(opening(state, rng), text)
+
+
+_MAKERS: dict[str, Callable[[DialogueState, str, np.random.Generator], str | None]] = {
+    "rude": _rude,
+    "invented_fact": _invented_fact,
+    "off_policy": _off_policy,
+    "skipped_verification": _skipped_verification,
+    "privacy_leak": _privacy_leak,
+    "verbose": _verbose,
+    "evasive": _evasive,
+    "off_topic": _off_topic,
+    "repeated": _repeated,
+}
+_FILLERS = ("evasive", "off_topic", "rude")

@@ -1,0 +1,207 @@
+"""A domain: one folder of data plus a few hooks, loaded and checked.
+
+A domain folder holds:
+
+- ``policy.yaml``: steps, flows, subflows and their plans (``policy.py``);
+- ``slots.yaml``: what a user can be asked for and which facts are private;
+- ``actions.yaml``: the actions an agent can take and how a reply says it took them;
+- ``agent.yaml``: model phrasings and distractor ingredients;
+- ``user.yaml``: personas, openings and reactions of the simulated user;
+- ``profiles.yaml``: what the domain's people and things look like;
+- ``hooks.py``: ``sample_profile(data, rng)``, ``complete_facts(facts, data, rng)`` and
+  ``DECISIONS`` (the policy's branch rules).
+
+Nothing else is domain-specific: the env, the interfaces, the user simulator, the
+candidate generator, the expert and the rubric are shared.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import string
+import zlib
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from pathlib import Path
+from types import MappingProxyType, ModuleType
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import yaml
+
+from rlhf_envs.tasks.policy import PolicyBook, Step
+from rlhf_envs.tasks.scenario import Scenario, sample_fact
+from rlhf_envs.tasks.understanding import Lexicon
+from rlhf_envs.tasks.values import extract_values
+
+BUILTIN_DOMAINS = ("customer_service", "tiny")
+_FILES = ("policy", "slots", "actions", "agent", "user", "profiles")
+
+
+class DomainError(ValueError):
+    """A domain cannot be found or its data is inconsistent."""
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Something a user can be asked for, or a fact a reply can state."""
+
+    id: str
+    name: str
+    ask: str
+    synonyms: tuple[str, ...]
+    say: Any  # list of templates, or {value: templates}
+    private: bool
+
+
+class Domain:
+    """A loaded domain. Use ``get_domain(name_or_path)`` rather than the constructor.
+
+    Args:
+        name: the name it was looked up by (a built-in name or a folder path).
+        folder: the data folder.
+        hooks: the module with ``sample_profile``, ``complete_facts`` and ``DECISIONS``.
+    """
+
+    def __init__(self, name: str, folder: Path, hooks: ModuleType):
+        self.name = name
+        self.folder = folder
+        self.hooks = hooks
+        data = {}
+        for stem in _FILES:
+            path = folder / f"{stem}.yaml"
+            if not path.exists():
+                raise DomainError(f"domain {name!r}: missing {path}; a domain folder needs {', '.join(f + '.yaml' for f in _FILES)} and hooks.py")
+            data[stem] = yaml.safe_load(path.read_text()) or {}
+        self.data = data
+        self.decisions: Mapping[str, Callable[[Mapping[str, Any]], bool]] = dict(hooks.DECISIONS)
+        self.slots = {
+            sid: Slot(
+                id=sid, name=spec.get("name", sid.replace("_", " ")),
+                ask=spec.get("ask", f"your {spec.get('name', sid.replace('_', ' '))}"),
+                synonyms=tuple(spec.get("synonyms", ())), say=spec.get("say", ()),
+                private=bool(spec.get("private", False)),
+            )
+            for sid, spec in data["slots"].get("slots", {}).items()
+        }
+        fact_specs = data["slots"].get("facts", {}) or {}
+        self.private_facts: tuple[str, ...] = tuple(
+            [s.id for s in self.slots.values() if s.private]
+            + [fid for fid, spec in fact_specs.items() if (spec or {}).get("private")]
+        )
+        self.fact_names = frozenset(self.slots) | frozenset(fact_specs)
+        actions = data["actions"].get("actions", {})
+        self.actions = {aid: dict(spec) for aid, spec in actions.items()}
+        self.lexicon = Lexicon(
+            slot_synonyms={s.id: (s.name, s.ask, *s.synonyms) for s in self.slots.values()},
+            action_patterns={aid: spec["patterns"] for aid, spec in actions.items()},
+            extra_cues=data["agent"].get("cues"),
+        )
+        self.policy = PolicyBook.from_data(
+            data["policy"], source=str(folder / "policy.yaml"), hooks=self.decisions,
+            slots=tuple(self.slots), facts=tuple(self.fact_names), actions=tuple(self.actions),
+        )
+        self.agent = data["agent"]
+        self.user = data["user"]
+        self.profiles = data["profiles"]
+        self._policy_values = frozenset().union(*(extract_values(v) for v in self.policy.policy_values))
+        self._check_consistency()
+
+    def __repr__(self) -> str:
+        return f"Domain({self.name!r}, {len(self.policy.subflows)} subflows)"
+
+    def __reduce__(self):
+        # Domains are shared and hold a module: pickle by name and look up again.
+        return (get_domain, (self.name,))
+
+    @cached_property
+    def subflow_ids(self) -> tuple[str, ...]:
+        return tuple(self.policy.subflows)
+
+    def sample_scenario(self, rng: np.random.Generator, subflows: tuple[str, ...] | None = None) -> Scenario:
+        """Draw a case: task, user profile, task facts and persona, all from ``rng``."""
+        ids = subflows or self.subflow_ids
+        subflow = self.policy.subflows[ids[int(rng.integers(len(ids)))]]
+        facts = self.hooks.sample_profile(self.profiles, rng)
+        for name, spec in subflow.facts.items():
+            facts[name] = sample_fact(spec, rng)
+        self.hooks.complete_facts(facts, self.profiles, rng)
+        persona = {trait: sample_fact(list(options), rng) for trait, options in self.user["persona"].items()}
+        return Scenario(
+            domain=self.name, flow=subflow.flow, subflow=subflow.id,
+            facts=MappingProxyType(facts), persona=MappingProxyType(persona),
+        )
+
+    def grounded_values(self, scenario: Scenario) -> frozenset[str]:
+        """Values stated by the scenario's facts or the policy book."""
+        facts = (extract_values(str(v)) for v in scenario.facts.values() if v is not None)
+        return self._policy_values.union(*facts)
+
+    def fill(self, template: str, scenario: Scenario, **extra: Any) -> str:
+        """Fill a template with the scenario's facts (and ``extra`` fields)."""
+        if extra:
+            return template.format_map(_Fields(scenario.facts, extra))
+        return template.format_map(scenario.facts)
+
+    def system_line(self, step: Step, scenario: Scenario) -> str:
+        """The company system's report after ``step`` (with its decision, if any)."""
+        verdict = ""
+        if step.decide:
+            verdict = step.verdict[bool(self.decisions[step.decide](scenario.facts))]
+            verdict = self.fill(verdict, scenario)
+        return self.fill(step.system, scenario, verdict=verdict)
+
+    def goal(self, scenario: Scenario) -> str:
+        return self.fill(self.policy.subflows[scenario.subflow].goal, scenario)
+
+    def _check_consistency(self) -> None:
+        """Catch data mistakes at load time rather than mid-episode."""
+        where = f"domain {self.name!r}"
+        for sub in self.policy.subflows.values():
+            if sub.id not in self.user.get("openings", {}):
+                raise DomainError(f"{where}: subflow {sub.id!r} has no openings in user.yaml")
+            for step in sub.steps():
+                if step.kind in ("act", "inform", "decline") and not step.say:
+                    raise DomainError(f"{where}: step {step.id!r} ({step.kind}) needs 'say' templates in policy.yaml")
+                if step.decide and not step.system:
+                    raise DomainError(f"{where}: step {step.id!r} decides {step.decide!r} but has no system line to reveal it")
+        for action, spec in self.actions.items():
+            if "patterns" not in spec:
+                raise DomainError(f"{where}: action {action!r} in actions.yaml has no patterns")
+
+
+class _Fields(dict):
+    def __init__(self, facts, extra):
+        super().__init__(facts)
+        self.update(extra)
+
+
+def template_fields(template: str) -> tuple[str, ...]:
+    """Names of the ``{fields}`` a template uses."""
+    return tuple(f for _, f, _, _ in string.Formatter().parse(template) if f)
+
+
+@lru_cache(maxsize=None)
+def get_domain(name: str) -> Domain:
+    """Load a domain by built-in name (``"customer_service"``, ``"tiny"``) or folder path.
+
+    Raises:
+        DomainError: the name is neither a built-in domain nor a folder with domain files.
+    """
+    if name in BUILTIN_DOMAINS:
+        package = f"rlhf_envs.tasks.{name}"
+        hooks = importlib.import_module(f"{package}.hooks")
+        return Domain(name, Path(hooks.__file__).parent, hooks)
+    folder = Path(name).expanduser()
+    if not (folder / "hooks.py").is_file():
+        raise DomainError(
+            f"domain {name!r} is unknown; built-in domains: {', '.join(BUILTIN_DOMAINS)}; "
+            "or give the path of a folder with policy.yaml, slots.yaml, actions.yaml, "
+            "agent.yaml, user.yaml, profiles.yaml and hooks.py"
+        )
+    module_name = f"rlhf_envs_domain_{zlib.crc32(str(folder.resolve()).encode()):08x}"
+    spec = importlib.util.spec_from_file_location(module_name, folder / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    return Domain(name, folder, hooks)

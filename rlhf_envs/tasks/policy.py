@@ -1,0 +1,257 @@
+"""A domain's policy book: the steps an agent must take for each task, and their branches.
+
+The policy book is data (``policy.yaml`` in each domain folder). Each subflow has a plan: a
+list of step ids, where an item may be a branch ``{if: hook, then: [...], else: [...]}``
+decided by a domain hook on the scenario's facts (``return_allowed``, ...). A scenario's
+facts fix every branch, so its path through the plan is known when it is sampled; the
+agent learns the outcome only when a check step reveals it in a system line.
+
+Step kinds:
+
+- ``ask``: request ``slots`` from the user (``need`` of them, default all); the user
+  answers and a system line confirms the lookup. May ``decide`` a branch.
+- ``check``: tell the user you are checking; a system line gives the result. May ``decide``.
+- ``act``: perform an ``action`` (refund, update, ...), stating the ``mention`` facts.
+- ``inform``: tell the user the ``mention`` facts (and one of ``keywords`` if given).
+- ``decline``: apologise and refuse, as the policy requires; ``offer_manager`` if it says so.
+- ``close``: ask whether the user needs anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+STEP_KINDS = ("ask", "check", "act", "inform", "decline", "close")
+_STEP_FIELDS = {
+    "kind", "slots", "need", "action", "mention", "keywords", "decide", "system",
+    "verdict", "offer_manager", "purpose", "say",
+}
+
+
+class PolicyBookError(ValueError):
+    """A domain's policy data is malformed (raised at load time, naming file and entry)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One required step of a task; see the module docstring for the kinds."""
+
+    id: str
+    kind: str
+    slots: tuple[str, ...] = ()
+    need: int = 0
+    action: str | None = None
+    mention: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    decide: str | None = None
+    system: str | None = None
+    verdict: tuple[str, str] = ("", "")  # (text when the hook says False, when True)
+    offer_manager: bool = False
+    purpose: str | None = None
+    say: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Branch:
+    """``if hook(facts): then else: otherwise`` inside a plan."""
+
+    hook: str
+    then: tuple["PlanItem", ...]
+    otherwise: tuple["PlanItem", ...] = ()
+
+
+PlanItem = Step | Branch
+
+
+@dataclass(frozen=True)
+class Subflow:
+    """One task a user can bring (``return_size``, ``recover_password``, ...)."""
+
+    id: str
+    flow: str
+    title: str
+    goal: str
+    plan: tuple[PlanItem, ...]
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    def path(self, facts: Mapping[str, Any], hooks: Mapping[str, Callable[..., bool]]) -> tuple[Step, ...]:
+        """The steps this scenario requires, in order, with every branch resolved."""
+        out: list[Step] = []
+        _walk(self.plan, facts, hooks, out)
+        return tuple(out)
+
+    def steps(self) -> tuple[Step, ...]:
+        """Every step in the plan, on any branch (each once, in plan order)."""
+        seen: dict[str, Step] = {}
+        _collect(self.plan, seen)
+        return tuple(seen.values())
+
+    def branch_hooks(self) -> tuple[str, ...]:
+        """Names of the hooks this subflow branches on."""
+        hooks: list[str] = []
+        _collect_hooks(self.plan, hooks)
+        return tuple(hooks)
+
+
+def _walk(plan, facts, hooks, out):
+    for item in plan:
+        if isinstance(item, Branch):
+            _walk(item.then if hooks[item.hook](facts) else item.otherwise, facts, hooks, out)
+        else:
+            out.append(item)
+
+
+def _collect(plan, seen):
+    for item in plan:
+        if isinstance(item, Branch):
+            _collect(item.then, seen)
+            _collect(item.otherwise, seen)
+        else:
+            seen.setdefault(item.id, item)
+
+
+def _collect_hooks(plan, hooks):
+    for item in plan:
+        if isinstance(item, Branch):
+            hooks.append(item.hook)
+            _collect_hooks(item.then, hooks)
+            _collect_hooks(item.otherwise, hooks)
+
+
+@dataclass(frozen=True)
+class PolicyBook:
+    """All steps and subflows of one domain, validated."""
+
+    steps: Mapping[str, Step]
+    subflows: Mapping[str, Subflow]
+    flows: Mapping[str, tuple[str, ...]]
+    flow_titles: Mapping[str, str]
+    policy_values: tuple[str, ...]
+
+    @classmethod
+    def from_data(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        source: str,
+        hooks: Mapping[str, Callable[..., bool]],
+        slots: Sequence[str],
+        facts: Sequence[str],
+        actions: Sequence[str],
+    ) -> "PolicyBook":
+        """Parse ``policy.yaml`` contents; every reference is checked against ``hooks``,
+        ``slots`` (what a user can be asked), ``facts`` (every fact name) and ``actions``,
+        so typos fail at load time."""
+        steps = {
+            sid: _parse_step(sid, spec, source, slots, facts, actions, hooks)
+            for sid, spec in _require(data, "steps", source).items()
+        }
+        subflows: dict[str, Subflow] = {}
+        flows: dict[str, tuple[str, ...]] = {}
+        titles: dict[str, str] = {}
+        for flow_id, flow in _require(data, "flows", source).items():
+            titles[flow_id] = flow.get("title", flow_id)
+            ids = []
+            for sub_id, sub in _require(flow, "subflows", f"{source}: flow {flow_id!r}").items():
+                where = f"{source}: subflow {sub_id!r}"
+                if sub_id in subflows:
+                    raise PolicyBookError(f"{where} is defined twice; subflow ids must be unique")
+                plan = _parse_plan(_require(sub, "plan", where), steps, hooks, where)
+                subflow = Subflow(
+                    id=sub_id, flow=flow_id, title=sub.get("title", sub_id),
+                    goal=_require(sub, "goal", where), plan=plan, facts=dict(sub.get("facts", {})),
+                )
+                _check_decisions(subflow, where)
+                subflows[sub_id] = subflow
+                ids.append(sub_id)
+            flows[flow_id] = tuple(ids)
+        return cls(steps, subflows, flows, titles, tuple(str(v) for v in data.get("policy_values", ())))
+
+
+def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
+    if not isinstance(mapping, Mapping) or key not in mapping:
+        raise PolicyBookError(f"{where}: missing required key {key!r}")
+    return mapping[key]
+
+
+def _parse_step(sid, spec, source, slots, facts, actions, hooks) -> Step:
+    where = f"{source}: step {sid!r}"
+    unknown = set(spec) - _STEP_FIELDS
+    if unknown:
+        raise PolicyBookError(f"{where}: unknown field(s) {sorted(unknown)}; accepted: {sorted(_STEP_FIELDS)}")
+    kind = _require(spec, "kind", where)
+    if kind not in STEP_KINDS:
+        raise PolicyBookError(f"{where}: kind {kind!r} is not one of {STEP_KINDS}")
+    step_slots = tuple(spec.get("slots", ()))
+    mention = tuple(spec.get("mention", ()))
+    for slot in step_slots:
+        if slot not in slots:
+            raise PolicyBookError(f"{where}: slot {slot!r} is not defined under 'slots' in slots.yaml")
+    for name in mention:
+        if name not in facts:
+            raise PolicyBookError(f"{where}: fact {name!r} is not defined in slots.yaml")
+    action = spec.get("action")
+    if kind == "act" and action not in actions:
+        raise PolicyBookError(f"{where}: an act step needs an action defined in actions.yaml, got {action!r}")
+    if kind == "ask" and not step_slots:
+        raise PolicyBookError(f"{where}: an ask step needs slots")
+    decide = spec.get("decide")
+    if decide is not None and decide not in hooks:
+        raise PolicyBookError(f"{where}: decide hook {decide!r} is not defined in hooks.py")
+    verdict = spec.get("verdict", {})
+    need = int(spec.get("need", len(step_slots)))
+    if step_slots and not 1 <= need <= len(step_slots):
+        raise PolicyBookError(f"{where}: need={need} must be between 1 and {len(step_slots)}")
+    say = spec.get("say", ())
+    return Step(
+        id=sid, kind=kind, slots=step_slots, need=need, action=action, mention=mention,
+        keywords=tuple(k.lower() for k in spec.get("keywords", ())), decide=decide,
+        system=spec.get("system"), verdict=(str(verdict.get(False, "")), str(verdict.get(True, ""))),
+        offer_manager=bool(spec.get("offer_manager", False)), purpose=spec.get("purpose"),
+        say=(say,) if isinstance(say, str) else tuple(say),
+    )
+
+
+def _parse_plan(items, steps, hooks, where) -> tuple[PlanItem, ...]:
+    plan: list[PlanItem] = []
+    for item in items:
+        if isinstance(item, str):
+            if item not in steps:
+                raise PolicyBookError(f"{where}: plan names unknown step {item!r}")
+            plan.append(steps[item])
+        elif isinstance(item, Mapping) and "if" in item:
+            hook = item["if"]
+            if hook not in hooks:
+                raise PolicyBookError(f"{where}: branch hook {hook!r} is not defined in hooks.py")
+            plan.append(Branch(
+                hook=hook,
+                then=_parse_plan(item.get("then", ()), steps, hooks, where),
+                otherwise=_parse_plan(item.get("else", ()), steps, hooks, where),
+            ))
+        else:
+            raise PolicyBookError(f"{where}: plan item {item!r} is neither a step id nor an 'if' branch")
+    return tuple(plan)
+
+
+def _check_decisions(subflow: Subflow, where: str) -> None:
+    """Every branch must be announced by an earlier step that decides it, so the agent
+    can see the outcome in a system line before it has to act on it."""
+    decided: set[str] = set()
+
+    def walk(plan):
+        for item in plan:
+            if isinstance(item, Branch):
+                if item.hook not in decided:
+                    raise PolicyBookError(f"{where}: branch on {item.hook!r} comes before any step that decides it")
+                snapshot = set(decided)
+                walk(item.then)
+                decided.intersection_update(snapshot | decided)
+                walk(item.otherwise)
+            elif item.decide:
+                decided.add(item.decide)
+
+    walk(subflow.plan)
+    last = subflow.plan[-1] if subflow.plan else None
+    if not isinstance(last, Step) or last.kind != "close":
+        raise PolicyBookError(f"{where}: a plan must end with a close step")

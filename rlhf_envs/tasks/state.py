@@ -1,0 +1,146 @@
+"""The dialogue state: the transcript so far and how far along the policy it is.
+
+Everything here follows from the scenario and the visible transcript (which steps were
+completed, what the user has disclosed), so a rater could work it out too; it is kept
+up to date rather than re-derived so that judging a reply costs microseconds. The
+state is immutable: each turn makes a new one, and an ``Exchange`` keeps the state its
+reply was judged in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from rlhf_envs.rewards.protocol import Turn
+from rlhf_envs.tasks.assessment import CRITICAL_VIOLATIONS, Assessment, assess
+from rlhf_envs.tasks.policy import Step
+from rlhf_envs.tasks.scenario import Scenario
+from rlhf_envs.tasks.values import extract_values, mentions
+
+if TYPE_CHECKING:
+    from rlhf_envs.tasks.domain import Domain
+
+# What the previous agent turn achieved; the next reply opens accordingly
+# ("Thanks, Crystal." after an answer, "Sorry about that." after a complaint).
+EVENT_OF_KIND = {"ask": "after_answer", "act": "after_thanks", "inform": "after_thanks",
+                 "decline": "after_decline", "check": "after_check", "close": "after_thanks"}
+
+
+@dataclass(frozen=True)
+class DialogueState:
+    """A conversation in progress.
+
+    Attributes:
+        domain: the domain (policy book, language, templates).
+        scenario: the episode's case.
+        path: the policy steps this scenario requires, branches resolved.
+        pos: index in ``path`` of the step that is due (``len(path)`` when all are done).
+        history: the transcript.
+        agent_words: word sets of the agent's replies (for repetition checks).
+        revealed: private facts disclosed by the user or the company's systems.
+        seen_values: fact-like values stated by the user or the systems.
+        base_values: values the scenario's facts and the policy book state.
+        violations: critical violations so far.
+        last_event: what the previous agent turn achieved (see ``EVENT_OF_KIND``).
+        ended: the user has left or said goodbye.
+    """
+
+    domain: "Domain"
+    scenario: Scenario
+    path: tuple[Step, ...]
+    pos: int = 0
+    history: tuple[Turn, ...] = ()
+    agent_words: tuple[frozenset[str], ...] = ()
+    revealed: frozenset[str] = frozenset()
+    seen_values: frozenset[str] = frozenset()
+    base_values: frozenset[str] = frozenset()
+    violations: tuple[str, ...] = ()
+    last_event: str = "start"
+    ended: bool = False
+    _assessed: dict[str, Assessment] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def start(cls, domain: "Domain", scenario: Scenario, opening: str) -> "DialogueState":
+        """The state after the user's opening message."""
+        path = domain.policy.subflows[scenario.subflow].path(scenario.facts, domain.decisions)
+        state = cls(domain=domain, scenario=scenario, path=path, base_values=domain.grounded_values(scenario))
+        return state._heard((Turn("user", opening),))
+
+    @property
+    def current_step(self) -> Step | None:
+        """The step due next, or ``None`` when the conversation is over."""
+        if self.ended or self.pos >= len(self.path):
+            return None
+        return self.path[self.pos]
+
+    @property
+    def grounded_values(self) -> frozenset[str]:
+        """Values a reply may state: the scenario's, the policy's and the dialogue's."""
+        return self.base_values | self.seen_values
+
+    @property
+    def success(self) -> bool:
+        """Every required step done, none of them by breaking the policy."""
+        return self.pos >= len(self.path) and not self.violations
+
+    @property
+    def steps_done(self) -> tuple[str, ...]:
+        return tuple(s.id for s in self.path[: self.pos])
+
+    @property
+    def steps_missed(self) -> tuple[str, ...]:
+        return tuple(s.id for s in self.path[self.pos:])
+
+    def assess(self, reply: str) -> Assessment:
+        """Judge ``reply`` as the agent's next turn (cached per reply)."""
+        found = self._assessed.get(reply)
+        if found is None:
+            found = self._assessed[reply] = assess(self, reply)
+        return found
+
+    def after(self, reply: str, assessment: Assessment, user_text: str, ended: bool) -> "DialogueState":
+        """The state after the agent's ``reply`` and the user's answer ``user_text``.
+
+        When the reply completed a step with a system action, its result line follows.
+        """
+        step = assessment.step
+        turns = [Turn("agent", reply), Turn("user", user_text)]
+        if assessment.completes and step is not None and step.system and not ended:
+            turns.append(Turn("system", self.domain.system_line(step, self.scenario)))
+        return replace(
+            self,
+            pos=self.pos + int(assessment.completes),
+            agent_words=self.agent_words + (assessment.analysis.word_set,),
+            violations=self.violations + tuple(v for v in assessment.violations if v in CRITICAL_VIOLATIONS),
+            last_event=EVENT_OF_KIND[step.kind] if assessment.completes and step else "after_complaint",
+            ended=ended,
+            _assessed={},
+        )._heard(tuple(turns))
+
+    def _heard(self, turns: tuple[Turn, ...]) -> "DialogueState":
+        """Add turns to the transcript, noting what the user and the systems disclosed."""
+        values = set(self.seen_values)
+        revealed = set(self.revealed)
+        facts = self.scenario.facts
+        for turn in turns:
+            if turn.role == "agent":
+                continue
+            values |= extract_values(turn.text)
+            revealed.update(
+                name for name in self.domain.private_facts
+                if name not in revealed and facts.get(name) is not None and mentions(facts[name], turn.text)
+            )
+        return replace(
+            self, history=self.history + turns, seen_values=frozenset(values),
+            revealed=frozenset(revealed), _assessed={},
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """How the episode is going, as reported in ``info``."""
+        return {
+            "success": self.success,
+            "steps_done": self.steps_done,
+            "steps_missed": self.steps_missed,
+            "violations": self.violations,
+        }

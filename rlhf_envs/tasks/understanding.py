@@ -1,0 +1,191 @@
+"""Reading a reply as a rater or a user would: what it asks, does, refuses and states.
+
+The user simulator and the scripted rubric both judge replies by their text alone, so
+the same reading serves the select interface's templated candidates, free text typed by
+a person and tokens sampled by a language model. The reading is deliberately simple and
+transparent: cue phrases (``language.yaml``), the domain's slot names (``slots.yaml``)
+and action patterns (``actions.yaml``), matched sentence by sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import yaml
+
+from rlhf_envs.tasks.values import extract_values
+
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
+_WORD_RE = re.compile(r"[a-z0-9$%@'.-]+")
+LANGUAGE_FILE = Path(__file__).with_name("language.yaml")
+CUE_KINDS = (
+    "request", "commit", "negation", "decline", "check", "close", "manager", "polite",
+    "empathy", "rude",
+)
+
+
+def _phrase_regex(phrases: Iterable[str]) -> re.Pattern[str]:
+    # Longest first so "i'm sorry" wins over "sorry" in the alternation.
+    alternatives = sorted({p.lower() for p in phrases}, key=len, reverse=True)
+    if not alternatives:
+        return re.compile(r"(?!x)x")  # matches nothing
+    body = "|".join(re.escape(p) for p in alternatives)
+    return re.compile(rf"(?<![\w'])(?:{body})(?![\w'])")
+
+
+@lru_cache(maxsize=1)
+def common_cues() -> Mapping[str, tuple[str, ...]]:
+    """The shared cue phrases of ``language.yaml``, by kind."""
+    data = yaml.safe_load(LANGUAGE_FILE.read_text())
+    return {kind: tuple(data[f"{kind}_cues"]) for kind in CUE_KINDS}
+
+
+@dataclass(frozen=True)
+class ReplyAnalysis:
+    """What a reply says, independent of the dialogue it is in.
+
+    Attributes:
+        requested: slot ids the reply asks the user for.
+        performed: action ids the reply reports doing or commits to doing.
+        declined: it refuses something ("unfortunately ... can't ...").
+        offered_manager: it mentions a manager or escalation.
+        checking: it announces a lookup ("let me check").
+        offered_help: it asks whether the user needs anything else.
+        values: fact-like values it states (normalised; see ``values.py``).
+        rude, polite, empathy: numbers of cue phrases of each kind.
+        words: length in words.
+        word_set: its distinct words (for repetition checks).
+    """
+
+    text: str
+    requested: frozenset[str]
+    performed: frozenset[str]
+    declined: bool
+    offered_manager: bool
+    checking: bool
+    offered_help: bool
+    values: frozenset[str]
+    rude: int
+    polite: int
+    empathy: int
+    words: int
+    word_set: frozenset[str]
+
+    @property
+    def has_act(self) -> bool:
+        """True if the reply does anything recognisable for the task."""
+        return bool(
+            self.requested or self.performed or self.declined or self.checking
+            or self.offered_help or self.offered_manager
+        )
+
+
+class Lexicon:
+    """Compiled cue phrases plus one domain's slot names and action patterns.
+
+    Args:
+        slot_synonyms: ``{slot id: phrases that name it}``.
+        action_patterns: ``{action id: regular expressions for doing it}``.
+        extra_cues: ``{cue kind: more phrases}`` a domain adds to ``language.yaml``'s.
+    """
+
+    def __init__(
+        self,
+        slot_synonyms: Mapping[str, Sequence[str]],
+        action_patterns: Mapping[str, Sequence[str]],
+        extra_cues: Mapping[str, Sequence[str]] | None = None,
+    ):
+        cues = {kind: list(phrases) for kind, phrases in common_cues().items()}
+        for kind, phrases in (extra_cues or {}).items():
+            if kind not in cues:
+                raise ValueError(f"unknown cue kind {kind!r}; accepted: {', '.join(CUE_KINDS)}")
+            cues[kind].extend(phrases)
+        self.cues = {kind: _phrase_regex(phrases) for kind, phrases in cues.items()}
+        self._slot_of: dict[str, str] = {}
+        for slot, phrases in slot_synonyms.items():
+            for phrase in phrases:
+                self._slot_of.setdefault(phrase.lower(), slot)
+        self._slot_re = _phrase_regex(self._slot_of)
+        self.actions = {
+            action: re.compile("|".join(f"(?:{p})" for p in patterns))
+            for action, patterns in action_patterns.items()
+        }
+
+    def count(self, kind: str, text: str) -> int:
+        return len(self.cues[kind].findall(text))
+
+    def analyse(self, text: str) -> ReplyAnalysis:
+        """Read one reply (cached per lexicon: the same texts recur across episodes)."""
+        return self._analyse(text)
+
+    @lru_cache(maxsize=65536)
+    def _analyse(self, text: str) -> ReplyAnalysis:
+        lower = text.lower()
+        requested: set[str] = set()
+        performed: set[str] = set()
+        cues = self.cues
+        for sentence in _SENTENCE_RE.split(lower):
+            if sentence.rstrip().endswith("?") or cues["request"].search(sentence):
+                requested.update(self._slot_of[m.group(0)] for m in self._slot_re.finditer(sentence))
+            commits = [m.start() for m in cues["commit"].finditer(sentence)]
+            if commits:
+                # "I'll need your order ID" asks and "I'll check your refund" looks
+                # something up: neither commits to an action.
+                not_commits = {m.start() for kind in ("request", "check") for m in cues[kind].finditer(sentence)}
+                commits = [c for c in commits if c not in not_commits]
+                performed.update(self._performed_in(sentence, commits))
+        words = _WORD_RE.findall(lower)
+        return ReplyAnalysis(
+            text=text,
+            requested=frozenset(requested),
+            performed=frozenset(performed),
+            declined=bool(cues["decline"].search(lower)),
+            offered_manager=bool(cues["manager"].search(lower)),
+            checking=bool(cues["check"].search(lower)),
+            offered_help=bool(cues["close"].search(lower)),
+            values=extract_values(text),
+            rude=len(cues["rude"].findall(lower)),
+            polite=len(cues["polite"].findall(lower)),
+            empathy=len(cues["empathy"].findall(lower)),
+            words=len(words),
+            word_set=frozenset(w.strip(".'") for w in words),
+        )
+
+    def _performed_in(self, sentence: str, commits: list[int]) -> set[str]:
+        """Actions a sentence commits to: a commitment cue and the action's pattern with
+        no negation between them ("Don't worry, I'll refund it" counts; "I have to say we
+        cannot refund it" does not)."""
+        found = set()
+        negations = [m.start() for m in self.cues["negation"].finditer(sentence)]
+        for action, pattern in self.actions.items():
+            for match in pattern.finditer(sentence):
+                at = match.start()
+                for c in commits:
+                    lo, hi = (c, at) if c < at else (at, c)
+                    if not any(lo <= n <= hi for n in negations):
+                        found.add(action)
+                        break
+                if action in found:
+                    break
+        return found
+
+    def __getstate__(self):
+        # Compiled patterns pickle fine; the lru_cache on the bound method is rebuilt.
+        return self.__dict__
+
+    def __hash__(self) -> int:  # lru_cache keys on self
+        return id(self)
+
+    def __eq__(self, other) -> bool:
+        return self is other
+
+
+def word_overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    """Jaccard similarity of two word sets (1.0 = same words)."""
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
