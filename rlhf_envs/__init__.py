@@ -1,0 +1,45 @@
+"""rlhf-envs: Gymnasium environments for reinforcement learning from human feedback.
+
+``import rlhf_envs`` registers every environment id with Gymnasium::
+
+    import gymnasium as gym
+    import rlhf_envs
+
+    env = gym.make("RLHF-Chat-v0", reward="rubric:warm")
+
+``gymnasium.make("rlhf_envs:RLHF-Chat-v0")`` works without the import.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+__version__ = "0.1.0"
+
+MAX_TURNS = 20
+
+# Registered ids are presets of DialogueEnv's arguments (any of them can be overridden
+# with gymnasium.make(id, **kwargs)).
+ENV_PRESETS: dict[str, dict] = {
+    "RLHF-Chat-v0": {"domain": "customer_service", "interface": "select"},
+    "RLHF-Tiny-v0": {"domain": "tiny", "interface": "select", "num_candidates": 3, "encoding_dim": 64},
+}
+
+
+def _register_envs() -> None:
+    for env_id, kwargs in ENV_PRESETS.items():
+        if env_id in gym.registry:
+            continue
+        gym.register(
+            id=env_id,
+            entry_point="rlhf_envs.env:DialogueEnv",
+            kwargs=dict(kwargs),
+            max_episode_steps=MAX_TURNS,
+        )
+
+
+_register_envs()
+
+from rlhf_envs.env import DialogueEnv  # noqa: E402  (after registration: cheap imports first)
+
+__all__ = ["DialogueEnv", "ENV_PRESETS", "MAX_TURNS", "__version__"]

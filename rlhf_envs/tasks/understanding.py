@@ -139,6 +139,7 @@ class Lexicon:
                 commits = [c for c in commits if c not in not_commits]
                 performed.update(self._performed_in(sentence, commits))
         words = _WORD_RE.findall(lower)
+        word_set = reply_words(text)
         return ReplyAnalysis(
             text=text,
             requested=frozenset(requested),
@@ -152,7 +153,7 @@ class Lexicon:
             polite=len(cues["polite"].findall(lower)),
             empathy=len(cues["empathy"].findall(lower)),
             words=len(words),
-            word_set=frozenset(w.strip(".'") for w in words),
+            word_set=word_set,
         )
 
     def _performed_in(self, sentence: str, commits: list[int]) -> set[str]:
@@ -182,6 +183,12 @@ class Lexicon:
 
     def __eq__(self, other) -> bool:
         return self is other
+
+
+@lru_cache(maxsize=65536)
+def reply_words(text: str) -> frozenset[str]:
+    """The distinct words of a reply, as used for repetition checks."""
+    return frozenset(w.strip(".'") for w in _WORD_RE.findall(text.lower()))
 
 
 def word_overlap(a: frozenset[str], b: frozenset[str]) -> float:

@@ -13,7 +13,7 @@ from functools import lru_cache
 # Order matters: longer, more specific shapes first, so "$94.00" is one money value and
 # not also the number "94".
 _PATTERNS: tuple[tuple[str, str], ...] = (
-    ("email", r"[a-z0-9._+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+"),
+    ("email", r"(?<![a-z0-9._+-])[a-z0-9._+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+"),
     ("phone", r"\(\d{3}\)\s?\d{3}-\d{4}"),
     ("date", r"\b\d{4}-\d{2}-\d{2}\b"),
     ("money", r"\$\s?\d[\d,]*(?:\.\d{1,2})?"),
@@ -22,7 +22,16 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
     ("code", r"\b(?=[a-z0-9-]*\d)[a-z0-9]+(?:-[a-z0-9]+)+\b"),
     ("number", r"\b\d{3,}\b"),
 )
-_VALUE_RE = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in _PATTERNS))
+# Every "plain" shape starts with a digit, "$" or "(": a cheap first-character test lets
+# the regex engine skip all other positions. Emails and codes are costly to try at every
+# word, so they are looked for only in texts with an "@" or a "-".
+_PLAIN = tuple((n, p) for n, p in _PATTERNS if n not in ("email", "code"))
+_PLAIN_RE = re.compile("(?=[\\d$(])(?:" + "|".join(f"(?P<{n}>{p})" for n, p in _PLAIN) + ")")
+_EMAIL_RE = re.compile(dict(_PATTERNS)["email"])
+_CODE_RE = re.compile(dict(_PATTERNS)["code"])
+_PRIORITY = {name: i for i, (name, _) in enumerate(_PATTERNS)}
+# Every value shape has a digit or an "@"; most texts have neither and skip the scan.
+_MAY_HAVE_VALUE = re.compile(r"[\d@]")
 _SPACE_RE = re.compile(r"\s+")
 
 
@@ -43,10 +52,24 @@ def normalise_value(kind: str, raw: str) -> str:
 @lru_cache(maxsize=65536)
 def find_values(text: str) -> tuple[tuple[int, int, str, str], ...]:
     """Every fact-like value in lower-cased ``text`` as ``(start, end, kind, normalised)``."""
-    return tuple(
-        (m.start(), m.end(), m.lastgroup, normalise_value(m.lastgroup, m.group(m.lastgroup)))
-        for m in _VALUE_RE.finditer(text.lower())
-    )
+    if not _MAY_HAVE_VALUE.search(text):
+        return ()
+    lower = text.lower()
+    found = [(m.start(), m.end(), m.lastgroup) for m in _PLAIN_RE.finditer(lower)]
+    extra = []
+    if "@" in lower:
+        extra += [(m.start(), m.end(), "email") for m in _EMAIL_RE.finditer(lower)]
+    if "-" in lower:
+        extra += [(m.start(), m.end(), "code") for m in _CODE_RE.finditer(lower)]
+    if extra:
+        # Overlaps: the earliest, then longest, then higher-priority shape wins.
+        merged, end = [], -1
+        for item in sorted(found + extra, key=lambda f: (f[0], f[0] - f[1], _PRIORITY[f[2]])):
+            if item[0] >= end:
+                merged.append(item)
+                end = item[1]
+        found = merged
+    return tuple((start, end, kind, normalise_value(kind, lower[start:end])) for start, end, kind in found)
 
 
 @lru_cache(maxsize=65536)
@@ -64,6 +87,12 @@ def mentions(value: object, text: str, text_values: frozenset[str] | None = None
     return _phrase_in(str(value).lower(), text.lower())
 
 
-@lru_cache(maxsize=65536)
 def _phrase_in(phrase: str, text: str) -> bool:
-    return re.search(rf"(?<![\w]){re.escape(phrase)}(?![\w])", text) is not None
+    """``phrase`` occurs in ``text`` as whole words."""
+    at = text.find(phrase)
+    while at >= 0:
+        end = at + len(phrase)
+        if (at == 0 or not text[at - 1].isalnum()) and (end == len(text) or not text[end].isalnum()):
+            return True
+        at = text.find(phrase, at + 1)
+    return False

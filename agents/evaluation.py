@@ -1,0 +1,102 @@
+"""Evaluating agents on the same seeded episodes, with bootstrap confidence intervals.
+
+Every agent plays the same scenarios (episode ``i`` is ``reset(seed=seeds[i])``), so
+differences between agents are differences in behaviour, not in luck of the draw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from agents.baselines import Agent
+
+
+@dataclass
+class EpisodeResult:
+    """One evaluation episode."""
+
+    seed: int
+    ret: float
+    gold: float
+    success: bool
+    satisfaction: float
+    turns: int
+    transcript: str
+
+
+@dataclass
+class Evaluation:
+    """All episodes of one agent on one env."""
+
+    agent: str
+    env_id: str
+    deterministic: bool
+    episodes: list[EpisodeResult] = field(default_factory=list)
+
+    def values(self, metric: str) -> np.ndarray:
+        return np.array([float(getattr(e, metric)) for e in self.episodes])
+
+    def mean_ci(self, metric: str, seed: int = 0) -> tuple[float, float, float]:
+        """Mean of ``metric`` over episodes with a 95% bootstrap interval."""
+        return bootstrap_ci(self.values(metric), seed=seed)
+
+
+def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean and a percentile bootstrap interval."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        raise ValueError("no values to summarise")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(x.mean()), float(lo), float(hi)
+
+
+def run_episode(agent: Agent, env: gym.Env, seed: int) -> EpisodeResult:
+    """Play one episode from ``reset(seed=seed)``; the env needs ``render_mode="ansi"``."""
+    obs, _ = env.reset(seed=seed)
+    ret = gold = 0.0
+    turns = 0
+    info: dict[str, Any] = {}
+    while True:
+        obs, reward, terminated, truncated, info = env.step(agent.act(obs, env))
+        ret += float(reward)
+        gold += float(info["gold_reward"])
+        turns += 1
+        if terminated or truncated:
+            break
+    return EpisodeResult(
+        seed=seed, ret=ret, gold=gold, success=bool(info["success"]),
+        satisfaction=float(info["satisfaction"]), turns=turns, transcript=env.render() or "",
+    )
+
+
+def evaluate(
+    agent: Agent,
+    env_id: str,
+    seeds: Iterable[int],
+    env_kwargs: dict[str, Any] | None = None,
+    deterministic: bool = True,
+) -> Evaluation:
+    """Play ``agent`` on ``env_id`` once per seed.
+
+    Args:
+        agent: the agent (its own ``deterministic`` setting applies; this flag labels
+            the result).
+        env_id: a registered env id.
+        seeds: one episode per seed, the same for every agent.
+        env_kwargs: extra arguments for ``gymnasium.make``.
+        deterministic: whether the agent acts greedily (recorded with the result).
+    """
+    env = gym.make(env_id, render_mode="ansi", **(env_kwargs or {}))
+    result = Evaluation(agent=agent.name, env_id=env_id, deterministic=deterministic)
+    try:
+        for seed in seeds:
+            result.episodes.append(run_episode(agent, env, int(seed)))
+    finally:
+        env.close()
+    return result

@@ -1,0 +1,97 @@
+"""Stable-Baselines3 training helpers for the suite's envs.
+
+``make_model("ppo", env, policy="candidate")`` builds an SB3 model with the project's
+tuned defaults; ``train(...)`` does the usual vectorised training run with a progress
+bar. Policies: ``"candidate"`` is the permutation-equivariant candidate scorer
+(``agents/candidate_policy.py``), ``"mlp"`` SB3's plain ``MultiInputPolicy``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from tqdm.auto import tqdm
+
+from agents.candidate_policy import CandidateActorCriticPolicy, CandidateQPolicy
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+POLICY_KINDS = ("candidate", "mlp")
+
+# Defaults for the select interface (K=6 candidates, episodes of 5-10 turns).
+HYPERPARAMS: dict[str, dict[str, Any]] = {
+    "ppo": dict(n_steps=256, batch_size=256, n_epochs=4, learning_rate=1e-3, gamma=0.95,
+                gae_lambda=0.9, ent_coef=0.01, clip_range=0.2),
+    "a2c": dict(n_steps=16, learning_rate=1e-3, gamma=0.95, gae_lambda=0.9, ent_coef=0.01),
+    "dqn": dict(learning_rate=5e-4, buffer_size=50_000, learning_starts=1_000, batch_size=64,
+                gamma=0.95, train_freq=4, target_update_interval=1_000, exploration_fraction=0.3,
+                exploration_final_eps=0.02),
+}
+
+
+def policy_class(algo: str, policy: str):
+    """The SB3 policy for ``algo`` ("ppo", "a2c", "dqn") and kind ("candidate", "mlp")."""
+    if policy not in POLICY_KINDS:
+        raise ValueError(f"policy {policy!r} is unknown; choose from {POLICY_KINDS}")
+    if policy == "mlp":
+        return "MultiInputPolicy"
+    return CandidateQPolicy if algo == "dqn" else CandidateActorCriticPolicy
+
+
+def make_model(algo: str, env: gym.Env | Any, policy: str = "candidate", seed: int = 0, **overrides: Any) -> BaseAlgorithm:
+    """An SB3 model on ``env`` with the suite's defaults (``overrides`` win).
+
+    Raises:
+        ValueError: unknown ``algo`` or ``policy``.
+    """
+    algo = algo.lower()
+    if algo not in ALGORITHMS:
+        raise ValueError(f"algorithm {algo!r} is unknown; choose from {', '.join(ALGORITHMS)}")
+    params = {**HYPERPARAMS[algo], **overrides}
+    return ALGORITHMS[algo](policy_class(algo, policy), env, seed=seed, device="cpu", verbose=0, **params)
+
+
+class ProgressBar(BaseCallback):
+    """A tqdm bar over environment steps; ``position`` stacks bars of parallel runs."""
+
+    def __init__(self, total: int, desc: str, position: int = 0):
+        super().__init__()
+        self.bar = tqdm(total=total, desc=desc, position=position, unit="step", leave=True, dynamic_ncols=True)
+        self._last = 0
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.num_timesteps - self._last)
+        self._last = self.num_timesteps
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def train(
+    algo: str,
+    env_id: str,
+    policy: str = "candidate",
+    total_timesteps: int = 100_000,
+    seed: int = 0,
+    n_envs: int = 4,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: str | None = None,
+    position: int = 0,
+    **overrides: Any,
+) -> BaseAlgorithm:
+    """Train ``algo`` with ``policy`` on ``n_envs`` copies of ``env_id``.
+
+    Args:
+        progress: a label to show a progress bar, or ``None`` for none.
+        position: the bar's line when several runs train in parallel.
+    """
+    env = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=dict(env_kwargs or {}, render_mode=None))
+    model = make_model(algo, env, policy, seed=seed, **overrides)
+    callback = ProgressBar(total_timesteps, progress, position) if progress else None
+    model.learn(total_timesteps, callback=callback)
+    return model

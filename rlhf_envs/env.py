@@ -1,0 +1,236 @@
+"""The dialogue environment: one class for every domain, interface and reward model."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from rlhf_envs.interfaces import INTERFACES, make_interface
+from rlhf_envs.rendering import render_transcript_image
+from rlhf_envs.rewards.protocol import Exchange
+from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
+from rlhf_envs.tasks import get_domain
+from rlhf_envs.tasks.state import DialogueState
+from rlhf_envs.tasks.user_simulator import UserSimulator
+
+_ROLE_NAMES = {"user": "User", "agent": "Agent", "system": "System"}
+
+
+class DialogueEnv(gym.Env):
+    """A conversation with a simulated user, rewarded by a pluggable preference model.
+
+    ## Description
+
+    Each episode is one conversation. The user opens with a request (a refund, a
+    password reset, ...); the agent must follow the domain's policy book: identify and
+    verify the user, check the conditions that apply (membership level, return window,
+    shipping status, ...), then act or decline as the policy says, state only true facts,
+    protect private data, stay polite and concise, and close by offering further help.
+    The user simulator reveals facts only when asked, reacts to what the agent says and
+    leaves when it runs out of patience. Rewards come from a reward model that scores
+    each reply in context, as a human rater would (see Rewards).
+
+    The customer-service domain is modelled on the policy book of ABCD (Chen et al.,
+    NAACL 2021): 7 flows, 27 tasks (refunds and returns, order issues, account access,
+    shipping, subscriptions, purchase disputes, product and store questions).
+
+    ## Action Space
+
+    With ``interface="select"`` (the default): ``Discrete(K)``, ``K = num_candidates``.
+    Each turn the env proposes K replies in random order: the policy-correct one and
+    distractors of named failure types (rude, invented fact, off-policy promise, skipped
+    verification, private-data leak, verbose, evasive, off-topic, repeated). The action
+    is the index of the reply to send. One step is one agent turn.
+
+    ## Observation Space
+
+    ``Dict`` of float32 arrays (D = ``encoding_dim``): ``dialogue`` ``(D,)`` and
+    ``last_turn`` ``(D,)`` in ``[-1, 1]`` encode the conversation so far and the user's
+    latest message with hashed word and character n-grams; ``candidates`` ``(K*D,)``
+    encodes each candidate (row-major ``K x D``); ``candidate_stats`` ``(K*3,)`` in
+    ``[0, 1]`` gives each candidate's overlap with earlier replies, length and share of
+    unsupported figures; ``turn`` ``(1,)`` is the turn count / 20. Agents that want one
+    vector can use ``gymnasium.wrappers.FlattenObservation``.
+
+    ## Rewards
+
+    Each reply is scored by the reward model named by ``reward`` (default ``"rubric"``,
+    the scripted rubric). The rubric's components: ``task`` (+1 for doing the step that
+    is due, +1 more for closing a cleanly finished task, -0.5 for no progress),
+    ``grounding`` (-1 per invented id, amount or date), ``politeness`` (small bonus for
+    courtesy and empathy, -1.5 per rude phrase), ``conciseness`` (-0.025 per word over
+    40), ``safety`` (-2 per skipped verification, off-policy promise or privacy leak)
+    and ``repetition``. An expert episode earns about +1.2 per turn. Whatever the
+    training reward, ``info["gold_reward"]`` carries the gold model's score (``gold``,
+    default the full rubric) so over-optimisation of a proxy shows.
+
+    ## Starting State
+
+    ``reset(seed=...)`` draws the scenario (task, user profile, order, the answers of the
+    company's systems, persona) from the env's random generator; the first observation
+    holds the user's opening message and the first K candidates. Everything in an
+    episode is reproducible from the seed alone.
+
+    ## Episode End
+
+    Terminated when the user ends the conversation: after the agent offers further help
+    once the task is done (success if every required step was done without a critical
+    violation), or when the user runs out of patience and leaves. Truncated after 20 turns
+    (``max_episode_steps`` of the registered ids).
+
+    ## Info
+
+    Every step: ``reply`` (the text sent), ``user`` (the user's answer), ``system`` (lines
+    from the company's systems), ``reward_components``, ``gold_reward``, ``policy_step``
+    (the step that was due) and ``step_completed``, ``violations`` (of this reply),
+    ``success``, ``satisfaction`` (0 to 1), ``steps_done``, ``steps_missed`` and
+    ``user_left``; the last six describe the episode so far and are final at its end.
+    ``reset`` returns ``domain``, ``flow``, ``subflow`` and ``persona``.
+
+    ## Arguments
+
+    - ``domain``: ``"customer_service"`` (default), ``"tiny"`` (a two-task test domain)
+      or the path of a domain folder.
+    - ``interface``: ``"select"``.
+    - ``reward``: reward spec: a registered name (``"rubric"``, ``"rubric:warm"``), a
+      ``{spec: weight}`` mix, a ``RewardModel`` instance or a function
+      ``f(exchange) -> float``. Strings and dicts keep the env spec serialisable;
+      instances and functions do not.
+    - ``gold``: the reward spec reported as ``info["gold_reward"]`` (default ``"rubric"``).
+    - ``num_candidates``: K for the select interface (default 6).
+    - ``encoding_dim``: D, the size of each text encoding (default 512).
+    - ``subflows``: restrict episodes to these task ids (default: all of the domain's).
+    - ``render_mode``: ``"ansi"`` (``render()`` returns the transcript), ``"human"``
+      (prints each turn) or ``"rgb_array"`` (the latest turns drawn as a chat window, for
+      video recorders; SB3's ``make_vec_env`` asks for this mode by default).
+
+    ## Registered Configurations
+
+    - ``RLHF-Chat-v0``: customer service, select interface.
+    - ``RLHF-Tiny-v0``: the tiny library domain, select interface, 3 candidates.
+
+    ## Version History
+
+    - v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi", "human", "rgb_array"], "render_fps": 1}
+
+    def __init__(
+        self,
+        domain: str = "customer_service",
+        interface: str = "select",
+        reward: RewardSpec = "rubric",
+        gold: RewardSpec = "rubric",
+        num_candidates: int = 6,
+        encoding_dim: int = 512,
+        subflows: Sequence[str] | None = None,
+        render_mode: str | None = None,
+    ):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode {render_mode!r} is not supported; use one of {self.metadata['render_modes']} or None")
+        if interface not in INTERFACES:
+            raise ValueError(f"interface {interface!r} is unknown; available: {', '.join(INTERFACES)}")
+        self.render_mode = render_mode
+        self.domain = get_domain(domain)
+        if subflows is not None:
+            subflows = (subflows,) if isinstance(subflows, str) else tuple(subflows)
+            unknown = [s for s in subflows if s not in self.domain.policy.subflows]
+            if unknown or not subflows:
+                raise ValueError(
+                    f"subflows {unknown or list(subflows)} not in domain {self.domain.name!r}; "
+                    f"available: {', '.join(self.domain.subflow_ids)}"
+                )
+        self.subflows = subflows
+        self.reward_model = make_reward_model(reward)
+        self.gold_model = make_reward_model(gold)
+        self.interface = make_interface(interface, num_candidates=num_candidates, encoding_dim=encoding_dim)
+        self.action_space = self.interface.action_space
+        self.observation_space = self.interface.observation_space
+        self.user = UserSimulator(self.domain)
+        self.state: DialogueState | None = None
+        self.mood = None
+        self._printed = 0
+
+    # --- the Gymnasium API -------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        rng = self.np_random
+        scenario = self.domain.sample_scenario(rng, self.subflows)
+        self.state = DialogueState.start(self.domain, scenario, self.user.opening(scenario, rng))
+        self.mood = self.user.mood(scenario)
+        self.interface.reset()
+        self._printed = 0
+        obs = self.interface.observe(self.state, rng)
+        if self.render_mode == "human":
+            self._print_new_turns()
+        return obs, scenario.summary()
+
+    def step(self, action):
+        state = self.state
+        if state is None:
+            raise RuntimeError("call reset() before step()")
+        if state.ended:
+            raise RuntimeError("the conversation has ended (terminated=True); call reset() to start a new one")
+        reply = self.interface.reply(action, state)
+        exchange = Exchange(scenario=state.scenario, history=state.history, reply=reply, state=state)
+        batch = (exchange,)
+        reward = float(self.reward_model.score(batch)[0])
+        components = {name: float(v[0]) for name, v in self.reward_model.components(batch).items()}
+        same_gold = self.gold_model.spec is not None and self.gold_model.spec == self.reward_model.spec
+        gold = reward if same_gold else float(self.gold_model.score(batch)[0])
+
+        assessment = state.assess(reply)
+        user = self.user.respond(state, assessment, self.mood, self.np_random)
+        self.state = new = state.after(reply, assessment, user.text, user.ended)
+        obs = self.interface.observe(new, self.np_random)
+        info = {
+            "reply": reply,
+            "user": user.text,
+            "system": tuple(t.text for t in new.history[len(state.history) + 2:]),
+            "reward_components": components,
+            "gold_reward": gold,
+            "policy_step": assessment.step.id if assessment.step else None,
+            "step_completed": assessment.completes,
+            "violations": assessment.violations,
+            "satisfaction": self.mood.satisfaction,
+            "user_left": user.left,
+            **new.summary(),
+        }
+        if self.render_mode == "human":
+            self._print_new_turns()
+        return obs, reward, bool(user.ended), False, info
+
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode == "ansi":
+            return self.transcript()
+        if self.render_mode == "rgb_array":
+            return render_transcript_image(self.state.history if self.state else ())
+        if self.render_mode == "human":
+            self._printed = 0
+            self._print_new_turns()
+        return None
+
+    # --- extras for baselines, tests and people ----------------------------------------
+
+    def transcript(self) -> str:
+        """The conversation so far, one ``Speaker: text`` line per turn."""
+        if self.state is None:
+            return ""
+        return "\n".join(f"{_ROLE_NAMES[t.role]}: {t.text}" for t in self.state.history)
+
+    def expert_action(self):
+        """The scripted expert's action now (for the select interface: the index of the
+        policy-correct candidate). A baseline, not part of what a learning agent sees."""
+        if self.state is None:
+            raise RuntimeError("call reset() before expert_action()")
+        return self.interface.expert_action(self.state, self.np_random)
+
+    def _print_new_turns(self) -> None:
+        history = self.state.history
+        for turn in history[self._printed:]:
+            print(f"{_ROLE_NAMES[turn.role]}: {turn.text}")
+        self._printed = len(history)

@@ -1,0 +1,126 @@
+"""The *select* interface: pick one of K proposed replies.
+
+Each turn the env proposes K candidate replies (the policy-correct one and distractors of
+named failure types, in random order); the action is the index of the chosen one. The
+observation is a ``Dict`` of flat float32 arrays, so Stable-Baselines3's
+``MultiInputPolicy`` and the candidate-scoring policies in ``agents/`` read it directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from rlhf_envs.interfaces.base import Interface
+from rlhf_envs.interfaces.text_features import HashedTextEncoder
+from rlhf_envs.tasks.candidates import CORRECT, Candidate, propose
+from rlhf_envs.tasks.state import DialogueState
+from rlhf_envs.tasks.understanding import reply_words, word_overlap
+from rlhf_envs.tasks.values import extract_values
+
+CANDIDATE_STATS = ("repetition", "length", "new_values")
+TURN_HORIZON = 20  # turns at which the "turn" feature reaches 1
+_LENGTH_SCALE = 80.0  # words at which the "length" statistic reaches 1
+
+
+class SelectInterface(Interface):
+    """Choose among ``num_candidates`` proposed replies.
+
+    Observation keys (all float32):
+
+    - ``dialogue`` ``(D,)``: the whole dialogue so far, hashed n-grams summed over turns
+      (each speaker hashed apart) and L2-normalised;
+    - ``last_turn`` ``(D,)``: what the agent must answer: the user's last message and any
+      system lines after it;
+    - ``candidates`` ``(K*D,)``: each candidate's encoding, row-major ``K x D``;
+    - ``candidate_stats`` ``(K*3,)``: per candidate, in ``[0, 1]``: word overlap with the
+      agent's earlier replies, length (words / 80, capped) and the share of its
+      fact-like values that the dialogue has not stated;
+    - ``turn`` ``(1,)``: turns so far / 20, capped at 1.
+
+    Args:
+        num_candidates: K, the number of replies to choose from (at least 2).
+        encoding_dim: D, the size of each text encoding.
+    """
+
+    name = "select"
+
+    def __init__(self, num_candidates: int = 6, encoding_dim: int = 512):
+        if int(num_candidates) < 2:
+            raise ValueError(f"num_candidates must be at least 2, got {num_candidates}")
+        self.k = int(num_candidates)
+        self.encoder = HashedTextEncoder(encoding_dim)
+        d = self.encoder.dim
+        self.action_space = spaces.Discrete(self.k)
+        self.observation_space = spaces.Dict({
+            "dialogue": spaces.Box(-1.0, 1.0, (d,), np.float32),
+            "last_turn": spaces.Box(-1.0, 1.0, (d,), np.float32),
+            "candidates": spaces.Box(-1.0, 1.0, (self.k * d,), np.float32),
+            "candidate_stats": spaces.Box(0.0, 1.0, (self.k * len(CANDIDATE_STATS),), np.float32),
+            "turn": spaces.Box(0.0, 1.0, (1,), np.float32),
+        })
+        self.candidates: list[Candidate] = []
+        self.reset()
+
+    def reset(self) -> None:
+        self._history_sum = np.zeros(self.encoder.dim, dtype=np.float32)
+        self._turn_vectors: list[np.ndarray] = []  # raw encoding of each turn so far
+        self.candidates = []
+
+    def observe(self, state: DialogueState, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        enc = self.encoder
+        d = enc.dim
+        # Incremental: only the turns added since the last observation are encoded, so a
+        # step costs the same at turn 2 and turn 20.
+        for turn in state.history[len(self._turn_vectors):]:
+            vec = enc.raw(turn.text, turn.role)
+            self._turn_vectors.append(vec)
+            self._history_sum += vec
+        last = np.zeros(d, dtype=np.float32)
+        for i in range(len(state.history) - 1, -1, -1):
+            if state.history[i].role == "agent":
+                break
+            last += self._turn_vectors[i]
+
+        self.candidates = propose(state, self.k, rng) if state.current_step is not None else []
+        cand = np.zeros((self.k, d), dtype=np.float32)
+        stats = np.zeros((self.k, len(CANDIDATE_STATS)), dtype=np.float32)
+        for i, c in enumerate(self.candidates):
+            cand[i] = enc.encode(c.text, "agent", state.seen_values)
+            words = reply_words(c.text)
+            values = extract_values(c.text)
+            repetition = max((word_overlap(words, w) for w in state.agent_words), default=0.0)
+            new = len(values - state.seen_values) / len(values) if values else 0.0
+            stats[i] = (repetition, min(1.0, len(words) / _LENGTH_SCALE), new)
+        return {
+            "dialogue": _normalised(self._history_sum),
+            "last_turn": _normalised(last),
+            "candidates": cand.reshape(-1),
+            "candidate_stats": stats.reshape(-1),
+            "turn": np.array([min(1.0, len(state.agent_words) / TURN_HORIZON)], dtype=np.float32),
+        }
+
+    def reply(self, action, state: DialogueState) -> str:
+        try:
+            index = int(action)
+        except (TypeError, ValueError):
+            index = None
+        if index is None or index != action or not 0 <= index < len(self.candidates):
+            raise ValueError(
+                f"action {action!r} is not valid for the select interface: expected an integer "
+                f"index of one of the {self.k} candidates, 0 to {self.k - 1} (Discrete({self.k}))"
+            )
+        return self.candidates[index].text
+
+    def expert_action(self, state: DialogueState, rng: np.random.Generator) -> int:
+        """Index of the policy-correct candidate."""
+        for i, c in enumerate(self.candidates):
+            if c.label == CORRECT:
+                return i
+        raise RuntimeError("no candidates: the episode is over")
+
+
+def _normalised(vec: np.ndarray) -> np.ndarray:
+    norm = float(np.sqrt(vec @ vec))
+    out = vec / norm if norm > 0 else vec.copy()
+    return np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)

@@ -1,0 +1,215 @@
+"""Every registered RLHF-* env: checkers, determinism, serialisation, random fuzzing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import rlhf_envs  # noqa: F401
+
+ENV_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("RLHF-"))
+# String-action ids (added with the text interface) are exempt from SB3's checker.
+SB3_IDS = [i for i in ENV_IDS if not isinstance(gym.make(i).action_space, gym.spaces.Text)]
+# Warnings the checkers may raise that are justified for text envs: none so far.
+ALLOWED_WARNINGS: tuple[str, ...] = ()
+
+
+def test_every_preset_is_registered():
+    assert {"RLHF-Chat-v0", "RLHF-Tiny-v0"} <= set(ENV_IDS)
+    for env_id, kwargs in rlhf_envs.ENV_PRESETS.items():
+        spec = gym.spec(env_id)
+        assert spec.entry_point == "rlhf_envs.env:DialogueEnv"
+        assert spec.kwargs == kwargs
+        assert spec.max_episode_steps == rlhf_envs.MAX_TURNS
+
+
+def test_make_works_without_importing_the_package():
+    code = "import gymnasium as gym; env = gym.make('rlhf_envs:RLHF-Chat-v0'); print(env.reset(seed=0)[1]['subflow'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()
+
+
+def _unexpected(caught) -> list[str]:
+    return [str(w.message) for w in caught if not any(a in str(w.message) for a in ALLOWED_WARNINGS)]
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_gymnasium_checker_passes_without_warnings(env_id):
+    env = gym.make(env_id, render_mode="ansi")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gym_check_env(env.unwrapped)
+    assert not _unexpected(caught)
+
+
+@pytest.mark.parametrize("env_id", SB3_IDS)
+def test_sb3_checker_passes_without_warnings(env_id):
+    env = gym.make(env_id)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sb3_check_env(env, warn=True, skip_render_check=False)
+    assert not _unexpected(caught)
+
+
+def _episode_digest(env_id: str, seed: int, steps: int = 40) -> str:
+    """A hash of everything an episode produces under seeded random actions."""
+    env = gym.make(env_id)
+    env.action_space.seed(seed)
+    obs, info = env.reset(seed=seed)
+    h = hashlib.sha256(repr(sorted(info.items())).encode())
+    for _ in range(steps):
+        for key in sorted(obs):
+            h.update(np.ascontiguousarray(obs[key]).tobytes())
+        action = env.action_space.sample()
+        obs, reward, terminated, truncated, info = env.step(action)
+        h.update(repr((int(action), reward, terminated, truncated, info["reply"], info["user"], info["system"])).encode())
+        if terminated or truncated:
+            obs, info = env.reset()
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_same_seed_gives_the_same_episodes(env_id):
+    assert _episode_digest(env_id, 7) == _episode_digest(env_id, 7)
+    assert _episode_digest(env_id, 7) != _episode_digest(env_id, 8)
+
+
+def test_episodes_do_not_depend_on_the_process_hash_seed():
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); import test_envs; "
+        "print(test_envs._episode_digest('RLHF-Chat-v0', 3))"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    digests = set()
+    for hash_seed in ("0", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, timeout=300)
+        assert out.returncode == 0, out.stderr
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
+    assert digests == {_episode_digest("RLHF-Chat-v0", 3)}
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_spec_to_json_round_trips(env_id):
+    env = gym.make(env_id, reward={"rubric": 1.0, "rubric:warm": 0.5})
+    spec = gym.envs.registration.EnvSpec.from_json(env.spec.to_json())
+    again = gym.make(spec)
+    assert again.unwrapped.reward_model.spec == {"rubric": 1.0, "rubric:warm": 0.5}
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_env_pickles_mid_episode_and_continues_identically(env_id):
+    env = gym.make(env_id)
+    env.reset(seed=1)
+    env.step(0)
+    clone = pickle.loads(pickle.dumps(env))
+    a = env.step(1)
+    b = clone.step(1)
+    assert a[1:] == b[1:]
+    for key in a[0]:
+        np.testing.assert_array_equal(a[0][key], b[0][key])
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_render_modes(env_id, capsys):
+    env = gym.make(env_id, render_mode="ansi")
+    env.reset(seed=0)
+    env.step(0)
+    text = env.render()
+    assert text.startswith("User: ") and "\nAgent: " in text
+    human = gym.make(env_id, render_mode="human")
+    human.reset(seed=0)
+    human.step(0)
+    assert text.splitlines()[0] in capsys.readouterr().out
+    image = gym.make(env_id, render_mode="rgb_array")
+    image.reset(seed=0)
+    frame = image.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    assert (frame < 255).any()  # something was drawn
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_random_fuzzing_keeps_observations_in_space_and_rewards_finite(env_id):
+    """100,000 random steps over all ids, across many seeds: no exception, every
+    observation in the space, every reward and gold reward finite."""
+    env = gym.make(env_id)
+    steps = 100_000 // len(ENV_IDS)
+    env.action_space.seed(0)
+    obs, _ = env.reset(seed=0)
+    episodes = 0
+    for _ in range(steps):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs)
+        assert np.isfinite(reward) and np.isfinite(info["gold_reward"])
+        assert isinstance(reward, float) and isinstance(terminated, bool)
+        if terminated or truncated:
+            episodes += 1
+            obs, _ = env.reset(seed=episodes)
+    assert episodes > steps / 25
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_candidates": 1}, "num_candidates must be at least 2"),
+        ({"interface": "voice"}, "interface 'voice' is unknown; available: select"),
+        ({"domain": "pharmacy"}, "domain 'pharmacy' is unknown; built-in domains: customer_service"),
+        ({"subflows": ["return_size", "time_travel"]}, "['time_travel'] not in domain 'customer_service'"),
+        ({"render_mode": "vr"}, "render_mode 'vr' is not supported"),
+        ({"reward": "lerned:ckpt"}, "reward spec 'lerned:ckpt' is unknown"),
+        ({"reward": "rubric:grumpy"}, "unknown rubric persona 'grumpy'; available: balanced"),
+        ({"reward": 3}, "not of an accepted form"),
+    ],
+)
+def test_bad_make_arguments_get_clear_errors(kwargs, message):
+    with pytest.raises((ValueError, TypeError, Exception)) as err:
+        gym.make("RLHF-Chat-v0", **kwargs)
+    assert message in str(err.value)
+
+
+def test_bad_actions_get_clear_errors():
+    env = gym.make("RLHF-Chat-v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"expected an integer index of one of the 6 candidates, 0 to 5"):
+        env.step(6)
+    with pytest.raises(ValueError, match="not valid"):
+        env.step("refund please")
+    with pytest.raises(RuntimeError, match="call reset"):
+        gym.make("RLHF-Chat-v0").unwrapped.step(0)
+
+
+def test_step_after_the_end_asks_for_reset():
+    env = gym.make("RLHF-Chat-v0").unwrapped
+    env.reset(seed=0)
+    terminated = False
+    while not terminated:
+        _, _, terminated, _, _ = env.step(env.expert_action())
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(0)
+
+
+def test_info_reports_the_episode():
+    env = gym.make("RLHF-Chat-v0")
+    _, info = env.reset(seed=4)
+    assert {"domain", "flow", "subflow", "persona"} <= set(info)
+    terminated = False
+    while not terminated:
+        _, reward, terminated, truncated, info = env.step(env.unwrapped.expert_action())
+        assert {"reply", "user", "system", "reward_components", "gold_reward", "policy_step",
+                "step_completed", "violations", "success", "satisfaction", "steps_done",
+                "steps_missed", "user_left"} <= set(info)
+        assert reward == pytest.approx(sum(info["reward_components"].values()))
+        assert info["step_completed"] and not info["violations"]
+    assert info["success"] and not info["steps_missed"] and 0 < info["satisfaction"] <= 1
