@@ -28,7 +28,7 @@ TRAINED = (("ppo-candidate", "ppo", "candidate"), ("ppo-mlp", "ppo", "mlp"))
 def add_command(subparsers: argparse._SubParsersAction) -> None:
     """Register ``rlhf-envs demo``."""
     p = subparsers.add_parser("demo", help="train PPO on RLHF-Chat-v0 and print a leaderboard against baselines")
-    p.add_argument("--steps", type=int, default=150_000, help="training steps per PPO agent (default 150000)")
+    p.add_argument("--steps", type=int, default=100_000, help="training steps per PPO agent (default 100000)")
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per agent (default 100)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--out", type=Path, default=Path("results/demo"), help="folder for leaderboard.md/.csv and transcripts")

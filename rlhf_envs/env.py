@@ -100,7 +100,7 @@ class DialogueEnv(gym.Env):
       instances and functions do not.
     - ``gold``: the reward spec reported as ``info["gold_reward"]`` (default ``"rubric"``).
     - ``num_candidates``: K for the select interface (default 6).
-    - ``encoding_dim``: D, the size of each text encoding (default 512).
+    - ``encoding_dim``: D, the size of each text encoding (default 256).
     - ``subflows``: restrict episodes to these task ids (default: all of the domain's).
     - ``render_mode``: ``"ansi"`` (``render()`` returns the transcript), ``"human"``
       (prints each turn) or ``"rgb_array"`` (the latest turns drawn as a chat window, for
@@ -125,7 +125,7 @@ class DialogueEnv(gym.Env):
         reward: RewardSpec = "rubric",
         gold: RewardSpec = "rubric",
         num_candidates: int = 6,
-        encoding_dim: int = 512,
+        encoding_dim: int = 256,
         subflows: Sequence[str] | None = None,
         render_mode: str | None = None,
     ):

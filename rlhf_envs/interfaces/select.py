@@ -45,7 +45,7 @@ class SelectInterface(Interface):
 
     name = "select"
 
-    def __init__(self, num_candidates: int = 6, encoding_dim: int = 512):
+    def __init__(self, num_candidates: int = 6, encoding_dim: int = 256):
         if int(num_candidates) < 2:
             raise ValueError(f"num_candidates must be at least 2, got {num_candidates}")
         self.k = int(num_candidates)

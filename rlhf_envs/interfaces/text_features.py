@@ -42,7 +42,7 @@ class HashedTextEncoder:
         seed: salts the hash, giving a different (equally good) feature map.
     """
 
-    def __init__(self, dim: int = 512, seed: int = 0):
+    def __init__(self, dim: int = 256, seed: int = 0):
         if dim < 16:
             raise ValueError(f"encoding dimension must be at least 16, got {dim}")
         self.dim = int(dim)

@@ -40,7 +40,6 @@ class DialogueState:
         agent_words: word sets of the agent's replies (for repetition checks).
         revealed: private facts disclosed by the user or the company's systems.
         seen_values: fact-like values stated by the user or the systems.
-        base_values: values the scenario's facts and the policy book state.
         violations: critical violations so far.
         last_event: what the previous agent turn achieved (see ``EVENT_OF_KIND``).
         ended: the user has left or said goodbye.
@@ -54,17 +53,19 @@ class DialogueState:
     agent_words: tuple[frozenset[str], ...] = ()
     revealed: frozenset[str] = frozenset()
     seen_values: frozenset[str] = frozenset()
-    base_values: frozenset[str] = frozenset()
     violations: tuple[str, ...] = ()
     last_event: str = "start"
     ended: bool = False
     _assessed: dict[str, Assessment] = field(default_factory=dict, compare=False, repr=False)
+    # Shared by every state of one episode (``replace`` keeps the same dict): facts that
+    # are costly to derive and never change, computed when first needed.
+    _episode: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def start(cls, domain: "Domain", scenario: Scenario, opening: str) -> "DialogueState":
         """The state after the user's opening message."""
         path = domain.policy.subflows[scenario.subflow].path(scenario.facts, domain.decisions)
-        state = cls(domain=domain, scenario=scenario, path=path, base_values=domain.grounded_values(scenario))
+        state = cls(domain=domain, scenario=scenario, path=path)
         return state._heard((Turn("user", opening),))
 
     @property
@@ -77,7 +78,10 @@ class DialogueState:
     @property
     def grounded_values(self) -> frozenset[str]:
         """Values a reply may state: the scenario's, the policy's and the dialogue's."""
-        return self.base_values | self.seen_values
+        base = self._episode.get("base_values")
+        if base is None:
+            base = self._episode["base_values"] = self.domain.grounded_values(self.scenario)
+        return base | self.seen_values
 
     @property
     def success(self) -> bool:

@@ -19,8 +19,8 @@ def _pick(rng: np.random.Generator, options):
 
 
 def _digits(rng: np.random.Generator, n: int) -> str:
-    first = str(int(rng.integers(1, 10)))
-    return first + "".join(str(int(d)) for d in rng.integers(0, 10, size=n - 1))
+    """``n`` random digits, the first not zero."""
+    return str(int(rng.integers(10 ** (n - 1), 10**n)))
 
 
 def _phone(rng: np.random.Generator) -> str:

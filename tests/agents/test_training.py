@@ -1,0 +1,51 @@
+"""SB3 helpers: every algorithm x policy kind trains on the real env, and the slow
+learning check for the candidate-scoring policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import rlhf_envs  # noqa: F401
+from agents.baselines import ExpertAgent, RandomAgent, SB3Agent
+from agents.evaluation import evaluate
+from agents.training import ALGORITHMS, make_model, train
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+@pytest.mark.parametrize("policy", ["candidate", "mlp"])
+def test_every_algorithm_and_policy_trains_on_the_env(algo, policy):
+    overrides = {"learning_starts": 64} if algo == "dqn" else {}
+    model = train(algo, "RLHF-Tiny-v0", policy, total_timesteps=320, n_envs=2, **overrides)
+    ev = evaluate(SB3Agent(model, f"{algo}-{policy}"), "RLHF-Tiny-v0", range(3))
+    assert len(ev.episodes) == 3 and np.isfinite(ev.values("gold")).all()
+
+
+def test_unknown_names_are_explained():
+    with pytest.raises(ValueError, match="algorithm 'sac' is unknown; choose from ppo, a2c, dqn"):
+        make_model("sac", None)
+    with pytest.raises(ValueError, match="policy 'cnn' is unknown"):
+        make_model("ppo", None, policy="cnn")
+
+
+@pytest.mark.slow
+def test_ppo_with_the_candidate_policy_approaches_the_expert():
+    """Normalised gold score (agent - random) / (expert - random) on 200 held-out seeds
+    after 100,000 steps (the issue allows 200,000); the plain MultiInputPolicy's figure at
+    the same budget is printed beside it."""
+    steps = 100_000
+    seeds = range(2_000_000, 2_000_200)
+    expert = evaluate(ExpertAgent(), "RLHF-Chat-v0", seeds).values("gold").mean()
+    rand = evaluate(RandomAgent(0), "RLHF-Chat-v0", seeds).values("gold").mean()
+    figures = {}
+    for policy in ("candidate", "mlp"):
+        model = train("ppo", "RLHF-Chat-v0", policy, total_timesteps=steps, seed=0)
+        gold = evaluate(SB3Agent(model, policy), "RLHF-Chat-v0", seeds).values("gold").mean()
+        figures[policy] = (gold - rand) / (expert - rand)
+    print(f"\nnormalised gold after {steps:,} PPO steps on 200 held-out seeds: "
+          f"candidate policy {figures['candidate']:.3f}, MultiInputPolicy {figures['mlp']:.3f} "
+          f"(expert gold {expert:.2f}, random {rand:.2f})")
+    assert figures["candidate"] >= 0.8
