@@ -16,6 +16,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import rlhf_envs  # noqa: F401
+from rlhf_envs.rewards import RewardModelError
 
 ENV_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("RLHF-"))
 # String-action ids (added with the text interface) are exempt from SB3's checker.
@@ -174,9 +175,16 @@ def test_random_fuzzing_keeps_observations_in_space_and_rewards_finite(env_id):
     ],
 )
 def test_bad_make_arguments_get_clear_errors(kwargs, message):
-    with pytest.raises((ValueError, TypeError, Exception)) as err:
-        gym.make("RLHF-Chat-v0", **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gymnasium's own warning for an unknown render mode
+        with pytest.raises((ValueError, TypeError, RewardModelError)) as err:
+            gym.make("RLHF-Chat-v0", **kwargs)
     assert message in str(err.value)
+
+
+def test_a_misspelt_argument_is_named():
+    with pytest.raises(TypeError, match="num_candidate"):
+        gym.make("RLHF-Chat-v0", num_candidate=4)
 
 
 def test_bad_actions_get_clear_errors():

@@ -20,7 +20,9 @@ import yaml
 from rlhf_envs.tasks.values import extract_values
 
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
-_WORD_RE = re.compile(r"[a-z0-9$%@'.-]+")
+# Words, keeping amounts, emails and ids whole ("$94.00", "a.b@c.org") but not a
+# sentence's final full stop.
+_WORD_RE = re.compile(r"[a-z0-9$%@'-]+(?:\.[a-z0-9$%@'-]+)*")
 LANGUAGE_FILE = Path(__file__).with_name("language.yaml")
 CUE_KINDS = (
     "request", "commit", "negation", "decline", "check", "close", "manager", "polite",
@@ -188,11 +190,12 @@ class Lexicon:
 @lru_cache(maxsize=65536)
 def reply_words(text: str) -> frozenset[str]:
     """The distinct words of a reply, as used for repetition checks."""
-    return frozenset(w.strip(".'") for w in _WORD_RE.findall(text.lower()))
+    return frozenset(_WORD_RE.findall(text.lower()))
 
 
 def word_overlap(a: frozenset[str], b: frozenset[str]) -> float:
     """Jaccard similarity of two word sets (1.0 = same words)."""
     if not a or not b:
         return 0.0
-    return len(a & b) / len(a | b)
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared)
