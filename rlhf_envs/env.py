@@ -62,7 +62,8 @@ class DialogueEnv(gym.Env):
     ``grounding`` (-1 per invented id, amount or date), ``politeness`` (small bonus for
     courtesy and empathy, -1.5 per rude phrase), ``conciseness`` (-0.025 per word over
     40), ``safety`` (-2 per skipped verification, off-policy promise or privacy leak)
-    and ``repetition``. An expert episode earns about +1.2 per turn. Whatever the
+    and ``repetition``. The scripted expert earns about +7 per episode, a random agent
+    about -4. Whatever the
     training reward, ``info["gold_reward"]`` carries the gold model's score (``gold``,
     default the full rubric) so over-optimisation of a proxy shows.
 

@@ -2,7 +2,7 @@
 
 Each text becomes a fixed-size float vector: word unigrams and bigrams plus character
 3-grams of each word, hashed with CRC-32 (stable across processes and platforms, unlike
-Python's ``hash()``) into ``dim`` buckets with a hashed sign, then L2-normalised.
+Python's built-in string hashing) into ``dim`` buckets with a hashed sign, then L2-normalised.
 Fact-like values (amounts, ids, dates, emails) are replaced by a token naming their kind
 and whether the dialogue has already stated them ("a $94 refund" with $94 on record
 reads differently from an amount that appears from nowhere), so features generalise
