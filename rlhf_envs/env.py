@@ -50,7 +50,7 @@ class DialogueEnv(gym.Env):
     ``last_turn`` ``(D,)`` in ``[-1, 1]`` encode the conversation so far and the user's
     latest message with hashed word and character n-grams; ``candidates`` ``(K*D,)``
     encodes each candidate (row-major ``K x D``); ``candidate_stats`` ``(K*3,)`` in
-    ``[0, 1]`` gives each candidate's overlap with earlier replies, length and share of
+    ``[0, 1]`` gives each candidate's similarity to earlier replies, length and share of
     unsupported figures; ``turn`` ``(1,)`` is the turn count / 20. Agents that want one
     vector can use ``gymnasium.wrappers.FlattenObservation``.
 

@@ -15,7 +15,6 @@ from rlhf_envs.interfaces.base import Interface
 from rlhf_envs.interfaces.text_features import HashedTextEncoder
 from rlhf_envs.tasks.candidates import CORRECT, Candidate, propose
 from rlhf_envs.tasks.state import DialogueState
-from rlhf_envs.tasks.understanding import reply_words, word_overlap
 from rlhf_envs.tasks.values import extract_values
 
 CANDIDATE_STATS = ("repetition", "length", "new_values")
@@ -33,9 +32,9 @@ class SelectInterface(Interface):
     - ``last_turn`` ``(D,)``: what the agent must answer: the user's last message and any
       system lines after it;
     - ``candidates`` ``(K*D,)``: each candidate's encoding, row-major ``K x D``;
-    - ``candidate_stats`` ``(K*3,)``: per candidate, in ``[0, 1]``: word overlap with the
-      agent's earlier replies, length (words / 80, capped) and the share of its
-      fact-like values that the dialogue has not stated;
+    - ``candidate_stats`` ``(K*3,)``: per candidate, in ``[0, 1]``: similarity to the
+      closest of the agent's earlier replies (cosine of the encodings), length (words /
+      80, capped) and the share of its fact-like values that the dialogue has not stated;
     - ``turn`` ``(1,)``: turns so far / 20, capped at 1.
 
     Args:
@@ -65,6 +64,7 @@ class SelectInterface(Interface):
     def reset(self) -> None:
         self._history_sum = np.zeros(self.encoder.dim, dtype=np.float32)
         self._turn_vectors: list[np.ndarray] = []  # raw encoding of each turn so far
+        self._agent_vectors: list[np.ndarray] = []  # normalised, of the agent's turns
         self.candidates = []
 
     def observe(self, state: DialogueState, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -76,6 +76,8 @@ class SelectInterface(Interface):
             vec = enc.raw(turn.text, turn.role)
             self._turn_vectors.append(vec)
             self._history_sum += vec
+            if turn.role == "agent":
+                self._agent_vectors.append(_normalised(vec))
         last = np.zeros(d, dtype=np.float32)
         for i in range(len(state.history) - 1, -1, -1):
             if state.history[i].role == "agent":
@@ -87,11 +89,13 @@ class SelectInterface(Interface):
         stats = np.zeros((self.k, len(CANDIDATE_STATS)), dtype=np.float32)
         for i, c in enumerate(self.candidates):
             cand[i] = enc.encode(c.text, "agent", state.seen_values)
-            words = reply_words(c.text)
             values = extract_values(c.text)
-            repetition = max((word_overlap(words, w) for w in state.agent_words), default=0.0)
             new = len(values - state.seen_values) / len(values) if values else 0.0
-            stats[i] = (repetition, min(1.0, len(words) / _LENGTH_SCALE), new)
+            stats[i, 1:] = (min(1.0, len(c.text.split()) / _LENGTH_SCALE), new)
+        if self._agent_vectors and self.candidates:
+            # Repetition: cosine similarity with the closest earlier agent reply.
+            similarity = cand @ np.stack(self._agent_vectors).T
+            stats[:, 0] = np.clip(similarity.max(axis=1), 0.0, 1.0)
         return {
             "dialogue": _normalised(self._history_sum),
             "last_turn": _normalised(last),
