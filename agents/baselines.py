@@ -29,6 +29,7 @@ class RandomAgent:
     """
 
     name = "random"
+    deterministic = False
 
     def __init__(self, seed: int = 0):
         self.rng = np.random.default_rng(seed)

@@ -46,7 +46,7 @@ def _train_and_evaluate(name: str, algo: str, policy: str, steps: int, seed: int
     from agents.training import train
 
     model = train(algo, ENV_ID, policy, total_timesteps=steps, seed=seed, progress=f"train {name}", position=position)
-    return evaluate(SB3Agent(model, name, deterministic), ENV_ID, eval_seeds, deterministic=deterministic)
+    return evaluate(SB3Agent(model, name, deterministic), ENV_ID, eval_seeds)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -80,19 +80,18 @@ def evaluate(
     env_id: str,
     seeds: Iterable[int],
     env_kwargs: dict[str, Any] | None = None,
-    deterministic: bool = True,
 ) -> Evaluation:
     """Play ``agent`` on ``env_id`` once per seed.
 
     Args:
-        agent: the agent (its own ``deterministic`` setting applies; this flag labels
-            the result).
+        agent: the agent; whether it acts greedily (its ``deterministic`` attribute, true
+            for baselines without one) is recorded with the result.
         env_id: a registered env id.
         seeds: one episode per seed, the same for every agent.
         env_kwargs: extra arguments for ``gymnasium.make``.
-        deterministic: whether the agent acts greedily (recorded with the result).
     """
     env = gym.make(env_id, render_mode="ansi", **(env_kwargs or {}))
+    deterministic = bool(getattr(agent, "deterministic", True))
     result = Evaluation(agent=agent.name, env_id=env_id, deterministic=deterministic)
     try:
         for seed in seeds:

@@ -20,13 +20,14 @@ def _list_envs(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import rlhf_envs
-    from rlhf_envs.rewards import registered_names
+    from rlhf_envs.rewards.registry import describe_registered
 
     print("Environments:")
     for env_id in sorted(i for i in gym.registry if i.startswith("RLHF-")):
         kwargs = gym.registry[env_id].kwargs
         print(f"  {env_id:<16} domain={kwargs.get('domain')} interface={kwargs.get('interface')}")
-    print("Reward models: " + ", ".join(registered_names()))
+    print("Reward models:")
+    print(describe_registered())
     print(f"rlhf-envs {rlhf_envs.__version__}")
     return 0
 

@@ -9,14 +9,11 @@ import numpy as np
 
 from rlhf_envs.interfaces import INTERFACES, make_interface
 from rlhf_envs.rendering import render_transcript_image
-from rlhf_envs.rewards.protocol import Exchange
+from rlhf_envs.rewards.protocol import ROLE_NAMES, Exchange, format_transcript
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
 from rlhf_envs.tasks import get_domain
 from rlhf_envs.tasks.state import DialogueState
 from rlhf_envs.tasks.user_simulator import UserSimulator
-
-_ROLE_NAMES = {"user": "User", "agent": "Agent", "system": "System"}
-
 
 class DialogueEnv(gym.Env):
     """A conversation with a simulated user, rewarded by a pluggable preference model.
@@ -85,9 +82,10 @@ class DialogueEnv(gym.Env):
 
     Every step: ``reply`` (the text sent), ``user`` (the user's answer), ``system`` (lines
     from the company's systems), ``reward_components``, ``gold_reward``, ``policy_step``
-    (the step that was due) and ``step_completed``, ``violations`` (of this reply),
-    ``success``, ``satisfaction`` (0 to 1), ``steps_done``, ``steps_missed`` and
-    ``user_left``; the last six describe the episode so far and are final at its end.
+    (the step that was due) and ``step_completed``, ``reply_violations`` (critical
+    violations in this reply), and ``success``, ``satisfaction`` (0 to 1), ``steps_done``,
+    ``steps_missed``, ``violations`` and ``user_left``, which describe the episode so far
+    and are final at its end.
     ``reset`` returns ``domain``, ``flow``, ``subflow`` and ``persona``.
 
     ## Arguments
@@ -135,6 +133,8 @@ class DialogueEnv(gym.Env):
         if interface not in INTERFACES:
             raise ValueError(f"interface {interface!r} is unknown; available: {', '.join(INTERFACES)}")
         self.render_mode = render_mode
+        # (a folder path is made absolute, so pickled envs and workers started elsewhere
+        # find the same domain)
         self.domain = get_domain(domain)
         if subflows is not None:
             subflows = (subflows,) if isinstance(subflows, str) else tuple(subflows)
@@ -179,8 +179,9 @@ class DialogueEnv(gym.Env):
         reply = self.interface.reply(action, state)
         exchange = Exchange(scenario=state.scenario, history=state.history, reply=reply, state=state)
         batch = (exchange,)
-        reward = float(self.reward_model.score(batch)[0])
-        components = {name: float(v[0]) for name, v in self.reward_model.components(batch).items()}
+        scores, parts = self.reward_model.score_and_components(batch)
+        reward = float(scores[0])
+        components = {name: float(v[0]) for name, v in parts.items()}
         same_gold = self.gold_model.spec is not None and self.gold_model.spec == self.reward_model.spec
         gold = reward if same_gold else float(self.gold_model.score(batch)[0])
 
@@ -196,7 +197,7 @@ class DialogueEnv(gym.Env):
             "gold_reward": gold,
             "policy_step": assessment.step.id if assessment.step else None,
             "step_completed": assessment.completes,
-            "violations": assessment.violations,
+            "reply_violations": assessment.violations,
             "satisfaction": self.mood.satisfaction,
             "user_left": user.left,
             **new.summary(),
@@ -210,9 +211,8 @@ class DialogueEnv(gym.Env):
             return self.transcript()
         if self.render_mode == "rgb_array":
             return render_transcript_image(self.state.history if self.state else ())
-        if self.render_mode == "human":
-            self._printed = 0
-            self._print_new_turns()
+        if self.render_mode == "human" and self.state is not None:
+            self._print_new_turns()  # step already prints each turn; this catches up only
         return None
 
     # --- extras for baselines, tests and people ----------------------------------------
@@ -221,7 +221,7 @@ class DialogueEnv(gym.Env):
         """The conversation so far, one ``Speaker: text`` line per turn."""
         if self.state is None:
             return ""
-        return "\n".join(f"{_ROLE_NAMES[t.role]}: {t.text}" for t in self.state.history)
+        return format_transcript(self.state.history)
 
     def expert_action(self):
         """The scripted expert's action now (for the select interface: the index of the
@@ -233,5 +233,5 @@ class DialogueEnv(gym.Env):
     def _print_new_turns(self) -> None:
         history = self.state.history
         for turn in history[self._printed:]:
-            print(f"{_ROLE_NAMES[turn.role]}: {turn.text}")
+            print(f"{ROLE_NAMES[turn.role]}: {turn.text}")
         self._printed = len(history)

@@ -7,12 +7,11 @@ from typing import Sequence
 
 import numpy as np
 
-from rlhf_envs.rewards.protocol import Turn
+from rlhf_envs.rewards.protocol import ROLE_NAMES, Turn
 
 WIDTH, HEIGHT = 640, 480
 _MARGIN, _LINE = 10, 14
 _COLOURS = {"user": (30, 90, 200), "agent": (20, 140, 60), "system": (120, 120, 120)}
-_PREFIX = {"user": "User: ", "agent": "Agent: ", "system": "System: "}
 
 
 def render_transcript_image(history: Sequence[Turn]) -> np.ndarray:
@@ -21,7 +20,7 @@ def render_transcript_image(history: Sequence[Turn]) -> np.ndarray:
 
     lines: list[tuple[str, tuple[int, int, int]]] = []
     for turn in history:
-        text = _PREFIX.get(turn.role, "") + turn.text
+        text = f"{ROLE_NAMES.get(turn.role, turn.role)}: {turn.text}"
         for line in textwrap.wrap(text, width=100) or [""]:
             lines.append((line, _COLOURS.get(turn.role, (0, 0, 0))))
     fits = (HEIGHT - 2 * _MARGIN) // _LINE

@@ -87,15 +87,15 @@ class SelectInterface(Interface):
         self.candidates = propose(state, self.k, rng) if state.current_step is not None else []
         cand = np.zeros((self.k, d), dtype=np.float32)
         stats = np.zeros((self.k, len(CANDIDATE_STATS)), dtype=np.float32)
+        earlier = np.stack(self._agent_vectors) if self._agent_vectors else None
         for i, c in enumerate(self.candidates):
             cand[i] = enc.encode(c.text, "agent", state.seen_values)
             values = extract_values(c.text)
             new = len(values - state.seen_values) / len(values) if values else 0.0
-            stats[i, 1:] = (min(1.0, len(c.text.split()) / _LENGTH_SCALE), new)
-        if self._agent_vectors and self.candidates:
-            # Repetition: cosine similarity with the closest earlier agent reply.
-            similarity = cand @ np.stack(self._agent_vectors).T
-            stats[:, 0] = np.clip(similarity.max(axis=1), 0.0, 1.0)
+            # Repetition: cosine similarity with the closest earlier agent reply, both
+            # encoded alike (values by kind only), so a verbatim repeat scores 1.
+            repetition = float((earlier @ enc.encode(c.text, "agent")).max()) if earlier is not None else 0.0
+            stats[i] = (min(1.0, max(0.0, repetition)), min(1.0, len(c.text.split()) / _LENGTH_SCALE), new)
         return {
             "dialogue": _normalised(self._history_sum),
             "last_turn": _normalised(last),

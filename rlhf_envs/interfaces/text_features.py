@@ -20,13 +20,17 @@ from collections import OrderedDict
 
 import numpy as np
 
+from rlhf_envs.tasks.understanding import SENTENCE_RE
 from rlhf_envs.tasks.values import find_values
 
 _TOKEN_RE = re.compile(r"[a-z]+(?:'[a-z]+)?|[?!]")
-_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 _MASK = 0xFFFFFFFF
 _CHAR_N = 3
-_CACHE_SIZE = 200_000
+# Bounded caches (vectors are dim * 4 bytes each): the recurring texts and sentences
+# stay, the one-off ones (a customer's own facts) are evicted first.
+_TEXT_CACHE = 8_192
+_SENTENCE_CACHE = 32_768
+_WORD_CACHE = 100_000
 
 
 def stable_hash(text: str, salt: int = 0) -> int:
@@ -94,7 +98,7 @@ class HashedTextEncoder:
             vec /= norm
         vec.flags.writeable = False
         self._texts[key] = vec
-        if len(self._texts) > _CACHE_SIZE:
+        if len(self._texts) > _TEXT_CACHE:
             self._texts.popitem(last=False)
         return vec
 
@@ -105,14 +109,16 @@ class HashedTextEncoder:
         recurring sentences ("Let me check our system for you."), so most are hits.
         """
         vec = np.zeros(self.dim, dtype=np.float32)
-        for sentence in _SENTENCE_RE.split(text):
+        for sentence in SENTENCE_RE.split(text):
             flags = None if seen is None else tuple(v in seen for *_, v in find_values(sentence))
             key = (sentence, role, flags)
             part = self._sentences.get(key)
             if part is None:
                 part = self._sentences[key] = self._raw(self.tokens(sentence, seen), role)
-                if len(self._sentences) > _CACHE_SIZE:
+                if len(self._sentences) > _SENTENCE_CACHE:
                     self._sentences.popitem(last=False)
+            else:
+                self._sentences.move_to_end(key)
             vec += part
         return vec
 
@@ -143,7 +149,7 @@ class HashedTextEncoder:
         return np.bincount(all_idx, weights=all_signs, minlength=self.dim).astype(np.float32)
 
     def _word(self, token: str, salt: int) -> tuple[list[int], list[float], int]:
-        if len(self._words) > _CACHE_SIZE:  # free text can bring endless new words
+        if len(self._words) > _WORD_CACHE:  # free text can bring endless new words
             self._words.clear()
         padded = f"<{token}>"
         grams = [token]

@@ -106,22 +106,18 @@ class WeightedMixture:
         return total
 
     def components(self, batch: Sequence[Exchange]) -> dict[str, np.ndarray]:
-        """Each member's weighted contribution, and its weighted parts.
+        """Each member's weighted contribution, broken down into its parts.
 
-        Each member's weighted score is keyed by the member's label. A member with more
-        than one component also contributes each of them, weighted, as
-        ``"<label>/<component>"``. Those sub-entries break down the member's entry, so the
-        mixture's score is the sum of the per-member entries (``self.labels``), not of
-        all entries.
-
-        A member's score is taken as the sum of its components (as the
-        ``ComponentRewardModel`` protocol requires), so each member is run once.
+        A member with one component is keyed by its label; a member with several
+        contributes each of them, weighted, as ``"<label>/<component>"``. As the
+        ``ComponentRewardModel`` protocol requires, the mixture's score is the sum of all
+        entries, and each member is run once.
 
         Args:
             batch: the exchanges to score.
 
         Returns:
-            ``{label: weight * member score, label/part: weight * part, ...}``.
+            ``{label: weight * member score, ...}`` or ``{label/part: weight * part, ...}``.
 
         Raises:
             RewardModelError: a member failed; the message names that member.
@@ -132,10 +128,8 @@ class WeightedMixture:
             if len(parts) == 1:
                 (only,) = parts.values()
                 out[label] = weight * only
-                continue
-            weighted = {f"{label}/{part}": weight * values for part, values in parts.items()}
-            out[label] = sum(weighted.values(), np.zeros(len(batch)))
-            out.update(weighted)
+            else:
+                out.update({f"{label}/{part}": weight * values for part, values in parts.items()})
         return out
 
     def __repr__(self) -> str:

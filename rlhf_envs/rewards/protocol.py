@@ -18,6 +18,9 @@ if TYPE_CHECKING:  # imported for type hints only: reward models never need the 
     from rlhf_envs.tasks.state import DialogueState
 
 
+ROLE_NAMES = {"user": "User", "agent": "Agent", "system": "System"}
+
+
 class Turn(NamedTuple):
     """One line of a transcript: ``role`` is ``"user"``, ``"agent"`` or ``"system"``."""
 
@@ -47,10 +50,13 @@ class Exchange:
 
     def transcript(self, roles: Mapping[str, str] | None = None) -> str:
         """The history as text, one ``Role: text`` line per turn (for text-only models)."""
-        names = {"user": "User", "agent": "Agent", "system": "System"}
-        if roles:
-            names.update(roles)
-        return "\n".join(f"{names.get(t.role, t.role)}: {t.text}" for t in self.history)
+        return format_transcript(self.history, roles)
+
+
+def format_transcript(history: Sequence[Turn], roles: Mapping[str, str] | None = None) -> str:
+    """Turns as text, one ``Role: text`` line each (``roles`` renames speakers)."""
+    names = {**ROLE_NAMES, **(roles or {})}
+    return "\n".join(f"{names.get(t.role, t.role)}: {t.text}" for t in history)
 
 
 @runtime_checkable
@@ -68,7 +74,8 @@ class RewardModel(Protocol):
 class ComponentRewardModel(RewardModel, Protocol):
     """A reward model that can also explain its score as named parts (shown in ``info``).
 
-    ``components(batch)`` returns ``{name: array of len(batch)}``; ``score`` is their sum.
+    ``components(batch)`` returns ``{name: array of len(batch)}``; ``score`` must equal
+    their sum (the env computes only the components and adds them up).
     """
 
     def components(self, batch: Sequence[Exchange]) -> dict[str, np.ndarray]: ...

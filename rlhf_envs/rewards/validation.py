@@ -224,6 +224,22 @@ class CheckedRewardModel:
             out[key] = check_scores(value, n, f"reward model {self.name!r} component {key!r}")
         return out
 
+    def score_and_components(self, batch: Sequence[Exchange]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Scores and their named parts from one run of the model (what the env calls
+        each step, so a plugin is not run twice).
+
+        For a model with ``components``, the score is their sum (the
+        ``ComponentRewardModel`` protocol); otherwise the parts are ``{name: score}``.
+
+        Raises:
+            RewardModelError: as ``score`` and ``components``.
+        """
+        if self._components is None:
+            scores = self.score(batch)
+            return scores, {self.name: scores}
+        parts = self.components(batch)
+        return sum(parts.values(), np.zeros(len(batch))), parts
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Bound methods are cached on the instance; rebuild from the constructor instead.
         return (type(self), (self.model, self.name, self.spec))

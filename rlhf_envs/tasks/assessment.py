@@ -36,6 +36,7 @@ class Assessment:
             dialogue supports.
         leaked: private facts it discloses that the user has not given.
         missing: facts the due step must state that the reply leaves out or gets wrong.
+        promised: actions it does or promises that are neither due nor already done.
         repetition: highest word overlap with one of the agent's earlier replies.
         wrong_refusal: it refuses something the policy allows (or before checking).
         premature_close: it asks "anything else?" while the task is unfinished.
@@ -48,6 +49,7 @@ class Assessment:
     invented: frozenset[str]
     leaked: tuple[str, ...]
     missing: tuple[str, ...]
+    promised: frozenset[str]
     repetition: float
     wrong_refusal: bool
     premature_close: bool
@@ -76,11 +78,13 @@ def assess(state: "DialogueState", reply: str) -> Assessment:
     done_actions = {s.action for s in state.path[: state.pos] if s.kind == "act"}
 
     violations: list[str] = []
+    promised = set()
     for action in sorted(a.performed):
         if step is not None and step.kind == "act" and step.action == action:
             continue
         if action in done_actions:
             continue  # restating what was already done is fine
+        promised.add(action)
         if any(s.kind == "act" and s.action == action for s in remaining):
             violations.append("skipped_verification")
         else:
@@ -115,6 +119,7 @@ def assess(state: "DialogueState", reply: str) -> Assessment:
         invented=invented,
         leaked=leaked,
         missing=missing,
+        promised=frozenset(promised),
         repetition=repetition,
         wrong_refusal=wrong_refusal,
         premature_close=a.offered_help and not completes and (step is None or step.kind != "close"),

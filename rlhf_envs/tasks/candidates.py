@@ -48,7 +48,11 @@ class Candidate:
 
 
 def propose(state: DialogueState, k: int, rng: np.random.Generator) -> list[Candidate]:
-    """``k`` candidates for the due step: one correct, ``k - 1`` distractors, shuffled."""
+    """``k`` candidates for the due step: one correct, ``k - 1`` distractors, shuffled.
+
+    Distractor texts are distinct as long as the context allows; with a large ``k`` in a
+    small domain, no-progress replies may repeat.
+    """
     correct = expert_reply(state, rng)
     chosen = [Candidate(correct, CORRECT)]
     texts = {correct}

@@ -36,6 +36,8 @@ from rlhf_envs.tasks.understanding import Lexicon
 from rlhf_envs.tasks.values import extract_values
 
 BUILTIN_DOMAINS = ("customer_service", "tiny")
+# Template fields the shared machinery fills in besides the scenario's facts.
+_MACHINERY_FIELDS = frozenset({"verdict", "ask", "purpose", "goal", "core", "name", "value"})
 _FILES = ("policy", "slots", "actions", "agent", "user", "profiles")
 
 
@@ -169,6 +171,42 @@ class Domain:
         for action, spec in self.actions.items():
             if "patterns" not in spec:
                 raise DomainError(f"{where}: action {action!r} in actions.yaml has no patterns")
+        self._check_templates(where)
+
+    def _check_templates(self, where: str) -> None:
+        """Every ``{field}`` in every template names a declared fact (or one of the few
+        fields the machinery fills in), so a typo fails here, not mid-episode."""
+        known = set(self.fact_names) | _MACHINERY_FIELDS
+
+        def check(origin: str, templates) -> None:
+            if isinstance(templates, Mapping):
+                templates = [t for group in templates.values() for t in (group if isinstance(group, list) else [group])]
+            elif isinstance(templates, str):
+                templates = [templates]
+            for template in templates or ():
+                if not isinstance(template, str):
+                    continue
+                for name in template_fields(template):
+                    fact = name[len("fake_"):] if name.startswith("fake_") else name
+                    if fact not in known:
+                        raise DomainError(
+                            f"{where}: {origin} uses {{{name}}}, which is not a fact declared in "
+                            f"slots.yaml (nor one of {sorted(_MACHINERY_FIELDS)}): {template!r}"
+                        )
+
+        for step in self.policy.steps.values():
+            check(f"policy.yaml step {step.id!r}", [*step.say, step.system or "", *step.verdict])
+        for sub in self.policy.subflows.values():
+            check(f"policy.yaml subflow {sub.id!r} goal", sub.goal)
+        for slot in self.slots.values():
+            check(f"slots.yaml slot {slot.id!r}", slot.say)
+        for key in ("openings", "reactions"):
+            for name, templates in self.user.get(key, {}).items():
+                check(f"user.yaml {key}.{name}", templates)
+        for name, value in self.agent.items():
+            check(f"agent.yaml {name}", value)
+        for action, spec in self.actions.items():
+            check(f"actions.yaml {action!r} promise", spec.get("promise", ""))
 
 
 class _Fields(dict):
@@ -182,13 +220,21 @@ def template_fields(template: str) -> tuple[str, ...]:
     return tuple(f for _, f, _, _ in string.Formatter().parse(template) if f)
 
 
-@lru_cache(maxsize=None)
-def get_domain(name: str) -> Domain:
-    """Load a domain by built-in name (``"customer_service"``, ``"tiny"``) or folder path.
+def get_domain(name: str | Path) -> Domain:
+    """Load a domain by built-in name (``"customer_service"``, ``"tiny"``) or folder path
+    (loaded once per absolute path).
 
     Raises:
         DomainError: the name is neither a built-in domain nor a folder with domain files.
     """
+    name = str(name)
+    if name not in BUILTIN_DOMAINS and Path(name).expanduser().is_dir():
+        name = str(Path(name).expanduser().resolve())
+    return _load_domain(name)
+
+
+@lru_cache(maxsize=None)
+def _load_domain(name: str) -> Domain:
     if name in BUILTIN_DOMAINS:
         package = f"rlhf_envs.tasks.{name}"
         hooks = importlib.import_module(f"{package}.hooks")

@@ -235,23 +235,21 @@ def _parse_plan(items, steps, hooks, where) -> tuple[PlanItem, ...]:
 
 
 def _check_decisions(subflow: Subflow, where: str) -> None:
-    """Every branch must be announced by an earlier step that decides it, so the agent
-    can see the outcome in a system line before it has to act on it."""
-    decided: set[str] = set()
+    """Every branch must be announced by an earlier step that decides it, on every way
+    through the plan, so the agent sees the outcome in a system line before acting on it."""
 
-    def walk(plan):
+    def walk(plan, decided: frozenset[str]) -> frozenset[str]:
         for item in plan:
             if isinstance(item, Branch):
                 if item.hook not in decided:
                     raise PolicyBookError(f"{where}: branch on {item.hook!r} comes before any step that decides it")
-                snapshot = set(decided)
-                walk(item.then)
-                decided.intersection_update(snapshot | decided)
-                walk(item.otherwise)
+                # Only what both arms decide is decided after the branch.
+                decided = walk(item.then, decided) & walk(item.otherwise, decided)
             elif item.decide:
-                decided.add(item.decide)
+                decided = decided | {item.decide}
+        return decided
 
-    walk(subflow.plan)
+    walk(subflow.plan, frozenset())
     last = subflow.plan[-1] if subflow.plan else None
     if not isinstance(last, Step) or last.kind != "close":
         raise PolicyBookError(f"{where}: a plan must end with a close step")

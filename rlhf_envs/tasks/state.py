@@ -112,18 +112,18 @@ class DialogueState:
         turns = [Turn("agent", reply), Turn("user", user_text)]
         if assessment.completes and step is not None and step.system and not ended:
             turns.append(Turn("system", self.domain.system_line(step, self.scenario)))
-        return replace(
-            self,
+        return self._heard(
+            tuple(turns),
             pos=self.pos + int(assessment.completes),
             agent_words=self.agent_words + (assessment.analysis.word_set,),
             violations=self.violations + tuple(v for v in assessment.violations if v in CRITICAL_VIOLATIONS),
             last_event=EVENT_OF_KIND[step.kind] if assessment.completes and step else "after_complaint",
             ended=ended,
-            _assessed={},
-        )._heard(tuple(turns))
+        )
 
-    def _heard(self, turns: tuple[Turn, ...]) -> "DialogueState":
-        """Add turns to the transcript, noting what the user and the systems disclosed."""
+    def _heard(self, turns: tuple[Turn, ...], **changes: Any) -> "DialogueState":
+        """A new state with ``turns`` added to the transcript (noting what the user and
+        the systems disclosed) and the other ``changes`` made."""
         values = set(self.seen_values)
         revealed = set(self.revealed)
         facts = self.scenario.facts
@@ -137,7 +137,7 @@ class DialogueState:
             )
         return replace(
             self, history=self.history + turns, seen_values=frozenset(values),
-            revealed=frozenset(revealed), _assessed={},
+            revealed=frozenset(revealed), _assessed={}, **changes,
         )
 
     def summary(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import yaml
 
 from rlhf_envs.tasks.values import extract_values
 
-_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
+SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 # Words, keeping amounts, emails and ids whole ("$94.00", "a.b@c.org") but not a
 # sentence's final full stop.
 _WORD_RE = re.compile(r"[a-z0-9$%@'-]+(?:\.[a-z0-9$%@'-]+)*")
@@ -32,7 +32,7 @@ CUE_KINDS = (
 
 def _phrase_regex(phrases: Iterable[str]) -> re.Pattern[str]:
     # Longest first so "i'm sorry" wins over "sorry" in the alternation.
-    alternatives = sorted({p.lower() for p in phrases}, key=len, reverse=True)
+    alternatives = sorted({p.lower() for p in phrases}, key=lambda p: (-len(p), p))
     if not alternatives:
         return re.compile(r"(?!x)x")  # matches nothing
     body = "|".join(re.escape(p) for p in alternatives)
@@ -117,9 +117,6 @@ class Lexicon:
             for action, patterns in action_patterns.items()
         }
 
-    def count(self, kind: str, text: str) -> int:
-        return len(self.cues[kind].findall(text))
-
     def analyse(self, text: str) -> ReplyAnalysis:
         """Read one reply (cached per lexicon: the same texts recur across episodes)."""
         return self._analyse(text)
@@ -130,7 +127,7 @@ class Lexicon:
         requested: set[str] = set()
         performed: set[str] = set()
         cues = self.cues
-        for sentence in _SENTENCE_RE.split(lower):
+        for sentence in SENTENCE_RE.split(lower):
             if sentence.rstrip().endswith("?") or cues["request"].search(sentence):
                 requested.update(self._slot_of[m.group(0)] for m in self._slot_re.finditer(sentence))
             commits = [m.start() for m in cues["commit"].finditer(sentence)]

@@ -95,14 +95,14 @@ class UserSimulator:
             else:
                 parts.append(pick(rng, r["after_act" if step.kind == "act" else "after_inform"]))
                 delta += 0.15
-        elif a.analysis.performed and not a.wrong_refusal:
+        elif a.repeated:
+            parts.append(pick(rng, r["repeated"]))
+            cost, delta = cost + 1, delta - 0.1
+        elif a.promised and not a.wrong_refusal:
             # A promise pleases the user even when the policy forbids it: the gap
             # between what users like and what is right is what the gold rubric sees.
             parts.append(pick(rng, r["after_act"]))
             delta += 0.1
-        elif a.repeated:
-            parts.append(pick(rng, r["repeated"]))
-            cost, delta = cost + 1, delta - 0.1
         elif a.wrong_refusal:
             parts.append(pick(rng, r["wrong_refusal"]))
             cost, delta = cost + 1, delta - 0.15
@@ -140,7 +140,7 @@ class UserSimulator:
             templates = say.get(str(value), say.get(value)) if isinstance(say, dict) else say
             fragments.append(self.domain.fill(pick(rng, templates), state.scenario))
         if not fragments:
-            return pick(rng, self.reactions["unhelpful"]).format(goal=self.domain.goal(state.scenario))
+            return self.domain.fill(pick(rng, self.reactions["unhelpful"]), state.scenario, goal=self.domain.goal(state.scenario))
         politeness = state.scenario.persona.get("politeness")
         prefix = "" if politeness == "curt" else pick(rng, self.reactions["answer_prefix"])
         text = join_phrases(fragments) + "."

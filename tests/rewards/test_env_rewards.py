@@ -76,9 +76,11 @@ def test_a_weighted_mix_adds_up_and_reports_each_member():
         comps = info["reward_components"]
         text = info["reply"].lower()
         assert comps["politeness"] == pytest.approx(0.5 * (("please" in text) + ("thank" in text)))
-        assert comps["rubric"] == pytest.approx(plain)
-        assert mixed == pytest.approx(plain + comps["politeness"])
-        assert "rubric/safety" in comps
+        rubric_parts = {k: v for k, v in comps.items() if k.startswith("rubric/")}
+        assert set(rubric_parts) == {"rubric/task", "rubric/grounding", "rubric/politeness",
+                                     "rubric/conciseness", "rubric/safety", "rubric/repetition"}
+        assert sum(rubric_parts.values()) == pytest.approx(plain)
+        assert mixed == pytest.approx(plain + comps["politeness"]) == pytest.approx(sum(comps.values()))
 
 
 def test_an_instance_works_and_is_reported_as_not_serialisable():
@@ -87,8 +89,13 @@ def test_an_instance_works_and_is_reported_as_not_serialisable():
     model = RubricRewardModel("warm")
     env = gym.make("RLHF-Chat-v0", reward=model)
     (reward, info), *_ = expert_rollout(env)
-    assert np.isfinite(reward)
+    named = gym.make("RLHF-Chat-v0", reward="rubric:warm")
+    (same, _), *_ = expert_rollout(named)
+    assert reward == pytest.approx(same)
     assert not is_serialisable(model) and is_serialisable("rubric:warm")
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        env.spec.to_json()  # an instance in the kwargs cannot be written as JSON
+    named.spec.to_json()
 
 
 def test_an_entry_point_plugin_from_an_installed_distribution(tmp_path, monkeypatch):
@@ -144,7 +151,29 @@ def test_a_model_returning_the_wrong_shape_is_named():
         env.step(0)
 
 
+def test_a_function_reward_runs_once_per_step():
+    calls = []
+
+    def counting(exchange):
+        calls.append(exchange.reply)
+        return 1.0
+
+    env = gym.make("RLHF-Chat-v0", reward=counting)
+    steps = expert_rollout(env)
+    assert len(calls) == len(steps)
+
+
 def test_the_gold_model_can_be_a_persona():
-    env = gym.make("RLHF-Chat-v0", gold="rubric:stickler")
-    (reward, info), *_ = expert_rollout(env)
-    assert np.isfinite(info["gold_reward"])
+    """The gold reward is the named persona's score of the same reply, whatever the
+    training reward."""
+    from rlhf_envs.rewards import Exchange
+
+    env = gym.make("RLHF-Chat-v0", reward=reply_length, gold="rubric:stickler").unwrapped
+    env.reset(seed=2)
+    stickler = RubricRewardModel("stickler")
+    for _ in range(3):
+        state = env.state
+        reward, info = env.step(env.expert_action())[1::3]
+        expected = stickler.score([Exchange(state.scenario, state.history, info["reply"], state)])[0]
+        assert info["gold_reward"] == pytest.approx(expected)
+        assert info["gold_reward"] != pytest.approx(reward)
