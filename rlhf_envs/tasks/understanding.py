@@ -121,7 +121,7 @@ class Lexicon:
         """Read one reply (cached per lexicon: the same texts recur across episodes)."""
         return self._analyse(text)
 
-    @lru_cache(maxsize=65536)
+    @lru_cache(maxsize=16384)
     def _analyse(self, text: str) -> ReplyAnalysis:
         lower = text.lower()
         requested: set[str] = set()
@@ -184,7 +184,7 @@ class Lexicon:
         return self is other
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def reply_words(text: str) -> frozenset[str]:
     """The distinct words of a reply, as used for repetition checks."""
     return frozenset(_WORD_RE.findall(text.lower()))

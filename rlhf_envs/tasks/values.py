@@ -49,7 +49,7 @@ def normalise_value(kind: str, raw: str) -> str:
     return _SPACE_RE.sub("", raw)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def find_values(text: str) -> tuple[tuple[int, int, str, str], ...]:
     """Every fact-like value in lower-cased ``text`` as ``(start, end, kind, normalised)``."""
     if not _MAY_HAVE_VALUE.search(text):
@@ -72,7 +72,7 @@ def find_values(text: str) -> tuple[tuple[int, int, str, str], ...]:
     return tuple((start, end, kind, normalise_value(kind, lower[start:end])) for start, end, kind in found)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def extract_values(text: str) -> frozenset[str]:
     """All fact-like values in ``text``, normalised (cached: texts repeat a lot)."""
     return frozenset(value for *_, value in find_values(text))
