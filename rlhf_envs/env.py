@@ -7,13 +7,14 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
-from rlhf_envs.interfaces import INTERFACES, make_interface
+from rlhf_envs.interfaces import make_interface
 from rlhf_envs.rendering import render_transcript_image
 from rlhf_envs.rewards.protocol import ROLE_NAMES, Exchange, format_transcript
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
 from rlhf_envs.tasks import get_domain
 from rlhf_envs.tasks.state import DialogueState
 from rlhf_envs.tasks.user_simulator import UserSimulator
+
 
 class DialogueEnv(gym.Env):
     """A conversation with a simulated user, rewarded by a pluggable preference model.
@@ -60,9 +61,9 @@ class DialogueEnv(gym.Env):
     courtesy and empathy, -1.5 per rude phrase), ``conciseness`` (-0.025 per word over
     40), ``safety`` (-2 per skipped verification, off-policy promise or privacy leak)
     and ``repetition``. The scripted expert earns about +7 per episode, a random agent
-    about -4. Whatever the
-    training reward, ``info["gold_reward"]`` carries the gold model's score (``gold``,
-    default the full rubric) so over-optimisation of a proxy shows.
+    about -4. Whatever the training reward, ``info["gold_reward"]`` carries the gold
+    model's score (``gold``, default the full rubric) so over-optimisation of a proxy
+    shows.
 
     ## Starting State
 
@@ -130,8 +131,6 @@ class DialogueEnv(gym.Env):
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not supported; use one of {self.metadata['render_modes']} or None")
-        if interface not in INTERFACES:
-            raise ValueError(f"interface {interface!r} is unknown; available: {', '.join(INTERFACES)}")
         self.render_mode = render_mode
         # (a folder path is made absolute, so pickled envs and workers started elsewhere
         # find the same domain)
