@@ -13,6 +13,9 @@ import gymnasium as gym
 import numpy as np
 
 from agents.baselines import Agent
+from rlhf_envs.statistics import bootstrap_ci
+
+__all__ = ["EpisodeResult", "Evaluation", "bootstrap_ci", "evaluate", "run_episode"]
 
 
 @dataclass
@@ -43,17 +46,6 @@ class Evaluation:
     def mean_ci(self, metric: str, seed: int = 0) -> tuple[float, float, float]:
         """Mean of ``metric`` over episodes with a 95% bootstrap interval."""
         return bootstrap_ci(self.values(metric), seed=seed)
-
-
-def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """``(mean, low, high)``: the mean and a percentile bootstrap interval."""
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        raise ValueError("no values to summarise")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(x.mean()), float(lo), float(hi)
 
 
 def run_episode(agent: Agent, env: gym.Env, seed: int) -> EpisodeResult:

@@ -72,6 +72,35 @@ class ProgressBar(BaseCallback):
         self.bar.close()
 
 
+class EpisodeLog(BaseCallback):
+    """Records every finished training episode: its return under the training reward
+    (the proxy), its gold return (``info["gold_reward"]`` summed) and success.
+
+    ``rows`` holds ``(timesteps, proxy_return, gold_return, success)`` tuples, in the
+    order episodes end; plotting them against timesteps shows whether optimising a
+    proxy reward also raises the gold one.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[tuple[int, float, float, bool]] = []
+        self._proxy: list[float] = []
+        self._gold: list[float] = []
+
+    def _on_step(self) -> bool:
+        rewards, infos, dones = self.locals["rewards"], self.locals["infos"], self.locals["dones"]
+        if not self._proxy:
+            self._proxy = [0.0] * len(rewards)
+            self._gold = [0.0] * len(rewards)
+        for i, info in enumerate(infos):
+            self._proxy[i] += float(rewards[i])
+            self._gold[i] += float(info.get("gold_reward", 0.0))
+            if dones[i]:
+                self.rows.append((self.num_timesteps, self._proxy[i], self._gold[i], bool(info.get("success", False))))
+                self._proxy[i] = self._gold[i] = 0.0
+        return True
+
+
 def train(
     algo: str,
     env_id: str,
@@ -82,6 +111,7 @@ def train(
     env_kwargs: dict[str, Any] | None = None,
     progress: str | None = None,
     position: int = 0,
+    callbacks: list[BaseCallback] | None = None,
     **overrides: Any,
 ) -> BaseAlgorithm:
     """Train ``algo`` with ``policy`` on ``n_envs`` copies of ``env_id``.
@@ -89,9 +119,12 @@ def train(
     Args:
         progress: a label to show a progress bar, or ``None`` for none.
         position: the bar's line when several runs train in parallel.
+        callbacks: more SB3 callbacks (e.g. :class:`EpisodeLog`).
     """
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=dict(env_kwargs or {}, render_mode=None))
     model = make_model(algo, env, policy, seed=seed, **overrides)
-    callback = ProgressBar(total_timesteps, progress, position) if progress else None
-    model.learn(total_timesteps, callback=callback)
+    all_callbacks = list(callbacks or [])
+    if progress:
+        all_callbacks.append(ProgressBar(total_timesteps, progress, position))
+    model.learn(total_timesteps, callback=all_callbacks or None)
     return model

@@ -33,6 +33,8 @@ def _register_envs() -> None:
         gym.register(
             id=env_id,
             entry_point="rlhf_envs.env:DialogueEnv",
+            # gymnasium.make_vec builds the native vector env (batched reward scoring).
+            vector_entry_point="rlhf_envs.vector:DialogueVectorEnv",
             kwargs=dict(kwargs),
             max_episode_steps=MAX_TURNS,
         )

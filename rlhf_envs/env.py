@@ -11,9 +11,23 @@ from rlhf_envs.interfaces import make_interface
 from rlhf_envs.rendering import render_transcript_image
 from rlhf_envs.rewards.protocol import ROLE_NAMES, Exchange, format_transcript
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
+from rlhf_envs.rewards.validation import CheckedRewardModel
 from rlhf_envs.tasks import get_domain
 from rlhf_envs.tasks.state import DialogueState
 from rlhf_envs.tasks.user_simulator import UserSimulator
+
+
+def score_turns(
+    reward_model: CheckedRewardModel, gold_model: CheckedRewardModel, exchanges: Sequence[Exchange]
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Score replies in one batched call per model: rewards, their components, gold rewards.
+
+    The gold model is not called again when it is the training reward (same spec).
+    """
+    rewards, components = reward_model.score_and_components(exchanges)
+    same = gold_model.spec is not None and gold_model.spec == reward_model.spec
+    gold = rewards if same else gold_model.score(exchanges)
+    return rewards, components, gold
 
 
 class DialogueEnv(gym.Env):
@@ -153,6 +167,7 @@ class DialogueEnv(gym.Env):
         self.state: DialogueState | None = None
         self.mood = None
         self._printed = 0
+        self._pending: Exchange | None = None
 
     # --- the Gymnasium API -------------------------------------------------------------
 
@@ -164,26 +179,39 @@ class DialogueEnv(gym.Env):
         self.mood = self.user.mood(scenario)
         self.interface.reset()
         self._printed = 0
+        self._pending = None
         obs = self.interface.observe(self.state, rng)
         if self.render_mode == "human":
             self._print_new_turns()
         return obs, scenario.summary()
 
     def step(self, action):
+        exchange = self.begin_turn(action)
+        rewards, components, gold = score_turns(self.reward_model, self.gold_model, (exchange,))
+        return self.finish_turn(float(rewards[0]), {k: float(v[0]) for k, v in components.items()}, float(gold[0]))
+
+    # A step in two halves, so a vector env can score many envs' replies in one batched
+    # reward-model call between them (rlhf_envs/vector.py).
+
+    def begin_turn(self, action) -> Exchange:
+        """First half of :meth:`step`: turn ``action`` into the reply and return it in
+        context, to be scored; :meth:`finish_turn` completes the step."""
         state = self.state
         if state is None:
             raise RuntimeError("call reset() before step()")
         if state.ended:
             raise RuntimeError("the conversation has ended (terminated=True); call reset() to start a new one")
         reply = self.interface.reply(action, state)
-        exchange = Exchange(scenario=state.scenario, history=state.history, reply=reply, state=state)
-        batch = (exchange,)
-        scores, parts = self.reward_model.score_and_components(batch)
-        reward = float(scores[0])
-        components = {name: float(v[0]) for name, v in parts.items()}
-        same_gold = self.gold_model.spec is not None and self.gold_model.spec == self.reward_model.spec
-        gold = reward if same_gold else float(self.gold_model.score(batch)[0])
+        self._pending = Exchange(scenario=state.scenario, history=state.history, reply=reply, state=state)
+        return self._pending
 
+    def finish_turn(self, reward: float, components: dict[str, float], gold: float):
+        """Second half of :meth:`step`: the user answers the reply of :meth:`begin_turn`,
+        scored ``reward`` (with its ``components``) and ``gold``; returns step's 5-tuple."""
+        exchange, self._pending = self._pending, None
+        if exchange is None:
+            raise RuntimeError("finish_turn() needs a begin_turn() first")
+        state, reply = exchange.state, exchange.reply
         assessment = state.assess(reply)
         user = self.user.respond(state, assessment, self.mood, self.np_random)
         self.state = new = state.after(reply, assessment, user.text, user.ended)

@@ -38,6 +38,27 @@ def stable_hash(text: str, salt: int = 0) -> int:
     return zlib.crc32(text.encode("utf-8"), salt) & _MASK
 
 
+def value_marked_tokens(text: str, seen: frozenset[str] | None) -> list[str]:
+    """Lower-cased words of ``text``, values replaced by kind tokens (``<money:new>``, ...).
+
+    A value is marked ``:seen`` when it is in ``seen`` (already stated in the dialogue)
+    and ``:new`` otherwise; with ``seen=None`` the kind token carries no mark.
+    """
+    lower = text.lower()
+    values = find_values(text)
+    if not values:
+        return _TOKEN_RE.findall(lower)
+    out: list[str] = []
+    at = 0
+    for start, end, kind, value in values:
+        out.extend(_TOKEN_RE.findall(lower[at:start]))
+        mark = "" if seen is None else (":seen" if value in seen else ":new")
+        out.append(f"<{kind}{mark}>")
+        at = end
+    out.extend(_TOKEN_RE.findall(lower[at:]))
+    return out
+
+
 class HashedTextEncoder:
     """Encodes texts as signed hashed n-gram vectors of size ``dim``.
 
@@ -56,23 +77,8 @@ class HashedTextEncoder:
         self._sentences: OrderedDict[tuple, np.ndarray] = OrderedDict()
 
     def tokens(self, text: str, seen: frozenset[str] | None) -> list[str]:
-        """Words of ``text``, values replaced by kind tokens (``<money:new>``, ...).
-
-        With ``seen=None`` the kind token carries no seen/new mark.
-        """
-        lower = text.lower()
-        values = find_values(text)
-        if not values:
-            return _TOKEN_RE.findall(lower)
-        out: list[str] = []
-        at = 0
-        for start, end, kind, value in values:
-            out.extend(_TOKEN_RE.findall(lower[at:start]))
-            mark = "" if seen is None else (":seen" if value in seen else ":new")
-            out.append(f"<{kind}{mark}>")
-            at = end
-        out.extend(_TOKEN_RE.findall(lower[at:]))
-        return out
+        """Words of ``text``, values replaced by kind tokens (see :func:`value_marked_tokens`)."""
+        return value_marked_tokens(text, seen)
 
     def encode(self, text: str, role: str = "", seen: frozenset[str] | None = None) -> np.ndarray:
         """The L2-normalised feature vector of ``text`` (float32, shape ``(dim,)``).

@@ -59,6 +59,28 @@ def format_transcript(history: Sequence[Turn], roles: Mapping[str, str] | None =
     return "\n".join(f"{names.get(t.role, t.role)}: {t.text}" for t in history)
 
 
+def parse_transcript(text: str, roles: Mapping[str, str] | None = None) -> list[Turn]:
+    """The inverse of :func:`format_transcript`: ``Role: text`` lines back to turns.
+
+    A line that does not start with a known speaker name continues the previous turn
+    (multi-line messages); text before the first speaker line becomes a ``"user"`` turn.
+    ``roles`` maps extra speaker names to roles (``{"Human": "user"}``).
+    """
+    by_name = {name: role for role, name in ROLE_NAMES.items()}
+    by_name.update(roles or {})
+    turns: list[list[str]] = []
+    for line in text.splitlines():
+        name, sep, rest = line.partition(":")
+        role = by_name.get(name.strip()) if sep else None
+        if role is not None:
+            turns.append([role, rest.strip()])
+        elif turns:
+            turns[-1][1] = f"{turns[-1][1]}\n{line}" if turns[-1][1] else line
+        elif line.strip():
+            turns.append(["user", line.strip()])
+    return [Turn(role, body.strip()) for role, body in turns]
+
+
 @runtime_checkable
 class RewardModel(Protocol):
     """Scores a batch of replies in context; one float per exchange.

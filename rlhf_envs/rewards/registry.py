@@ -548,3 +548,9 @@ register(
     argument="persona",
     description="scripted rubric modelled on what human raters reward; argument: annotator persona",
 )
+register(
+    "learned",
+    "rlhf_envs.rewards.learned.model:load_reward_model",
+    argument="path",
+    description="a reward model trained on feedback (rlhf-envs train-rm); argument: checkpoint folder",
+)

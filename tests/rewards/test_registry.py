@@ -173,10 +173,10 @@ def test_registered_class_with_and_without_argument():
 
 
 def test_argument_splits_at_first_colon_only():
-    register("learned", PathModel, argument="path")
-    rm = make_reward_model("learned:C:/models/rm:v2")
+    register("by_path", PathModel, argument="path")
+    rm = make_reward_model("by_path:C:/models/rm:v2")
     assert rm.model.path == "C:/models/rm:v2"
-    assert rm.name == "learned:C:/models/rm:v2"
+    assert rm.name == "by_path:C:/models/rm:v2"
 
 
 def test_lazy_import_string_factory():
@@ -260,7 +260,7 @@ def test_is_serialisable_for_each_form():
 )
 def test_string_and_dict_specs_pickle_and_jsonify(spec):
     register("length", LengthModel, argument="scale")
-    register("learned", PathModel, argument="path")
+    register("learned", PathModel, argument="path", overwrite=True)
     env_spec = EnvSpec(id="RewardSpecTest-v0", entry_point="no.such:Env", kwargs={"reward": spec})
     restored = pickle.loads(pickle.dumps(env_spec)).kwargs["reward"]
     from_json = json.loads(env_spec.to_json())["kwargs"]["reward"]
@@ -586,7 +586,7 @@ def test_factory_failures_are_chained():
 
 def test_unknown_spec_lists_names_and_forms():
     register("length", LengthModel, argument="scale")
-    register("learned", PathModel, argument="path")
+    register("learned", PathModel, argument="path", overwrite=True)
     with pytest.raises(UnknownRewardError) as err:
         make_reward_model("lerned:ckpt")
     msg = str(err.value)

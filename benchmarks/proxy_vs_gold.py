@@ -1,0 +1,169 @@
+"""Reward over-optimisation: PPO against learned reward models trained on few and many pairs.
+
+The picture of Gao et al. (2022), "Scaling Laws for Reward Model Overoptimization", on
+RLHF-Chat-v0: simulated annotators label preference pairs; a linear reward model is
+trained on the first N of them for each N in ``--pairs``; PPO (the candidate-scoring
+policy) trains against each model (``reward="learned:..."``), and against the gold rubric
+itself for reference. Every training episode's proxy return (the learned reward) and gold
+return (``info["gold_reward"]``) are logged. A proxy that keeps rising while the gold
+return stalls or falls is a reward model being exploited.
+
+Writes, in ``--out``: ``curves.csv`` (one row per training episode), ``summary.csv``
+(final held-out evaluation), ``proxy_vs_gold.png`` and the reward-model checkpoints.
+
+    python benchmarks/proxy_vs_gold.py [--pairs 300,5000] [--steps 100000] [--out results/proxy_vs_gold]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+ENV_ID = "RLHF-Chat-v0"
+EVAL_SEED_BASE = 1_000_000  # held-out scenarios, apart from the training seeds
+
+
+def _run(name: str, reward: str, steps: int, seed: int, eval_seeds: list[int], position: int) -> dict:
+    """Train PPO against ``reward`` in a worker process; return its log and evaluation."""
+    import torch
+
+    torch.set_num_threads(1)  # one core per worker (2 workers on the 2-core CI machines)
+    import rlhf_envs  # noqa: F401
+    from agents.baselines import SB3Agent
+    from agents.evaluation import evaluate
+    from agents.training import EpisodeLog, train
+
+    log = EpisodeLog()
+    started = time.perf_counter()
+    model = train("ppo", ENV_ID, "candidate", total_timesteps=steps, seed=seed, env_kwargs={"reward": reward},
+                  progress=f"ppo vs {name}", position=position, callbacks=[log])
+    seconds = time.perf_counter() - started
+    ev = evaluate(SB3Agent(model, name, True), ENV_ID, eval_seeds, env_kwargs={"reward": reward})
+    return {"name": name, "reward": reward, "rows": log.rows, "seconds": seconds,
+            "proxy": ev.mean_ci("ret"), "gold": ev.mean_ci("gold"), "success": ev.mean_ci("success")}
+
+
+def _smooth(steps: np.ndarray, values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    edges = np.linspace(0, steps.max(), bins + 1)
+    which = np.clip(np.digitize(steps, edges) - 1, 0, bins - 1)
+    centres, means = [], []
+    for b in range(bins):
+        picked = values[which == b]
+        if picked.size:
+            centres.append(0.5 * (edges[b] + edges[b + 1]))
+            means.append(picked.mean())
+    return np.array(centres), np.array(means)
+
+
+def plot(results: list[dict], expert: float, random: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    for r in results:
+        rows = np.array(r["rows"], dtype=float)
+        x, proxy = _smooth(rows[:, 0], rows[:, 1], 25)
+        _, gold = _smooth(rows[:, 0], rows[:, 2], 25)
+        line, = left.plot(x, proxy, label=r["name"])
+        right.plot(x, gold, color=line.get_color(), label=r["name"])
+    right.axhline(expert, color="grey", linestyle="--", linewidth=1, label="scripted expert")
+    right.axhline(random, color="grey", linestyle=":", linewidth=1, label="random agent")
+    left.set_title("proxy return (the reward PPO maximises)")
+    right.set_title("gold return (full rubric)")
+    for ax in (left, right):
+        ax.set_xlabel("PPO training steps")
+        ax.grid(alpha=0.3)
+    left.set_ylabel("return per episode")
+    right.legend(fontsize=8, loc="lower right")
+    left.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"{ENV_ID}: PPO against learned reward models (linear, Bradley-Terry) vs gold")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", default="300,5000", help="comma-separated training-set sizes (default 300,5000)")
+    parser.add_argument("--steps", type=int, default=100_000, help="PPO steps per run (default 100000)")
+    parser.add_argument("--episodes", type=int, default=100, help="held-out evaluation episodes (default 100)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--no-rubric", action="store_true", help="skip the reference run on the gold rubric")
+    parser.add_argument("--out", type=Path, default=Path("results/proxy_vs_gold"))
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    import rlhf_envs  # noqa: F401
+    from agents.baselines import ExpertAgent, RandomAgent
+    from agents.evaluation import evaluate
+    from rlhf_envs.feedback import write_preferences
+    from rlhf_envs.feedback.annotators import FeedbackCollector
+    from rlhf_envs.rewards.learned import pairwise_accuracy, train_reward_model
+
+    sizes = sorted({int(n) for n in args.pairs.split(",") if n.strip()})
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    print(f"Collecting {max(sizes)} training pairs and 2000 test pairs (simulated annotators)...")
+    pairs = FeedbackCollector(ENV_ID, seed=args.seed).preferences(max(sizes), progress=False)
+    test = FeedbackCollector(ENV_ID, seed=args.seed + 1).preferences(2000, progress=False)
+    write_preferences(args.out / "pairs.jsonl", pairs)
+    runs = []
+    for n in sizes:
+        result = train_reward_model(pairs[:n], "linear", seed=args.seed, progress=False,
+                                    data_info={"path": str(args.out / "pairs.jsonl"), "records_used": n})
+        folder = result.model.save(args.out / f"rm-{n}")
+        report = pairwise_accuracy(result.model, test)
+        print(f"  linear RM on {n:>5} pairs: {report.summary()}")
+        runs.append((f"RM on {n} pairs", f"learned:{folder}", report.accuracy))
+    if not args.no_rubric:
+        runs.append(("gold rubric", "rubric", None))
+
+    eval_seeds = [EVAL_SEED_BASE + i for i in range(args.episodes)]
+    print(f"Training PPO against {len(runs)} rewards for {args.steps:,} steps each ({args.workers} workers)...")
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_run, name, reward, args.steps, args.seed, eval_seeds, i)
+                   for i, (name, reward, _) in enumerate(runs)]
+        results = [f.result() for f in futures]
+    expert = evaluate(ExpertAgent(), ENV_ID, eval_seeds).mean_ci("gold")[0]
+    random = evaluate(RandomAgent(seed=args.seed), ENV_ID, eval_seeds).mean_ci("gold")[0]
+
+    with open(args.out / "curves.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["run", "reward", "timesteps", "proxy_return", "gold_return", "success"])
+        for r in results:
+            w.writerows([r["name"], r["reward"], *row] for row in r["rows"])
+    print(f"\nHeld-out evaluation, {args.episodes} episodes (greedy): gold expert {expert:.2f}, random {random:.2f}")
+    header = ["run", "rm_test_accuracy", "proxy_return", "gold_return", "gold_low", "gold_high",
+              "normalised_gold", "success", "train_seconds"]
+    with open(args.out / "summary.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        print(f"{'run':<18} {'RM acc':>7} {'proxy':>7} {'gold [95% CI]':>22} {'norm. gold':>10} {'success':>8}")
+        for (name, _, accuracy), r in zip(runs, results):
+            gold, lo, hi = r["gold"]
+            norm = (gold - random) / (expert - random)
+            acc = "" if accuracy is None else f"{accuracy:.3f}"
+            w.writerow([name, acc, f"{r['proxy'][0]:.3f}", f"{gold:.3f}", f"{lo:.3f}", f"{hi:.3f}",
+                        f"{norm:.3f}", f"{r['success'][0]:.3f}", f"{r['seconds']:.0f}"])
+            print(f"{name:<18} {acc:>7} {r['proxy'][0]:>7.2f} {gold:>7.2f} [{lo:6.2f}, {hi:6.2f}] "
+                  f"{norm:>10.3f} {r['success'][0]:>8.0%}")
+    plot(results, expert, random, args.out / "proxy_vs_gold.png")
+    print(f"\nWrote {args.out}/curves.csv, summary.csv, proxy_vs_gold.png in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

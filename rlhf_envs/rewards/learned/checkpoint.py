@@ -1,0 +1,133 @@
+"""Reward-model checkpoints: a folder with ``config.json`` and ``model.safetensors``.
+
+``config.json`` records the model kind and architecture, what it was trained on (file,
+SHA-256 of its bytes, record count), the training settings and metrics, and how scores
+are normalised. Weights are in safetensors; a transformer model adds its tokenizer files.
+Nothing is ever unpickled, so a checkpoint from anywhere is safe to load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rlhf_envs.rewards.learned.linear import LinearScorer
+from rlhf_envs.rewards.learned.transformer import TransformerScorer
+
+FORMAT = "rlhf-envs-reward-model"
+VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+SCORERS = {"linear": LinearScorer, "transformer": TransformerScorer}
+_EXPECTED = f"a folder with {CONFIG_FILE} and {WEIGHTS_FILE}, as written by `rlhf-envs train-rm`"
+
+
+class CheckpointError(ValueError):
+    """A reward-model checkpoint is missing, incomplete or corrupt (the message says which file)."""
+
+
+def save_checkpoint(folder: str | os.PathLike, scorer: Any, config: dict[str, Any]) -> Path:
+    """Write ``scorer``'s weights and ``config`` (plus the scorer's own settings) to ``folder``.
+
+    The folder is written in a temporary sibling and renamed into place, so an
+    interrupted save never leaves a half-written checkpoint where a good one was.
+
+    Returns:
+        The absolute path of the checkpoint folder.
+    """
+    from safetensors.torch import save_model
+
+    target = Path(folder).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        full = {"format": FORMAT, "version": VERSION, "kind": scorer.kind, "scorer": scorer.config(), **config}
+        save_model(scorer, str(tmp / WEIGHTS_FILE))
+        if hasattr(scorer, "save_extra"):
+            scorer.save_extra(tmp)
+        (tmp / CONFIG_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def read_config(folder: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint's absolute path and its checked ``config.json``.
+
+    Raises:
+        CheckpointError: the folder or a file is missing, the config is not valid JSON,
+            not a reward-model config, or of an unknown kind or version.
+    """
+    path = Path(folder).expanduser().resolve()
+    if not path.is_dir():
+        what = "is a file" if path.exists() else "does not exist"
+        raise CheckpointError(f"reward-model checkpoint {str(folder)!r} {what}; expected {_EXPECTED}")
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise CheckpointError(f"reward-model checkpoint {str(folder)!r} has no {CONFIG_FILE}; expected {_EXPECTED}")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{config_path} is not valid JSON ({err}); expected {_EXPECTED}") from err
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{config_path} is not an rlhf-envs reward-model config (no \"format\": \"{FORMAT}\"); "
+            f"expected {_EXPECTED}"
+        )
+    if config.get("version") != VERSION:
+        raise CheckpointError(
+            f"{config_path} has format version {config.get('version')!r}; this rlhf-envs reads version {VERSION}"
+        )
+    if config.get("kind") not in SCORERS:
+        raise CheckpointError(
+            f"{config_path} names model kind {config.get('kind')!r}; known kinds: {', '.join(SCORERS)}"
+        )
+    if not isinstance(config.get("scorer"), dict):
+        raise CheckpointError(f"{config_path} has no \"scorer\" settings; expected {_EXPECTED}")
+    if not (path / WEIGHTS_FILE).is_file():
+        raise CheckpointError(f"reward-model checkpoint {str(folder)!r} has no {WEIGHTS_FILE}; expected {_EXPECTED}")
+    return path, config
+
+
+def load_checkpoint(folder: str | os.PathLike) -> tuple[Any, dict[str, Any], Path]:
+    """Rebuild the scorer saved in ``folder``.
+
+    Returns:
+        ``(scorer, config, absolute_path)``; the scorer is in eval mode.
+
+    Raises:
+        CheckpointError: see :func:`read_config`; also when the weights file is corrupt
+            or does not fit the recorded architecture.
+    """
+    from safetensors.torch import load_model
+
+    path, config = read_config(folder)
+    weights = path / WEIGHTS_FILE
+    try:
+        scorer = SCORERS[config["kind"]].from_config(config["scorer"], path)
+    except Exception as err:  # any bad setting is a bad checkpoint
+        raise CheckpointError(
+            f"{path / CONFIG_FILE}: could not rebuild the {config['kind']} model from its settings: "
+            f"{type(err).__name__}: {err}"
+        ) from err
+    try:
+        load_model(scorer, str(weights))
+    except Exception as err:  # safetensors raises several types for bad files
+        raise CheckpointError(
+            f"{weights} is corrupt or does not match {CONFIG_FILE} ({type(err).__name__}: {err})"
+        ) from err
+    scorer.eval()
+    return scorer, config, path

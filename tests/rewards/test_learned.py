@@ -1,0 +1,250 @@
+"""Learned reward models: the Bradley-Terry loss, training that learns, checkpoints that
+reload exactly, clear errors for bad checkpoints, and use as an env reward plugin."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+import rlhf_envs  # noqa: F401
+from rlhf_envs.feedback import PreferencePair, Rating
+from rlhf_envs.feedback.annotators import FeedbackCollector, SimulatedAnnotator
+from rlhf_envs.rewards import RewardModelError, make_reward_model
+from rlhf_envs.rewards.learned import (
+    CheckpointError,
+    LearnedRewardModel,
+    bradley_terry_loss,
+    pairwise_accuracy,
+    rating_agreement,
+    train_reward_model,
+)
+from rlhf_envs.rewards.learned.features import PairFeaturizer
+from rlhf_envs.rewards.protocol import Exchange, Turn
+
+torch.set_num_threads(1)
+
+
+def test_bradley_terry_gradient_matches_hand_computation():
+    chosen = torch.tensor([1.0, -0.25], requires_grad=True)
+    rejected = torch.tensor([0.5, 0.75], requires_grad=True)
+    loss = bradley_terry_loss(chosen, rejected)
+    loss.backward()
+
+    def sigmoid(x):
+        return 1 / (1 + math.exp(-x))
+
+    # loss = mean(-log sigmoid(c - r)); d/dc = -(1 - sigmoid(c - r)) / n = -sigmoid(r - c) / n.
+    assert loss.item() == pytest.approx((-math.log(sigmoid(0.5)) - math.log(sigmoid(-1.0))) / 2)
+    assert chosen.grad.tolist() == pytest.approx([-sigmoid(-0.5) / 2, -sigmoid(1.0) / 2])
+    assert rejected.grad.tolist() == pytest.approx([sigmoid(-0.5) / 2, sigmoid(1.0) / 2])
+
+
+@pytest.fixture(scope="module")
+def tiny_pairs():
+    panel = [(SimulatedAnnotator("balanced", "balanced", temperature=0.25, flip_rate=0.0), 1.0)]
+    train = FeedbackCollector("RLHF-Tiny-v0", panel, seed=0).preferences(800, progress=False)
+    test = FeedbackCollector("RLHF-Tiny-v0", panel, seed=1).preferences(300, progress=False)
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def linear_rm(tiny_pairs, tmp_path_factory):
+    result = train_reward_model(tiny_pairs[0], "linear", progress=False)
+    folder = tmp_path_factory.mktemp("rm") / "linear"
+    result.model.save(folder, note="test")
+    return result, folder
+
+
+def test_linear_model_learns_the_annotators_preferences(tiny_pairs, linear_rm):
+    result, _ = linear_rm
+    report = pairwise_accuracy(result.model, tiny_pairs[1])
+    assert report.ceiling is not None and report.ceiling > 0.85
+    assert report.accuracy > 0.9 * report.ceiling, report.summary()
+    assert report.low < report.accuracy < report.high
+    untrained = LearnedRewardModel(type(result.model.scorer)())
+    assert pairwise_accuracy(untrained, tiny_pairs[1]).accuracy == pytest.approx(0.5)  # all ties
+    assert result.metrics["validation_records"] > 0 and result.metrics["best_epoch"] >= 1
+
+
+def test_scores_are_normalised_on_training_replies(tiny_pairs, linear_rm):
+    model = linear_rm[0].model
+    pairs = tiny_pairs[0]
+    scores = model.score_texts([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+    assert abs(scores.mean()) < 0.2 and 0.8 < scores.std() < 1.2
+
+
+def test_checkpoint_reloads_with_identical_scores(tiny_pairs, linear_rm):
+    result, folder = linear_rm
+    config = json.loads((folder / "config.json").read_text())
+    assert config["kind"] == "linear" and config["objective"] == "preference" and config["note"] == "test"
+    assert config["training"]["metrics"]["val_accuracy"] > 0.5
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    loaded = LearnedRewardModel.load(folder)
+    pairs = tiny_pairs[1][:50]
+    args = ([p.prompt for p in pairs], [p.chosen for p in pairs])
+    np.testing.assert_array_equal(loaded.score_texts(*args), result.model.score_texts(*args))
+
+
+def test_batched_scoring_equals_one_at_a_time(tiny_pairs, linear_rm):
+    model = linear_rm[0].model
+    pairs = tiny_pairs[1][:40]
+    batch = model.score_texts([p.prompt for p in pairs], [p.chosen for p in pairs])
+    single = [model.score_texts([p.prompt], [p.chosen])[0] for p in pairs]
+    np.testing.assert_allclose(batch, single, rtol=1e-6, atol=1e-6)
+
+
+def test_exchange_scoring_uses_the_transcript():
+    featurizer = PairFeaturizer(dim=4096)
+    history = (Turn("user", "I want a refund"), Turn("agent", "Your name please?"), Turn("user", "Ann Lee"))
+    exchange = Exchange(None, history, "Thanks Ann, I found order 123456.")
+    ids, counts = featurizer.features(exchange.transcript(), exchange.reply)
+    assert len(ids) == len(set(ids.tolist())) and np.all(counts > 0)
+    # The same reply after a different context has different (cross) features.
+    other, _ = featurizer.features("User: where is my parcel?", exchange.reply)
+    assert set(ids.tolist()) != set(other.tolist())
+
+
+def test_learned_spec_in_env_and_in_a_mix(linear_rm):
+    _, folder = linear_rm
+    env = gym.make("RLHF-Tiny-v0", reward=f"learned:{folder}")
+    check_env(env.unwrapped, skip_render_check=True)
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(env.unwrapped.expert_action())
+    assert np.isfinite(reward) and reward != info["gold_reward"]
+    mix = gym.make("RLHF-Tiny-v0", reward={"rubric": 1.0, f"learned:{folder}": 0.5})
+    mix.reset(seed=0)
+    _, mixed, _, _, info = mix.step(mix.unwrapped.expert_action())
+    assert mixed == pytest.approx(info["gold_reward"] + 0.5 * reward)
+    assert sum(info["reward_components"].values()) == pytest.approx(mixed)
+    assert mix.unwrapped.spec.to_json()  # still serialisable
+
+
+def test_learned_model_is_shared_between_envs_of_one_process(linear_rm):
+    _, folder = linear_rm
+    a = make_reward_model(f"learned:{folder}").model
+    b = make_reward_model(f"learned:{folder}").model
+    assert a is b
+
+
+def test_wrong_shape_from_a_plugin_is_caught(linear_rm):
+    class Broken(LearnedRewardModel):
+        def score(self, batch):
+            return np.zeros(len(batch) + 1)
+
+    model = Broken(linear_rm[0].model.scorer, name="broken-rm")
+    env = gym.make("RLHF-Tiny-v0", reward=model)
+    env.reset(seed=0)
+    with pytest.raises(RewardModelError, match="broken-rm.*shape"):
+        env.step(0)
+
+
+def _broken_copy(folder, tmp_path, edit):
+    target = tmp_path / "ckpt"
+    target.mkdir()
+    for f in folder.iterdir():
+        (target / f.name).write_bytes(f.read_bytes())
+    edit(target)
+    return target
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda f: (f / "config.json").unlink(), "has no config.json"),
+        (lambda f: (f / "model.safetensors").unlink(), "has no model.safetensors"),
+        (lambda f: (f / "config.json").write_text("{not json"), "config.json is not valid JSON"),
+        (lambda f: (f / "config.json").write_text('{"kind": "linear"}'), "not an rlhf-envs reward-model config"),
+        (
+            lambda f: (f / "config.json").write_text(
+                (f / "config.json").read_text().replace('"kind": "linear"', '"kind": "forest"')
+            ),
+            "model kind 'forest'; known kinds: linear, transformer",
+        ),
+        (
+            lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:100]),
+            "model.safetensors is corrupt",
+        ),
+        (
+            lambda f: (f / "config.json").write_text(
+                (f / "config.json").read_text().replace('"dim": 262144', '"dim": 4096')
+            ),
+            "does not match config.json",
+        ),
+    ],
+    ids=["no-config", "no-weights", "bad-json", "foreign-json", "unknown-kind", "truncated-weights", "shape"],
+)
+def test_corrupt_checkpoint_fails_clearly(linear_rm, tmp_path, edit, message):
+    folder = _broken_copy(linear_rm[1], tmp_path, edit)
+    with pytest.raises(CheckpointError, match=message):
+        LearnedRewardModel.load(folder)
+    with pytest.raises(RewardModelError, match=f"learned:{folder}"):
+        gym.make("RLHF-Tiny-v0", reward=f"learned:{folder}")
+
+
+def test_missing_checkpoint_and_missing_path_fail_clearly(tmp_path):
+    with pytest.raises(RewardModelError, match="does not exist; expected a folder with config.json"):
+        gym.make("RLHF-Tiny-v0", reward=f"learned:{tmp_path / 'nope'}")
+    with pytest.raises(RewardModelError, match="needs a checkpoint folder: write 'learned:PATH'"):
+        gym.make("RLHF-Tiny-v0", reward="learned")
+
+
+def test_rating_classifier_scores_by_expected_rating(tmp_path):
+    collector = FeedbackCollector("RLHF-Tiny-v0", seed=2)
+    train = collector.ratings(800, scale="stars", progress=False)
+    test = collector.ratings(300, scale="stars", progress=False)
+    result = train_reward_model(train, "linear", progress=False)
+    model = result.model
+    assert model.objective == "rating" and model.scorer.num_outputs == 5
+    raw = model.score_texts([r.prompt for r in test], [r.completion for r in test], normalise=False)
+    assert np.all((raw >= 1) & (raw <= 5))
+    report = rating_agreement(model, test)
+    assert report.spearman > 0.5 and report.accuracy > 0.4, report.summary()
+    loaded = LearnedRewardModel.load(model.save(tmp_path / "stars"))
+    np.testing.assert_array_equal(
+        loaded.score_texts([r.prompt for r in test], [r.completion for r in test]),
+        model.score_texts([r.prompt for r in test], [r.completion for r in test]),
+    )
+
+
+def test_training_data_must_be_one_kind():
+    pair = PreferencePair("User: hi", "Hello, how can I help?", "What.")
+    rating = Rating("User: hi", "Hello!", 1, "thumbs")
+    with pytest.raises(ValueError, match="all PreferencePair or all Rating"):
+        train_reward_model([pair, rating], progress=False)
+    with pytest.raises(ValueError, match="no training data"):
+        train_reward_model([], progress=False)
+    with pytest.raises(ValueError, match="'linear', 'minilm' or a Hugging Face model path"):
+        train_reward_model([pair], model="", progress=False)
+
+
+def test_unknown_transformer_path_is_explained(tmp_path):
+    pair = PreferencePair("User: hi", "Hello, how can I help?", "What.")
+    with pytest.raises(ValueError, match="nothing is downloaded"):
+        train_reward_model([pair], model=str(tmp_path / "no-model"), progress=False)
+
+
+def test_minilm_reward_model_trains_saves_and_reloads(tiny_pairs, tmp_path):
+    train, test = tiny_pairs
+    result = train_reward_model(train[:48], "minilm", epochs=1, max_length=64, progress=False, validation_fraction=0.25)
+    model = result.model
+    assert model.scorer.kind == "transformer"
+    folder = model.save(tmp_path / "minilm")
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
+    loaded = LearnedRewardModel.load(folder)
+    args = ([p.prompt for p in test[:12]], [p.chosen for p in test[:12]])
+    np.testing.assert_allclose(loaded.score_texts(*args), model.score_texts(*args), rtol=1e-5, atol=1e-5)
+    batched = model.score_texts(*args)
+    single = [model.score_texts([c], [r])[0] for c, r in zip(*args)]
+    np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-4)
+    # The reply is kept whole even when the context is far longer than max_length.
+    long_context = "User: " + " ".join(["please"] * 500)
+    (encoded,) = model.scorer.encode([long_context], ["Thanks, your refund is on its way."])
+    assert len(encoded["input_ids"]) == 64
+    tail = model.scorer.tokenizer.decode(encoded["input_ids"][-12:])
+    assert "refund is on its way" in tail
