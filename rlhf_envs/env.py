@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 import gymnasium as gym
+from gymnasium.envs.registration import EnvSpec
 import numpy as np
 
 from rlhf_envs.interfaces import make_interface
@@ -28,6 +30,19 @@ def score_turns(
     same = gold_model.spec is not None and gold_model.spec == reward_model.spec
     gold = rewards if same else gold_model.score(exchanges)
     return rewards, components, gold
+
+
+def with_canonical_rewards(spec: EnvSpec | None, reward_model: Any, gold_model: Any) -> EnvSpec | None:
+    """``spec`` with its ``reward``/``gold`` arguments in canonical form (checkpoint paths
+    made absolute), so an env rebuilt from the spec in another folder or process finds the
+    same reward models."""
+    if spec is None:
+        return None
+    kwargs = dict(spec.kwargs)
+    for key, model in (("reward", reward_model), ("gold", gold_model)):
+        if key in kwargs and model is not None and model.spec is not None:
+            kwargs[key] = model.spec
+    return dataclasses.replace(spec, kwargs=kwargs)
 
 
 class DialogueEnv(gym.Env):
@@ -168,6 +183,15 @@ class DialogueEnv(gym.Env):
         self.mood = None
         self._printed = 0
         self._pending: Exchange | None = None
+
+    @property
+    def spec(self) -> EnvSpec | None:
+        return getattr(self, "_spec", None)
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        # gymnasium.make sets this after __init__; record the canonical reward specs.
+        self._spec = with_canonical_rewards(value, getattr(self, "reward_model", None), getattr(self, "gold_model", None))
 
     # --- the Gymnasium API -------------------------------------------------------------
 

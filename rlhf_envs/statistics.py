@@ -22,6 +22,11 @@ def bootstrap_ci(
     if x.size == 0:
         raise ValueError("no values to summarise")
     rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    # Resampled in chunks so that large data sets (1e5+ pairs) need little memory.
+    chunk = max(1, 4_000_000 // x.size)
+    means = np.concatenate([
+        x[rng.integers(0, x.size, size=(min(chunk, n_boot - at), x.size))].mean(axis=1)
+        for at in range(0, n_boot, chunk)
+    ])
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(x.mean()), float(lo), float(hi)

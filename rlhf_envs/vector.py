@@ -19,10 +19,11 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
-from rlhf_envs.env import DialogueEnv, score_turns
+from rlhf_envs.env import DialogueEnv, score_turns, with_canonical_rewards
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
 
 
@@ -96,6 +97,14 @@ class DialogueVectorEnv(gym.vector.VectorEnv):
         self._turns = np.zeros(self.num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
 
+    @property
+    def spec(self) -> EnvSpec | None:
+        return getattr(self, "_spec", None)
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        self._spec = with_canonical_rewards(value, getattr(self, "reward_model", None), getattr(self, "gold_model", None))
+
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
         if seed is None or isinstance(seed, (int, np.integer)):
             seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
@@ -132,8 +141,8 @@ class DialogueVectorEnv(gym.vector.VectorEnv):
                 components = {name: float(values[k]) for name, values in parts.items()}
                 obs, reward, terminated, _, info = env.finish_turn(float(scores[k]), components, float(gold[k]))
                 self._turns[i] += 1
-                truncated = (not terminated and self.max_episode_steps is not None
-                             and self._turns[i] >= self.max_episode_steps)
+                # As Gymnasium's TimeLimit: truncated at the limit, even if also terminated.
+                truncated = self.max_episode_steps is not None and self._turns[i] >= self.max_episode_steps
                 rewards[i], terminations[i], truncations[i] = reward, terminated, truncated
                 if self.autoreset_mode == AutoresetMode.SAME_STEP and (terminated or truncated):
                     infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)

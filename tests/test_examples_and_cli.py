@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import runpy
 import subprocess
 import sys
@@ -36,3 +37,54 @@ def test_demo_prints_a_leaderboard_with_every_agent(tmp_path):
         assert (tmp_path / f"transcript-{agent}.txt").read_text().startswith("User: ")
     assert "deterministic (greedy)" in out.stdout
     assert (tmp_path / "leaderboard.csv").read_text().startswith("agent,return")
+
+
+def test_learned_reward_example_runs_with_a_tiny_budget(tmp_path):
+    module = runpy.run_path(str(ROOT / "examples" / "learned_reward.py"))
+    result = module["main"](module["Args"](pairs=300, steps=1024, episodes=3, out=str(tmp_path / "rm")))
+    assert result["rm_accuracy"] > 0.6
+    assert (tmp_path / "rm" / "model.safetensors").is_file()
+
+
+def _cli(*args, cwd):
+    out = subprocess.run([sys.executable, "-m", "rlhf_envs.cli", *args], capture_output=True, text=True,
+                         timeout=300, cwd=cwd)
+    return out
+
+
+def test_collect_train_eval_commands_end_to_end(tmp_path):
+    out = _cli("collect", "--env", "RLHF-Tiny-v0", "--pairs", "400", "--out", "prefs.jsonl", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "wrote 400 pairs to prefs.jsonl" in out.stdout
+    assert "collect pairs" in out.stderr  # the progress bar
+    out = _cli("collect", "--env", "RLHF-Tiny-v0", "--pairs", "200", "--seed", "1", "--out", "test.jsonl",
+               "--no-progress", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = _cli("train-rm", "--data", "prefs.jsonl", "--model", "linear", "--out", "rm", "--threads", "1",
+               cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "trained linear preference model on" in out.stdout
+    assert f'reward="learned:{tmp_path / "rm"}"' in out.stdout  # absolute: works from anywhere
+    out = _cli("eval-rm", "--data", "test.jsonl", "--rm", "rm", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["pairs"] == 200 and 0.6 < result["accuracy"] <= 1.0
+    assert result["ci95"][0] < result["accuracy"] < result["ci95"][1] and result["ceiling"] > 0.6
+
+
+def test_rm_commands_report_bad_input_without_a_traceback(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "User: hi", "chosen": "Hello"}\n')
+    out = _cli("train-rm", "--data", "bad.jsonl", "--out", "rm", cwd=tmp_path)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "bad.jsonl, line 1" in out.stderr and "rejected" in out.stderr
+    out = _cli("eval-rm", "--data", "bad.jsonl", "--rm", "missing", cwd=tmp_path)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "'missing' does not exist; expected a folder with config.json" in out.stderr
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    (tmp_path / "good.jsonl").write_text('{"prompt": "User: hi", "chosen": "Hello!", "rejected": "Go away."}\n')
+    out = _cli("train-rm", "--data", "good.jsonl", "--out", "notes", cwd=tmp_path)
+    assert out.returncode != 0 and "is not a reward-model checkpoint" in out.stderr
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+    out = _cli("collect", "--pairs", "5", "--out", "x.jsonl", "--annotators", "balanced=lots", cwd=tmp_path)
+    assert out.returncode != 0 and "NAME=WEIGHT" in out.stderr

@@ -50,6 +50,17 @@ def test_matches_sync_vector_env(mode):
     assert ended > 10  # episodes ended and were reset along the way
 
 
+def test_time_limit_matches_gymnasium_time_limit():
+    native = gym.make_vec("RLHF-Tiny-v0", num_envs=3, max_episode_steps=2)
+    sync = gym.make_vec("RLHF-Tiny-v0", num_envs=3, vectorization_mode="sync", max_episode_steps=2)
+    native.reset(seed=4)
+    sync.reset(seed=4)
+    rng = np.random.default_rng(1)
+    for t in range(40):
+        actions = rng.integers(3, size=3)
+        _same(native.step(actions), sync.step(actions), t)
+
+
 def test_truncates_after_max_episode_steps():
     env = DialogueVectorEnv(num_envs=2, domain="tiny", num_candidates=3, encoding_dim=64, max_episode_steps=2)
     env.reset(seed=0)
@@ -60,23 +71,24 @@ def test_truncates_after_max_episode_steps():
 
 
 class CountingRubric(RubricRewardModel):
-    def __init__(self):
-        super().__init__()
+    def __init__(self, persona="balanced"):
+        super().__init__(persona=persona)
         self.calls: list[int] = []
 
-    def components(self, batch):
+    def _points(self, batch):  # behind both score() and components()
         self.calls.append(len(batch))
-        return super().components(batch)
+        return super()._points(batch)
 
 
 def test_one_batched_reward_call_per_step():
-    counting = CountingRubric()
-    env = DialogueVectorEnv(num_envs=4, domain="tiny", num_candidates=3, encoding_dim=64, reward=counting)
+    counting, gold = CountingRubric(), CountingRubric("stickler")
+    env = DialogueVectorEnv(num_envs=4, domain="tiny", num_candidates=3, encoding_dim=64, reward=counting, gold=gold)
     env.reset(seed=0)
     for _ in range(5):
         env.step(np.zeros(4, dtype=np.int64))
-    assert counting.calls and max(counting.calls) == 4
-    assert len(counting.calls) <= 5  # one call per vector step (fewer when all reset)
+    for model in (counting, gold):
+        assert model.calls and max(model.calls) == 4
+        assert len(model.calls) <= 5  # one call per vector step (fewer when all reset)
 
 
 def test_bad_arguments_are_explained():

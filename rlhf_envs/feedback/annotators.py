@@ -168,12 +168,14 @@ class FeedbackCollector:
         self.gold = make_reward_model(gold)
         self._models = {a.name: make_reward_model(a.reward_spec) for a, _ in self.annotators}
         self.rng = np.random.default_rng(seed)
+        self._episodes = 0  # episode ids stay unique across calls (the held-out split groups by them)
 
     def contexts(self) -> Iterator[Context]:
         """Endless turns of seeded rollouts (each episode played by one behaviour)."""
         base = self.env.unwrapped
-        episode = 0
         while True:
+            episode = self._episodes
+            self._episodes += 1
             name, how = _draw(self.behaviours, self.rng)
             obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
             turn = 0
@@ -193,7 +195,6 @@ class FeedbackCollector:
                 turn += 1
                 if terminated or truncated:
                     break
-            episode += 1
 
     def preferences(self, n: int, progress: bool = True) -> list[PreferencePair]:
         """``n`` labelled pairs, one per visited turn (two distinct candidates there)."""

@@ -38,12 +38,10 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=0.5, help="Bradley-Terry temperature (default 0.5)")
     p.add_argument("--flip-rate", type=float, default=0.05, help="share of labels flipped at random (default 0.05)")
     p.add_argument("--rating-noise", type=float, default=0.3, help="score noise before thresholding ratings")
-    default_mix = ",".join(f"{name}={eps:g}" for name, (eps, _) in DEFAULT_BEHAVIOURS.items())
-    p.add_argument(
-        "--behaviours",
-        default=",".join(f"{name}={w:g}" for name, (_, w) in DEFAULT_BEHAVIOURS.items()),
-        help=f"behaviour=share list over {default_mix} (name=epsilon of random actions)",
-    )
+    shares = ",".join(f"{name}={w:g}" for name, (_, w) in DEFAULT_BEHAVIOURS.items())
+    kinds = "; ".join(f"{name}: random action {eps:.0%} of turns" for name, (eps, _) in DEFAULT_BEHAVIOURS.items())
+    p.add_argument("--behaviours", default=shares,
+                   help=f"share of episodes played by each behaviour (default {shares}); the behaviours: {kinds}")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 

@@ -14,16 +14,14 @@ across turns and episodes, so encoding costs a few microseconds per text.
 
 from __future__ import annotations
 
-import re
-import zlib
 from collections import OrderedDict
 
 import numpy as np
 
 from rlhf_envs.tasks.understanding import SENTENCE_RE
 from rlhf_envs.tasks.values import find_values
+from rlhf_envs.text import stable_hash, value_marked_tokens
 
-_TOKEN_RE = re.compile(r"[a-z]+(?:'[a-z]+)?|[?!]")
 _MASK = 0xFFFFFFFF
 _CHAR_N = 3
 # Bounded caches (vectors are dim * 4 bytes each): the recurring texts and sentences
@@ -31,32 +29,6 @@ _CHAR_N = 3
 _TEXT_CACHE = 8_192
 _SENTENCE_CACHE = 32_768
 _WORD_CACHE = 100_000
-
-
-def stable_hash(text: str, salt: int = 0) -> int:
-    """32-bit CRC of ``text`` mixed with ``salt``: the same in every process."""
-    return zlib.crc32(text.encode("utf-8"), salt) & _MASK
-
-
-def value_marked_tokens(text: str, seen: frozenset[str] | None) -> list[str]:
-    """Lower-cased words of ``text``, values replaced by kind tokens (``<money:new>``, ...).
-
-    A value is marked ``:seen`` when it is in ``seen`` (already stated in the dialogue)
-    and ``:new`` otherwise; with ``seen=None`` the kind token carries no mark.
-    """
-    lower = text.lower()
-    values = find_values(text)
-    if not values:
-        return _TOKEN_RE.findall(lower)
-    out: list[str] = []
-    at = 0
-    for start, end, kind, value in values:
-        out.extend(_TOKEN_RE.findall(lower[at:start]))
-        mark = "" if seen is None else (":seen" if value in seen else ":new")
-        out.append(f"<{kind}{mark}>")
-        at = end
-    out.extend(_TOKEN_RE.findall(lower[at:]))
-    return out
 
 
 class HashedTextEncoder:

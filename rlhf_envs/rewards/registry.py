@@ -47,6 +47,7 @@ import numbers
 import re
 import threading
 import warnings
+from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,6 +105,7 @@ class _Entry:
     factory: Callable[..., Any] | str
     argument: str | None
     description: str
+    canonical: Callable[[str], str] | None = None
     loaded: Callable[..., Any] | None = field(default=None, repr=False)
 
 
@@ -126,6 +128,7 @@ def register(
     argument: str | None = None,
     description: str = "",
     overwrite: bool = False,
+    canonical: Callable[[str], str] | None = None,
 ) -> None:
     """Register a reward model under ``name`` so specs can refer to it.
 
@@ -145,6 +148,9 @@ def register(
             factory must have a default for it.
         description: one line for listings (:func:`describe_registered`).
         overwrite: replace an existing registration instead of raising.
+        canonical: maps a spec's argument to its canonical form, used in the resolved
+            model's ``spec`` (e.g. :func:`absolute_path` makes ``"learned:runs/rm"``
+            ``"learned:/home/me/runs/rm"``, so workers started elsewhere find the file).
 
     Raises:
         ValueError: ``name`` is invalid or already registered (and not ``overwrite``),
@@ -176,7 +182,7 @@ def register(
                 f"reward name {name!r} is already registered ({_REGISTRY[name].factory!r}); "
                 f"pass overwrite=True to replace it"
             )
-        _REGISTRY[name] = _Entry(name, factory, argument, description)
+        _REGISTRY[name] = _Entry(name, factory, argument, description, canonical)
 
 
 def refresh_plugins() -> None:
@@ -363,6 +369,9 @@ def _from_string(spec: str) -> CheckedRewardModel:
                 f"takes no argument; write {name!r}"
             )
         factory = _entry_factory(entry)
+        if sep and entry.canonical is not None:
+            arg = entry.canonical(arg)
+            spec = f"{name}:{arg}"
         if sep:
             kwargs[entry.argument] = arg  # type: ignore[index]  # checked above
     else:
@@ -407,9 +416,13 @@ def _from_mapping(spec: Mapping[Any, Any]) -> CheckedRewardModel:
         value = check_weight(key, weight)  # before resolving: fail fast on a typo'd weight
         members.append((value, make_reward_model(key)))
     mixture = WeightedMixture(members)
-    return CheckedRewardModel(
-        mixture, name=mixture.name, spec=dict(spec) if is_serialisable(spec) else None
-    )
+    canonical = None
+    if is_serialisable(spec):
+        # Members' canonical specs (absolute paths); the given dict if two keys became one.
+        canonical = {member.spec: weight for weight, member in members}
+        if len(canonical) != len(spec):
+            canonical = dict(spec)
+    return CheckedRewardModel(mixture, name=mixture.name, spec=canonical)
 
 
 class FunctionRewardModel:
@@ -541,6 +554,11 @@ def is_serialisable(spec: Any) -> bool:
     return False
 
 
+def absolute_path(path: str) -> str:
+    """``path`` made absolute (``~`` expanded): the canonical argument of path specs."""
+    return str(Path(path).expanduser().resolve())
+
+
 # Built-in reward models, registered like any plugin (lazily: nothing is imported here).
 register(
     "rubric",
@@ -553,4 +571,5 @@ register(
     "rlhf_envs.rewards.learned.model:load_reward_model",
     argument="path",
     description="a reward model trained on feedback (rlhf-envs train-rm); argument: checkpoint folder",
+    canonical=absolute_path,
 )

@@ -110,6 +110,53 @@ def test_exchange_scoring_uses_the_transcript():
     assert set(ids.tolist()) != set(other.tolist())
 
 
+def test_exchange_is_scored_as_its_transcript_and_reply(linear_rm):
+    model = linear_rm[0].model
+    env = gym.make("RLHF-Tiny-v0").unwrapped
+    env.reset(seed=3)
+    env.step(env.expert_action())
+    state = env.state
+    exchanges = [Exchange(state.scenario, state.history, c.text, state) for c in env.interface.candidates]
+    np.testing.assert_array_equal(
+        model.score(exchanges),
+        model.score_texts([e.transcript() for e in exchanges], [e.reply for e in exchanges]),
+    )
+    assert exchanges[0].transcript().startswith("User: ") and "\nAgent: " in exchanges[0].transcript()
+
+
+def test_learned_paths_are_made_absolute_in_the_env_spec(linear_rm, tmp_path, monkeypatch):
+    _, folder = linear_rm
+    monkeypatch.chdir(folder.parent)
+    env = gym.make("RLHF-Tiny-v0", reward=f"learned:{folder.name}", gold={"rubric": 1.0, f"learned:{folder.name}": 1.0})
+    assert env.spec.kwargs["reward"] == f"learned:{folder}"
+    assert env.spec.kwargs["gold"] == {"rubric": 1.0, f"learned:{folder}": 1.0}
+    monkeypatch.chdir(tmp_path)  # somewhere else: the spec still finds the checkpoint
+    rebuilt = gym.make(gym.envs.registration.EnvSpec.from_json(env.spec.to_json()))
+    rebuilt.reset(seed=0)
+    vec = gym.make_vec("RLHF-Tiny-v0", num_envs=2, reward=f"learned:{folder}")
+    assert vec.spec.kwargs["reward"] == f"learned:{folder}"
+
+
+def test_vector_env_scores_with_one_learned_model_call_per_step(linear_rm):
+    _, folder = linear_rm
+    vec = gym.make_vec("RLHF-Tiny-v0", num_envs=4, reward=f"learned:{folder}")
+    sync = gym.make_vec("RLHF-Tiny-v0", num_envs=4, vectorization_mode="sync", reward=f"learned:{folder}")
+    model = vec.reward_model.model
+    calls = []
+    original = model.score_texts
+    model.score_texts = lambda contexts, replies, **kw: calls.append(len(replies)) or original(contexts, replies, **kw)
+    try:
+        vec.reset(seed=0)
+        sync.reset(seed=0)
+        for _ in range(3):
+            a = vec.step(np.zeros(4, dtype=np.int64))
+            b = sync.step(np.zeros(4, dtype=np.int64))
+            np.testing.assert_allclose(a[1], b[1], rtol=1e-6, atol=1e-6)
+    finally:
+        del model.score_texts
+    assert calls == [4, 1, 1, 1, 1] * 3  # native: one call of 4; sync: 4 calls of 1
+
+
 def test_learned_spec_in_env_and_in_a_mix(linear_rm):
     _, folder = linear_rm
     env = gym.make("RLHF-Tiny-v0", reward=f"learned:{folder}")
@@ -187,6 +234,23 @@ def test_corrupt_checkpoint_fails_clearly(linear_rm, tmp_path, edit, message):
         gym.make("RLHF-Tiny-v0", reward=f"learned:{folder}")
 
 
+def test_saving_replaces_a_checkpoint_but_never_other_folders(linear_rm, tmp_path):
+    model = linear_rm[0].model
+    folder = model.save(tmp_path / "rm")
+    first = make_reward_model(f"learned:{folder}").model
+    model.save(folder, note="second")  # an earlier checkpoint may be replaced
+    assert json.loads((folder / "config.json").read_text())["note"] == "second"
+    second = make_reward_model(f"learned:{folder}").model
+    assert second is not first  # rewritten on disk: loaded afresh
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("keep me")
+    with pytest.raises(CheckpointError, match="not a reward-model checkpoint"):
+        model.save(other)
+    assert (other / "todo.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "rm"]  # no temporary folders left
+
+
 def test_missing_checkpoint_and_missing_path_fail_clearly(tmp_path):
     with pytest.raises(RewardModelError, match="does not exist; expected a folder with config.json"):
         gym.make("RLHF-Tiny-v0", reward=f"learned:{tmp_path / 'nope'}")
@@ -223,10 +287,14 @@ def test_training_data_must_be_one_kind():
         train_reward_model([pair], model="", progress=False)
 
 
-def test_unknown_transformer_path_is_explained(tmp_path):
+def test_unknown_transformer_path_is_explained(tmp_path, linear_rm):
     pair = PreferencePair("User: hi", "Hello, how can I help?", "What.")
     with pytest.raises(ValueError, match="nothing is downloaded"):
         train_reward_model([pair], model=str(tmp_path / "no-model"), progress=False)
+    with pytest.raises(ValueError, match="is an rlhf-envs reward-model checkpoint, not a Hugging Face model"):
+        train_reward_model([pair], model=str(linear_rm[1]), progress=False)
+    with pytest.raises(ValueError, match="max_length 1000 is out of range for minilm: it takes 5 to 512"):
+        train_reward_model([pair], model="minilm", max_length=1000, progress=False)
 
 
 def test_minilm_reward_model_trains_saves_and_reloads(tiny_pairs, tmp_path):

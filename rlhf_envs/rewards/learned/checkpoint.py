@@ -30,37 +30,70 @@ class CheckpointError(ValueError):
     """A reward-model checkpoint is missing, incomplete or corrupt (the message says which file)."""
 
 
+def check_writable(folder: str | os.PathLike) -> Path:
+    """The absolute path of ``folder`` if a checkpoint may be written there: it does not
+    exist, is empty, or holds an earlier rlhf-envs reward-model checkpoint.
+
+    Raises:
+        CheckpointError: ``folder`` is a file or a folder with other contents (saving
+            would replace them).
+    """
+    target = Path(folder).expanduser().resolve()
+    if not target.exists():
+        return target
+    if not target.is_dir():
+        raise CheckpointError(f"cannot save a reward model to {str(folder)!r}: it is a file; give a folder path")
+    if not any(target.iterdir()):
+        return target
+    try:
+        config = json.loads((target / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = None
+    if not (isinstance(config, dict) and config.get("format") == FORMAT):
+        raise CheckpointError(
+            f"cannot save a reward model to {str(folder)!r}: the folder exists and is not a reward-model "
+            f"checkpoint, so saving would replace its contents; give a new or empty folder"
+        )
+    return target
+
+
 def save_checkpoint(folder: str | os.PathLike, scorer: Any, config: dict[str, Any]) -> Path:
     """Write ``scorer``'s weights and ``config`` (plus the scorer's own settings) to ``folder``.
 
-    The folder is written in a temporary sibling and renamed into place, so an
-    interrupted save never leaves a half-written checkpoint where a good one was.
+    The checkpoint is written in a temporary sibling folder and swapped into place, so an
+    interrupted save never leaves a half-written checkpoint where a good one was. Only a
+    new or empty folder or an earlier checkpoint is replaced (see :func:`check_writable`).
 
     Returns:
         The absolute path of the checkpoint folder.
     """
     from safetensors.torch import save_model
 
-    target = Path(folder).resolve()
+    target = check_writable(folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        full = {"format": FORMAT, "version": VERSION, "kind": scorer.kind, "scorer": scorer.config(), **config}
+        full = {**config, "format": FORMAT, "version": VERSION, "kind": scorer.kind, "scorer": scorer.config()}
         save_model(scorer, str(tmp / WEIGHTS_FILE))
         if hasattr(scorer, "save_extra"):
             scorer.save_extra(tmp)
-        (tmp / CONFIG_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
+        (tmp / CONFIG_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if not target.exists():
+        tmp.rename(target)
+        return target
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    old.rmdir()  # a free name for the previous checkpoint
+    target.rename(old)
+    try:
+        tmp.rename(target)
+    except BaseException:
+        old.rename(target)  # put the previous checkpoint back
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
     return target
 
 

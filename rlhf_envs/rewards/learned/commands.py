@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -65,7 +66,13 @@ def run_train(args: argparse.Namespace) -> int:
     from rlhf_envs.feedback.formats import data_hash
     from rlhf_envs.rewards.learned.training import train_reward_model
 
+    from rlhf_envs.rewards.learned.checkpoint import CheckpointError, check_writable
+
     _threads(args.threads)
+    try:
+        check_writable(args.out)  # before training, not after
+    except CheckpointError as err:
+        raise SystemExit(f"rlhf-envs train-rm: {err}") from None
     data = _read(args.data, args.skip_invalid, "train-rm")
     records = data.records[: args.limit] if args.limit else data.records
     info = {
@@ -90,11 +97,12 @@ def run_train(args: argparse.Namespace) -> int:
         f"({m['validation_records']} held out) in {m['seconds']:.1f} s; best epoch {m['best_epoch']} "
         f"of {m['epochs_run']}: {shown or 'no held-out data'}"
     )
-    print(f"saved to {folder}  (use it as reward=\"learned:{args.out}\")")
+    print(f"saved to {folder}  (use it as reward=\"learned:{folder}\")")
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from rlhf_envs.feedback.formats import data_hash
     from rlhf_envs.feedback.records import PreferencePair
     from rlhf_envs.rewards.learned.checkpoint import CheckpointError
     from rlhf_envs.rewards.learned.evaluation import pairwise_accuracy, rating_agreement
@@ -111,6 +119,13 @@ def run_eval(args: argparse.Namespace) -> int:
         records = records[: args.limit]
     if not records:
         raise SystemExit(f"rlhf-envs eval-rm: no records left after --skip {args.skip}")
+    trained = (model.info.get("training") or {}).get("data") or {}
+    if trained.get("sha256") == data_hash(args.data) and args.skip < trained.get("records_used", 0):
+        print(
+            f"warning: the model was trained on the first {trained['records_used']} records of this file; "
+            f"this evaluation includes them (use --skip {trained['records_used']} for held-out records)",
+            file=sys.stderr,
+        )
     if isinstance(records[0], PreferencePair):
         report = pairwise_accuracy(model, records)
         result = {"pairs": report.pairs, "accuracy": report.accuracy, "ci95": [report.low, report.high],

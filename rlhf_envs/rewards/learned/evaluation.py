@@ -68,8 +68,9 @@ def pairwise_accuracy(model: Any, pairs: Sequence[PreferencePair], seed: int = 0
 
 @dataclass(frozen=True)
 class RatingReport:
-    """Agreement of a reward model with ratings: exact-class accuracy of a rating model
-    and the rank correlation of scores with labels (any model)."""
+    """Agreement of a reward model with ratings: for a rating model, how often the rating
+    nearest its expected rating is the label; for any model, the rank correlation of
+    scores with labels."""
 
     accuracy: float | None
     spearman: float

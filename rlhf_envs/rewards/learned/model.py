@@ -65,6 +65,18 @@ class LearnedRewardModel:
         self.name = name
         self.batch_size = int(batch_size)
         self.path: Path | None = None
+        # One model may serve envs on several threads; its caches and tokenizer are not
+        # thread-safe, so scoring is serialised.
+        self._scoring = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_scoring"]  # locks do not pickle; a copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._scoring = threading.Lock()
 
     # --- scoring -----------------------------------------------------------------------
 
@@ -79,7 +91,7 @@ class LearnedRewardModel:
         if len(contexts) != len(replies):
             raise ValueError(f"{len(contexts)} contexts but {len(replies)} replies")
         out = np.empty(len(replies), dtype=np.float64)
-        with torch.inference_mode():
+        with self._scoring, torch.inference_mode():
             for at in range(0, len(replies), self.batch_size):
                 end = at + self.batch_size
                 inputs = self.scorer.encode(contexts[at:end], replies[at:end])
@@ -96,11 +108,13 @@ class LearnedRewardModel:
     def save(self, folder: str | os.PathLike, **record: Any) -> Path:
         """Write the model to ``folder`` (see :mod:`checkpoint`); ``record`` adds keys to
         ``config.json`` (training data, settings, metrics)."""
+        # The checkpoint's own keys are written fresh (a loaded model's info holds old ones).
+        own = ("objective", "rating_values", "normalisation", "format", "version", "kind", "scorer")
         config = {
             "objective": self.objective,
             "rating_values": None if self.rating_values is None else self.rating_values.tolist(),
             "normalisation": {"offset": self.offset, "scale": self.scale},
-            **{k: v for k, v in self.info.items() if k not in ("objective", "rating_values", "normalisation")},
+            **{k: v for k, v in self.info.items() if k not in own},
             **record,
         }
         self.path = save_checkpoint(folder, self.scorer, config)
@@ -135,8 +149,19 @@ class LearnedRewardModel:
         return f"LearnedRewardModel({self.scorer.kind}, {self.objective}, path={str(self.path)!r})"
 
 
-_loaded: dict[tuple[str, float, float], LearnedRewardModel] = {}
+_loaded: dict[str, tuple[tuple, LearnedRewardModel]] = {}
 _lock = threading.Lock()
+
+
+def _stamp(folder: Path) -> tuple:
+    """What changes when a checkpoint is rewritten (the save swaps in a new folder)."""
+    try:
+        return tuple(
+            (st.st_ino, st.st_mtime_ns, st.st_size)
+            for st in ((folder / name).stat() for name in ("config.json", "model.safetensors"))
+        )
+    except OSError:
+        return ()
 
 
 def load_reward_model(path: str | None = None) -> LearnedRewardModel:
@@ -144,7 +169,7 @@ def load_reward_model(path: str | None = None) -> LearnedRewardModel:
 
     Envs of one process that name the same checkpoint share one loaded model (scoring
     does not change it), so 16 sub-envs do not hold 16 copies of a transformer. A
-    checkpoint rewritten on disk is loaded afresh.
+    checkpoint rewritten on disk is loaded afresh and replaces the old copy.
     """
     if path is None:
         raise ValueError(
@@ -152,13 +177,11 @@ def load_reward_model(path: str | None = None) -> LearnedRewardModel:
             "reward='learned:runs/rm' (train one with `rlhf-envs train-rm`)"
         )
     folder = Path(path).expanduser().resolve()
-    try:
-        stamp = tuple((folder / name).stat().st_mtime for name in ("config.json", "model.safetensors"))
-    except OSError:
-        stamp = (0.0, 0.0)  # load() below raises the clear error
-    key = (str(folder), *stamp)
+    stamp = _stamp(folder)
     with _lock:
-        model = _loaded.get(key)
-        if model is None:
-            model = _loaded[key] = LearnedRewardModel.load(folder)
+        hit = _loaded.get(str(folder))
+        if hit is not None and stamp and hit[0] == stamp:
+            return hit[1]
+        model = LearnedRewardModel.load(folder)
+        _loaded[str(folder)] = (stamp, model)
         return model

@@ -59,6 +59,13 @@ class TransformerScorer(nn.Module):
         self.max_length = int(max_length)
         self.base_model = base_model
         self.num_outputs = int(model.config.num_labels)
+        longest = getattr(model.config, "max_position_embeddings", None)
+        shortest = tokenizer.num_special_tokens_to_add(pair=True) + 2
+        if self.max_length < shortest or (longest is not None and self.max_length > longest):
+            raise ValueError(
+                f"max_length {self.max_length} is out of range for {base_model or 'this model'}: it takes "
+                f"{shortest} to {longest} tokens per (context, reply) input"
+            )
         if tokenizer.pad_token is None:  # GPT-style tokenizers have none; padding is masked anyway
             tokenizer.pad_token = tokenizer.eos_token
             model.config.pad_token_id = tokenizer.pad_token_id
@@ -70,14 +77,21 @@ class TransformerScorer(nn.Module):
         from transformers.utils import logging as hf_logging
 
         source = resolve_base_model(name_or_path)
+        config_path = Path(source) / "config.json"
+        if config_path.is_file() and '"rlhf-envs-reward-model"' in config_path.read_text(encoding="utf-8"):
+            raise ValueError(
+                f"{name_or_path!r} is an rlhf-envs reward-model checkpoint, not a Hugging Face model "
+                f"folder; training starts from a pretrained encoder ('minilm' or a Hugging Face folder)"
+            )
         verbosity = hf_logging.get_verbosity()
         bars = hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()  # the "newly initialised head" notice is expected here
         hf_logging.disable_progress_bar()
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+            # safetensors only: weights in pickle-based .bin files are never loaded.
             model = AutoModelForSequenceClassification.from_pretrained(
-                source, num_labels=num_outputs, local_files_only=True
+                source, num_labels=num_outputs, local_files_only=True, use_safetensors=True
             )
         except (OSError, ValueError) as err:
             raise ValueError(
