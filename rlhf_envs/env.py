@@ -6,8 +6,8 @@ import dataclasses
 from typing import Any, Sequence
 
 import gymnasium as gym
-from gymnasium.envs.registration import EnvSpec
 import numpy as np
+from gymnasium.envs.registration import EnvSpec
 
 from rlhf_envs.interfaces import make_interface
 from rlhf_envs.rendering import render_transcript_image
@@ -45,7 +45,21 @@ def with_canonical_rewards(spec: EnvSpec | None, reward_model: Any, gold_model: 
     return dataclasses.replace(spec, kwargs=kwargs)
 
 
-class DialogueEnv(gym.Env):
+class CanonicalRewardSpecs:
+    """Mixin for envs with ``reward_model``/``gold_model``: the ``spec`` that
+    ``gymnasium.make`` / ``make_vec`` set after ``__init__`` records the canonical reward
+    specs (see :func:`with_canonical_rewards`)."""
+
+    @property
+    def spec(self) -> EnvSpec | None:
+        return getattr(self, "_spec", None)
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        self._spec = with_canonical_rewards(value, getattr(self, "reward_model", None), getattr(self, "gold_model", None))
+
+
+class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     """A conversation with a simulated user, rewarded by a pluggable preference model.
 
     ## Description
@@ -183,15 +197,6 @@ class DialogueEnv(gym.Env):
         self.mood = None
         self._printed = 0
         self._pending: Exchange | None = None
-
-    @property
-    def spec(self) -> EnvSpec | None:
-        return getattr(self, "_spec", None)
-
-    @spec.setter
-    def spec(self, value: EnvSpec | None) -> None:
-        # gymnasium.make sets this after __init__; record the canonical reward specs.
-        self._spec = with_canonical_rewards(value, getattr(self, "reward_model", None), getattr(self, "gold_model", None))
 
     # --- the Gymnasium API -------------------------------------------------------------
 

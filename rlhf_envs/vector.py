@@ -19,15 +19,14 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
-from rlhf_envs.env import DialogueEnv, score_turns, with_canonical_rewards
+from rlhf_envs.env import CanonicalRewardSpecs, DialogueEnv, score_turns
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
 
 
-class DialogueVectorEnv(gym.vector.VectorEnv):
+class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
     """``num_envs`` copies of :class:`DialogueEnv` with batched reward scoring.
 
     ## Action Space
@@ -96,14 +95,6 @@ class DialogueVectorEnv(gym.vector.VectorEnv):
         self._obs: list[Any] = [None] * self.num_envs
         self._turns = np.zeros(self.num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
-
-    @property
-    def spec(self) -> EnvSpec | None:
-        return getattr(self, "_spec", None)
-
-    @spec.setter
-    def spec(self, value: EnvSpec | None) -> None:
-        self._spec = with_canonical_rewards(value, getattr(self, "reward_model", None), getattr(self, "gold_model", None))
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
         if seed is None or isinstance(seed, (int, np.integer)):

@@ -64,9 +64,8 @@ def _threads(n: int | None) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from rlhf_envs.feedback.formats import data_hash
-    from rlhf_envs.rewards.learned.training import train_reward_model
-
     from rlhf_envs.rewards.learned.checkpoint import CheckpointError, check_writable
+    from rlhf_envs.rewards.learned.training import train_reward_model
 
     _threads(args.threads)
     try:
