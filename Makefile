@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test test-slow bench proxy-vs-gold clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_speed.py
+	$(BIN)/python benchmarks/rm_speed.py
+
+proxy-vs-gold: $(STAMP)
+	$(BIN)/python benchmarks/proxy_vs_gold.py
 
 clean:
 	rm -rf $(VENV)

@@ -138,7 +138,8 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
       or the path of a domain folder.
     - ``interface``: ``"select"``.
     - ``reward``: reward spec: a registered name (``"rubric"``, ``"rubric:warm"``), a
-      ``{spec: weight}`` mix, a ``RewardModel`` instance or a function
+      learned model's checkpoint (``"learned:runs/rm"``, made absolute in ``env.spec``),
+      a ``{spec: weight}`` mix, a ``RewardModel`` instance or a function
       ``f(exchange) -> float``. Strings and dicts keep the env spec serialisable;
       instances and functions do not.
     - ``gold``: the reward spec reported as ``info["gold_reward"]`` (default ``"rubric"``).
@@ -153,6 +154,9 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
 
     - ``RLHF-Chat-v0``: customer service, select interface.
     - ``RLHF-Tiny-v0``: the tiny library domain, select interface, 3 candidates.
+
+    ``gymnasium.make_vec(id, num_envs=N)`` builds :class:`~rlhf_envs.vector.DialogueVectorEnv`,
+    which scores all N replies of a step in one reward-model call.
 
     ## Version History
 

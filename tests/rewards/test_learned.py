@@ -316,3 +316,19 @@ def test_minilm_reward_model_trains_saves_and_reloads(tiny_pairs, tmp_path):
     assert len(encoded["input_ids"]) == 64
     tail = model.scorer.tokenizer.decode(encoded["input_ids"][-12:])
     assert "refund is on its way" in tail
+
+
+def test_minilm_rating_classifier_scores_by_expected_rating(tmp_path):
+    collector = FeedbackCollector("RLHF-Tiny-v0", seed=5)
+    ratings = collector.ratings(40, scale="thumbs", progress=False)
+    result = train_reward_model(ratings, "minilm", epochs=1, max_length=64, progress=False, validation_fraction=0.2)
+    model = result.model
+    assert model.objective == "rating" and model.scorer.num_outputs == 2
+    raw = model.score_texts([r.prompt for r in ratings], [r.completion for r in ratings], normalise=False)
+    assert np.all((raw > 0) & (raw < 1))  # P(thumbs up)
+    loaded = LearnedRewardModel.load(model.save(tmp_path / "thumbs"))
+    np.testing.assert_allclose(
+        loaded.score_texts([r.prompt for r in ratings[:8]], [r.completion for r in ratings[:8]]),
+        model.score_texts([r.prompt for r in ratings[:8]], [r.completion for r in ratings[:8]]),
+        rtol=1e-5, atol=1e-5,
+    )

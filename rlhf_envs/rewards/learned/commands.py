@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -48,7 +49,9 @@ def _read(path: Path, skip_invalid: bool, command: str):
     from rlhf_envs.feedback.formats import FeedbackFormatError, read_feedback
 
     try:
-        data = read_feedback(path, skip_invalid=skip_invalid)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the skipped lines are reported in the summary below
+            data = read_feedback(path, skip_invalid=skip_invalid)
     except (FeedbackFormatError, FileNotFoundError) as err:
         raise SystemExit(f"rlhf-envs {command}: {err}") from None
     print(data.summary())

@@ -137,7 +137,8 @@ class TransformerScorer(nn.Module):
         budget = self.max_length - tok.num_special_tokens_to_add(pair=True)
         keep = max(1, budget * 3 // 4)  # a reply longer than this keeps its start
         replies = list(replies)
-        for i, ids in enumerate(tok(replies, add_special_tokens=False)["input_ids"]):
+        # (verbose=False: a long reply is cut below, the "longer than the maximum" notice is moot)
+        for i, ids in enumerate(tok(replies, add_special_tokens=False, verbose=False)["input_ids"]):
             if len(ids) > keep:
                 replies[i] = tok.decode(ids[:keep])
         tok.truncation_side = "left"
