@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     for i, env in enumerate(envs):
         env.reset(seed=i)
         for _ in range(i % 4):
-            env.step(env.expert_action())
+            _, _, terminated, _, _ = env.step(env.expert_action())
+            if terminated:  # a short task already done: score its opening turn instead
+                env.reset(seed=i)
+                break
         state = env.state
         exchanges.append(Exchange(state.scenario, state.history, env.interface.candidates[0].text, state))
 
@@ -103,18 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     # step) and by Gymnasium's SyncVectorEnv (16 calls per step), same seeds and actions.
     print(f"\n{'model':<8} {'native vector env':>20} {'SyncVectorEnv':>16} {'ratio':>7}   (16 envs, turns/s)")
     for name, model in models.items():
-        rates = []
-        for mode in ("vector_entry_point", "sync"):
-            vec = gym.make_vec("RLHF-Chat-v0", num_envs=16, vectorization_mode=mode, reward=model)
-            vec.reset(seed=0)
-            rng = np.random.default_rng(0)
-            steps = 40 if name == "linear" else 12
-            t = time.perf_counter()
-            for _ in range(steps):
-                vec.step(rng.integers(6, size=16))
-            rates.append(16 * steps / (time.perf_counter() - t))
-            vec.close()
-        print(f"{name:<8} {rates[0]:>20,.0f} {rates[1]:>16,.0f} {rates[0] / rates[1]:>6.1f}x")
+        steps = 40 if name == "linear" else 10
+        best = {"vector_entry_point": 0.0, "sync": 0.0}
+        for _ in range(2):  # alternate the two, keep each one's best: fair to both
+            for mode in best:
+                vec = gym.make_vec("RLHF-Chat-v0", num_envs=16, vectorization_mode=mode, reward=model)
+                vec.reset(seed=0)
+                rng = np.random.default_rng(0)
+                for _ in range(3):  # warm the encoders' caches
+                    vec.step(rng.integers(6, size=16))
+                t = time.perf_counter()
+                for _ in range(steps):
+                    vec.step(rng.integers(6, size=16))
+                best[mode] = max(best[mode], 16 * steps / (time.perf_counter() - t))
+                vec.close()
+        native, sync = best["vector_entry_point"], best["sync"]
+        print(f"{name:<8} {native:>20,.0f} {sync:>16,.0f} {native / sync:>6.1f}x")
     return 0
 
 

@@ -18,7 +18,7 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="JSON Lines: TRL pairs, HH-RLHF pairs or ratings")
     p.add_argument("--model", default="linear", help="linear, minilm, or a local Hugging Face model folder")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
-    p.add_argument("--epochs", type=int, help="maximum epochs (default: 30 linear, 3 transformer)")
+    p.add_argument("--epochs", type=int, help="maximum epochs (default: 30 linear, 4 transformer)")
     p.add_argument("--batch-size", type=int, help="pairs or ratings per step")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--patience", type=int, help="epochs without held-out improvement before stopping")

@@ -182,7 +182,7 @@ def train_reward_model(
             or a local Hugging Face model folder / cached model name.
         epochs, batch_size, lr, weight_decay, patience: training settings; ``None`` takes
             the model kind's defaults (linear: 30 epochs, batch 64, lr 0.005; transformer:
-            3 epochs, batch 16, lr 3e-5).
+            4 epochs, batch 16, lr 5e-5).
         validation_fraction: share held out for early stopping and the reported metrics.
         max_length: tokens per input for transformer models.
         seed: seeds initialisation, the split and the minibatch order.

@@ -171,4 +171,4 @@ class TransformerScorer(nn.Module):
         return self.model(**kwargs).logits
 
     def default_training(self) -> dict[str, Any]:
-        return {"epochs": 3, "batch_size": 16, "lr": 3e-5, "weight_decay": 0.01, "patience": 1}
+        return {"epochs": 4, "batch_size": 16, "lr": 5e-5, "weight_decay": 0.01, "patience": 1}
