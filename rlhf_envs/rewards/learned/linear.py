@@ -64,9 +64,6 @@ class LinearScorer(nn.Module):
         new_offsets = torch.cat((torch.zeros(1, dtype=torch.long), lengths.cumsum(0)[:-1]))
         return ids[sel], weights[sel], new_offsets
 
-    def num_rows(self, inputs: tuple[torch.Tensor, ...]) -> int:
-        return len(inputs[2])
-
     def default_training(self) -> dict[str, Any]:
         """Hyperparameters that suit this model (the trainer's defaults for it)."""
         return {"epochs": 30, "batch_size": 64, "lr": 0.005, "weight_decay": 0.1, "patience": 3}

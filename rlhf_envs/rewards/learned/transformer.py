@@ -149,9 +149,6 @@ class TransformerScorer(nn.Module):
     def select(self, inputs: list[dict[str, list[int]]], index: np.ndarray) -> list[dict[str, list[int]]]:
         return [inputs[i] for i in index]
 
-    def num_rows(self, inputs: list[dict[str, list[int]]]) -> int:
-        return len(inputs)
-
     def forward(self, inputs: list[dict[str, list[int]]]) -> torch.Tensor:
         """``(N, num_outputs)`` logits for encoded examples (padded to the longest here)."""
         width = max(len(x["input_ids"]) for x in inputs)
