@@ -17,13 +17,24 @@ import gymnasium as gym
 __version__ = "0.1.0"
 
 MAX_TURNS = 20
+MAX_REPLY_TOKENS = 40  # the tokens interface's default length cap of one reply
 
 # Registered ids are presets of DialogueEnv's arguments (any of them can be overridden
 # with gymnasium.make(id, **kwargs)).
 ENV_PRESETS: dict[str, dict] = {
     "RLHF-Chat-v0": {"domain": "customer_service", "interface": "select"},
     "RLHF-Tiny-v0": {"domain": "tiny", "interface": "select", "num_candidates": 3, "encoding_dim": 64},
+    "RLHF-ChatTokens-v0": {"domain": "customer_service", "interface": "tokens"},
+    "RLHF-ChatText-v0": {"domain": "customer_service", "interface": "text"},
 }
+
+
+def max_episode_steps(kwargs: dict) -> int:
+    """Steps before truncation: 20 turns, and for the tokens interface 20 turns of
+    ``MAX_REPLY_TOKENS`` tokens (one step is one token there)."""
+    if kwargs.get("interface") == "tokens":
+        return MAX_TURNS * MAX_REPLY_TOKENS
+    return MAX_TURNS
 
 
 def _register_envs() -> None:
@@ -36,7 +47,7 @@ def _register_envs() -> None:
             # gymnasium.make_vec builds the native vector env (batched reward scoring).
             vector_entry_point="rlhf_envs.vector:DialogueVectorEnv",
             kwargs=dict(kwargs),
-            max_episode_steps=MAX_TURNS,
+            max_episode_steps=max_episode_steps(kwargs),
         )
 
 
@@ -44,4 +55,4 @@ _register_envs()
 
 from rlhf_envs.env import DialogueEnv  # noqa: E402  (after registration: cheap imports first)
 
-__all__ = ["DialogueEnv", "ENV_PRESETS", "MAX_TURNS", "__version__"]
+__all__ = ["DialogueEnv", "ENV_PRESETS", "MAX_REPLY_TOKENS", "MAX_TURNS", "__version__", "max_episode_steps"]

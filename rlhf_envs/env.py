@@ -32,6 +32,17 @@ def score_turns(
     return rewards, components, gold
 
 
+FREE_TEXT_INTERFACES = ("tokens", "text")
+
+
+def default_gold(interface: str, lm: str | None = None) -> RewardSpec:
+    """The gold model of an interface: the full rubric, plus fluency under the
+    reference LM on free text (so keyword stuffing does not pay)."""
+    if interface in FREE_TEXT_INTERFACES:
+        return {"rubric": 1.0, "fluency" if lm is None else f"fluency:{lm}": 1.0}
+    return "rubric"
+
+
 def with_canonical_rewards(spec: EnvSpec | None, reward_model: Any, gold_model: Any) -> EnvSpec | None:
     """``spec`` with its ``reward``/``gold`` arguments in canonical form (checkpoint paths
     made absolute), so an env rebuilt from the spec in another folder or process finds the
@@ -170,9 +181,16 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
         domain: str = "customer_service",
         interface: str = "select",
         reward: RewardSpec = "rubric",
-        gold: RewardSpec = "rubric",
-        num_candidates: int = 6,
-        encoding_dim: int = 256,
+        gold: RewardSpec | None = None,
+        num_candidates: int | None = None,
+        encoding_dim: int | None = None,
+        lm: str | None = None,
+        kl_coef: float | None = None,
+        context_length: int | None = None,
+        max_reply_tokens: int | None = None,
+        invalid_token_penalty: float | None = None,
+        max_reply_chars: int | None = None,
+        max_context_chars: int | None = None,
         subflows: Sequence[str] | None = None,
         render_mode: str | None = None,
     ):
@@ -191,9 +209,15 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
                     f"available: {', '.join(self.domain.subflow_ids)}"
                 )
         self.subflows = subflows
+        options = {
+            "num_candidates": num_candidates, "encoding_dim": encoding_dim, "lm": lm, "kl_coef": kl_coef,
+            "context_length": context_length, "max_reply_tokens": max_reply_tokens,
+            "invalid_token_penalty": invalid_token_penalty, "max_reply_chars": max_reply_chars,
+            "max_context_chars": max_context_chars,
+        }
+        self.interface = make_interface(interface, **{k: v for k, v in options.items() if v is not None})
         self.reward_model = make_reward_model(reward)
-        self.gold_model = make_reward_model(gold)
-        self.interface = make_interface(interface, num_candidates=num_candidates, encoding_dim=encoding_dim)
+        self.gold_model = make_reward_model(default_gold(interface, lm) if gold is None else gold)
         self.action_space = self.interface.action_space
         self.observation_space = self.interface.observation_space
         self.user = UserSimulator(self.domain)
@@ -220,23 +244,44 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
 
     def step(self, action):
         exchange = self.begin_turn(action)
+        if exchange is None:
+            return self.continue_turn()
         rewards, components, gold = score_turns(self.reward_model, self.gold_model, (exchange,))
         return self.finish_turn(float(rewards[0]), {k: float(v[0]) for k, v in components.items()}, float(gold[0]))
 
     # A step in two halves, so a vector env can score many envs' replies in one batched
     # reward-model call between them (rlhf_envs/vector.py).
 
-    def begin_turn(self, action) -> Exchange:
+    def begin_turn(self, action) -> Exchange | None:
         """First half of :meth:`step`: turn ``action`` into the reply and return it in
-        context, to be scored; :meth:`finish_turn` completes the step."""
+        context, to be scored; :meth:`finish_turn` completes the step. Returns ``None``
+        when the reply is not finished (the tokens interface mid-reply): then
+        :meth:`continue_turn` completes the step."""
         state = self.state
         if state is None:
             raise RuntimeError("call reset() before step()")
         if state.ended:
             raise RuntimeError("the conversation has ended (terminated=True); call reset() to start a new one")
         reply = self.interface.reply(action, state)
+        if reply is None:
+            self._pending = None
+            return None
         self._pending = Exchange(scenario=state.scenario, history=state.history, reply=reply, state=state)
         return self._pending
+
+    def continue_turn(self):
+        """A step inside a reply (tokens interface): no reply to score yet; the reward is
+        the interface's shaping (KL term or masked-token penalty)."""
+        state = self.state
+        info = {
+            **self.interface.step_info,
+            "partial_reply": self.interface.partial_reply(),
+            "gold_reward": 0.0,
+            "satisfaction": self.mood.satisfaction,
+            **state.summary(),
+        }
+        obs = self.interface.observe(state, self.np_random)
+        return obs, float(self.interface.shaping), False, False, info
 
     def finish_turn(self, reward: float, components: dict[str, float], gold: float):
         """Second half of :meth:`step`: the user answers the reply of :meth:`begin_turn`,
@@ -250,6 +295,7 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
         self.state = new = state.after(reply, assessment, user.text, user.ended)
         obs = self.interface.observe(new, self.np_random)
         info = {
+            **self.interface.step_info,
             "reply": reply,
             "user": user.text,
             "system": tuple(t.text for t in new.history[len(state.history) + 2:]),
@@ -264,7 +310,7 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
         }
         if self.render_mode == "human":
             self._print_new_turns()
-        return obs, reward, bool(user.ended), False, info
+        return obs, reward + float(self.interface.shaping), bool(user.ended), False, info
 
     def render(self) -> str | np.ndarray | None:
         if self.render_mode == "ansi":
@@ -289,6 +335,24 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
         if self.state is None:
             raise RuntimeError("call reset() before expert_action()")
         return self.interface.expert_action(self.state, self.np_random)
+
+    def action_masks(self) -> np.ndarray:
+        """Allowed actions now, for sb3-contrib's ``MaskablePPO`` (tokens interface: all
+        but padding and special tokens; select: every candidate)."""
+        masks = getattr(self.interface, "action_masks", None)
+        if masks is not None:
+            return masks()
+        return np.ones(self.action_space.n, dtype=bool)
+
+    @property
+    def kl_coef(self) -> float:
+        """beta of the KL shaping (0 unless the tokens interface has one)."""
+        return float(getattr(self.interface, "kl_coef", 0.0))
+
+    @property
+    def reference_lm(self):
+        """The reference LM of the tokens interface (``None`` for other interfaces)."""
+        return getattr(self.interface, "lm", None)
 
     def _print_new_turns(self) -> None:
         history = self.state.history

@@ -22,7 +22,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
-from rlhf_envs.env import CanonicalRewardSpecs, DialogueEnv, score_turns
+from rlhf_envs.env import CanonicalRewardSpecs, DialogueEnv, default_gold, score_turns
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
 
 
@@ -31,7 +31,8 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
 
     ## Action Space
 
-    ``MultiDiscrete([K] * num_envs)`` for the select interface: one action per sub-env.
+    ``MultiDiscrete([K] * num_envs)`` for the select interface, ``MultiDiscrete([V] *
+    num_envs)`` for tokens: one action per sub-env.
 
     ## Observation Space
 
@@ -54,7 +55,8 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
     ## Arguments
 
     - ``num_envs``: number of conversations.
-    - ``max_episode_steps``: turns before truncation (default 20, as the registered ids).
+    - ``max_episode_steps``: steps before truncation (default 20, as the registered
+      select and text ids; ``gymnasium.make_vec`` passes the registered value).
     - ``autoreset_mode``: ``"NextStep"`` (default) or ``"SameStep"``.
     - ``copy``: return copies of the observation arrays (default ``True``).
     - every :class:`DialogueEnv` argument (``domain``, ``reward``, ``gold``, ...).
@@ -67,7 +69,7 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
         copy: bool = True,
         reward: RewardSpec = "rubric",
-        gold: RewardSpec = "rubric",
+        gold: RewardSpec | None = None,
         **env_kwargs: Any,
     ):
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
@@ -76,6 +78,8 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
         if mode == AutoresetMode.DISABLED:
             raise ValueError("autoreset_mode 'Disabled' is not supported; use 'NextStep' or 'SameStep'")
         self.reward_model = make_reward_model(reward)
+        if gold is None:
+            gold = default_gold(env_kwargs.get("interface", "select"), env_kwargs.get("lm"))
         self.gold_model = make_reward_model(gold)
         self.envs = [
             DialogueEnv(reward=self.reward_model, gold=self.gold_model, **env_kwargs) for _ in range(int(num_envs))
@@ -117,30 +121,36 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
         truncations = np.zeros(self.num_envs, dtype=bool)
         infos: dict[str, Any] = {}
         stepping, exchanges = [], []
+        results: dict[int, tuple] = {}
         for i, env in enumerate(self.envs):
             if self._needs_reset[i]:  # NextStep autoreset: this step only resets
                 self._obs[i], info = env.reset()
                 self._turns[i] = 0
                 infos = self._add_info(infos, info, i)
                 continue
-            exchanges.append(env.begin_turn(actions[i]))
-            stepping.append(i)
+            exchange = env.begin_turn(actions[i])
+            if exchange is None:  # a token inside a reply: nothing to score
+                results[i] = env.continue_turn()
+            else:
+                exchanges.append(exchange)
+                stepping.append(i)
         if exchanges:
             scores, parts, gold = score_turns(self.reward_model, self.gold_model, exchanges)
             for k, i in enumerate(stepping):
-                env = self.envs[i]
                 components = {name: float(values[k]) for name, values in parts.items()}
-                obs, reward, terminated, _, info = env.finish_turn(float(scores[k]), components, float(gold[k]))
-                self._turns[i] += 1
-                # As Gymnasium's TimeLimit: truncated at the limit, even if also terminated.
-                truncated = self.max_episode_steps is not None and self._turns[i] >= self.max_episode_steps
-                rewards[i], terminations[i], truncations[i] = reward, terminated, truncated
-                if self.autoreset_mode == AutoresetMode.SAME_STEP and (terminated or truncated):
-                    infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
-                    obs, info = env.reset()
-                    self._turns[i] = 0
-                self._obs[i] = obs
-                infos = self._add_info(infos, info, i)
+                results[i] = self.envs[i].finish_turn(float(scores[k]), components, float(gold[k]))
+        for i in sorted(results):
+            obs, reward, terminated, _, info = results[i]
+            self._turns[i] += 1
+            # As Gymnasium's TimeLimit: truncated at the limit, even if also terminated.
+            truncated = self.max_episode_steps is not None and self._turns[i] >= self.max_episode_steps
+            rewards[i], terminations[i], truncations[i] = reward, terminated, truncated
+            if self.autoreset_mode == AutoresetMode.SAME_STEP and (terminated or truncated):
+                infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
+                obs, info = self.envs[i].reset()
+                self._turns[i] = 0
+            self._obs[i] = obs
+            infos = self._add_info(infos, info, i)
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             self._needs_reset = terminations | truncations
         return self._batch(), rewards, terminations, truncations, infos

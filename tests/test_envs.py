@@ -26,13 +26,36 @@ SB3_IDS = [i for i in ENV_IDS if not isinstance(gym.make(i).action_space, gym.sp
 ALLOWED_WARNINGS: tuple[str, ...] = ()
 
 
+# Fixed valid replies for the text interface (the others take integer actions).
+TEXT_REPLIES = ("Hello! I can help with that. Could you tell me your full name?", "Thanks. Let me check that for you.")
+
+
+def _action(env, i: int):
+    """A fixed valid action: candidate or token ``i``, or the i-th sample reply."""
+    return TEXT_REPLIES[i % len(TEXT_REPLIES)] if isinstance(env.action_space, gym.spaces.Text) else i
+
+
+def _finish_a_turn(env):
+    """One agent turn (for the tokens interface an empty reply: end-of-turn at once)."""
+    if env.unwrapped.interface.name == "tokens":
+        return env.step(env.unwrapped.reference_lm.eot_id)
+    return env.step(_action(env, 0))
+
+
+def _obs_bytes(obs) -> bytes:
+    if isinstance(obs, str):
+        return obs.encode()
+    return b"".join(np.ascontiguousarray(obs[key]).tobytes() for key in sorted(obs))
+
+
 def test_every_preset_is_registered():
-    assert {"RLHF-Chat-v0", "RLHF-Tiny-v0"} <= set(ENV_IDS)
+    assert {"RLHF-Chat-v0", "RLHF-Tiny-v0", "RLHF-ChatTokens-v0", "RLHF-ChatText-v0"} <= set(ENV_IDS)
     for env_id, kwargs in rlhf_envs.ENV_PRESETS.items():
         spec = gym.spec(env_id)
         assert spec.entry_point == "rlhf_envs.env:DialogueEnv"
         assert spec.kwargs == kwargs
-        assert spec.max_episode_steps == rlhf_envs.MAX_TURNS
+        assert spec.max_episode_steps == rlhf_envs.max_episode_steps(kwargs)
+    assert gym.spec("RLHF-ChatTokens-v0").max_episode_steps == rlhf_envs.MAX_TURNS * rlhf_envs.MAX_REPLY_TOKENS
 
 
 def test_make_works_without_importing_the_package():
@@ -71,11 +94,10 @@ def _episode_digest(env_id: str, seed: int, steps: int = 40) -> str:
     obs, info = env.reset(seed=seed)
     h = hashlib.sha256(repr(sorted(info.items())).encode())
     for _ in range(steps):
-        for key in sorted(obs):
-            h.update(np.ascontiguousarray(obs[key]).tobytes())
+        h.update(_obs_bytes(obs))
         action = env.action_space.sample()
         obs, reward, terminated, truncated, info = env.step(action)
-        h.update(repr((int(action), reward, terminated, truncated, info["reply"], info["user"], info["system"])).encode())
+        h.update(repr((action, reward, terminated, truncated, info.get("reply"), info.get("user"), info.get("system"))).encode())
         if terminated or truncated:
             obs, info = env.reset()
     return h.hexdigest()
@@ -115,25 +137,24 @@ def test_spec_to_json_round_trips(env_id):
 def test_env_pickles_mid_episode_and_continues_identically(env_id):
     env = gym.make(env_id)
     env.reset(seed=1)
-    env.step(0)
+    env.step(_action(env, 0))
     clone = pickle.loads(pickle.dumps(env))
-    a = env.step(1)
-    b = clone.step(1)
+    a = env.step(_action(env, 1))
+    b = clone.step(_action(env, 1))
     assert a[1:] == b[1:]
-    for key in a[0]:
-        np.testing.assert_array_equal(a[0][key], b[0][key])
+    assert _obs_bytes(a[0]) == _obs_bytes(b[0])
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_render_modes(env_id, capsys):
     env = gym.make(env_id, render_mode="ansi")
     env.reset(seed=0)
-    env.step(0)
+    _finish_a_turn(env)
     text = env.render()
-    assert text.startswith("User: ") and "\nAgent: " in text
+    assert text.startswith("User: ") and "\nAgent:" in text
     human = gym.make(env_id, render_mode="human")
     human.reset(seed=0)
-    human.step(0)
+    _finish_a_turn(human)
     assert text.splitlines()[0] in capsys.readouterr().out
     image = gym.make(env_id, render_mode="rgb_array")
     image.reset(seed=0)
@@ -144,10 +165,13 @@ def test_render_modes(env_id, capsys):
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_random_fuzzing_keeps_observations_in_space_and_rewards_finite(env_id):
-    """100,000 random steps on RLHF-Chat-v0 (20,000 on each other id), across many seeds:
-    no exception, every observation in the space, every reward and gold reward finite."""
+    """100,000 random steps on RLHF-Chat-v0 (20,000 on each other id; 2,000 random
+    strings of up to 1,000 characters on the text id), across many seeds: no exception,
+    every observation in the space, every reward and gold reward finite."""
     env = gym.make(env_id)
-    steps = 100_000 if env_id == "RLHF-Chat-v0" else 20_000
+    steps = {"RLHF-Chat-v0": 100_000, "RLHF-ChatText-v0": 2_000}.get(env_id, 20_000)
+    # A random-token reply runs to the length cap: episodes are that many times longer.
+    steps_per_turn = rlhf_envs.MAX_REPLY_TOKENS if env.unwrapped.interface.name == "tokens" else 1
     env.action_space.seed(0)
     obs, _ = env.reset(seed=0)
     episodes = 0
@@ -159,14 +183,19 @@ def test_random_fuzzing_keeps_observations_in_space_and_rewards_finite(env_id):
         if terminated or truncated:
             episodes += 1
             obs, _ = env.reset(seed=episodes)
-    assert episodes > steps / 25
+    assert episodes > steps / (25 * steps_per_turn)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"num_candidates": 1}, "num_candidates must be at least 2"),
-        ({"interface": "voice"}, "interface 'voice' is unknown; available: select"),
+        ({"interface": "voice"}, "interface 'voice' is unknown; available: select, tokens, text"),
+        ({"kl_coef": 0.1}, "kl_coef do not apply to the select interface"),
+        ({"interface": "tokens", "kl_coef": -1.0}, "kl_coef must be a finite number >= 0"),
+        ({"interface": "tokens", "max_reply_tokens": 500}, "max_reply_tokens must be at least 1"),
+        ({"interface": "tokens", "lm": "/nonexistent/lm"}, "is not a language-model folder"),
+        ({"interface": "text", "max_reply_chars": 0}, "max_reply_chars must be at least 1"),
         ({"domain": "pharmacy"}, "domain 'pharmacy' is unknown; built-in domains: customer_service"),
         ({"subflows": ["return_size", "time_travel"]}, "['time_travel'] not in domain 'customer_service'"),
         ({"render_mode": "vr"}, "render_mode 'vr' is not supported"),

@@ -1,27 +1,44 @@
-"""How an agent acts and observes: *select* (pick one of K candidate replies), with
-*tokens* and *text* to follow. Interfaces never depend on a particular domain."""
+"""How an agent acts and observes: *select* (pick one of K candidate replies), *tokens*
+(write the reply token by token, RLHF proper) and *text* (write it as a string).
+Interfaces never depend on a particular domain."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from rlhf_envs.interfaces.base import Interface
 from rlhf_envs.interfaces.select import SelectInterface
+from rlhf_envs.interfaces.text import REPLY_CHARSET, TextInterface
+from rlhf_envs.interfaces.tokens import TokensInterface
 
-INTERFACES: dict[str, type[Interface]] = {"select": SelectInterface}
+INTERFACES: dict[str, type[Interface]] = {"select": SelectInterface, "tokens": TokensInterface, "text": TextInterface}
+
+
+def interface_options(name: str) -> tuple[str, ...]:
+    """The arguments the interface called ``name`` takes."""
+    return tuple(p for p in inspect.signature(INTERFACES[name].__init__).parameters if p != "self")
 
 
 def make_interface(name: str, **kwargs: Any) -> Interface:
     """Build the interface called ``name`` with its arguments.
 
     Raises:
-        ValueError: ``name`` is not a known interface.
+        ValueError: ``name`` is not a known interface, or an argument is not one it takes.
     """
-    try:
-        cls = INTERFACES[name]
-    except KeyError:
-        raise ValueError(f"interface {name!r} is unknown; available: {', '.join(INTERFACES)}") from None
-    return cls(**kwargs)
+    if name not in INTERFACES:
+        raise ValueError(f"interface {name!r} is unknown; available: {', '.join(INTERFACES)}")
+    accepted = interface_options(name)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"argument(s) {', '.join(unknown)} do not apply to the {name} interface; it takes "
+            f"{', '.join(accepted)}"
+        )
+    return INTERFACES[name](**kwargs)
 
 
-__all__ = ["INTERFACES", "Interface", "SelectInterface", "make_interface"]
+__all__ = [
+    "INTERFACES", "REPLY_CHARSET", "Interface", "SelectInterface", "TextInterface", "TokensInterface",
+    "interface_options", "make_interface",
+]

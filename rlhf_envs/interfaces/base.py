@@ -27,6 +27,14 @@ class Interface(ABC):
     name: str
     action_space: gym.Space
     observation_space: gym.Space
+    # Set by ``reply`` for the env to pass on: reward added to the step's (KL shaping,
+    # masked-token penalty) and extra ``info`` entries.
+    shaping: float = 0.0
+    step_info: dict[str, Any] = {}
+
+    def partial_reply(self) -> str:
+        """The reply written so far when a reply takes several steps (tokens)."""
+        return ""
 
     def reset(self) -> None:
         """Forget the previous episode (called by the env's ``reset``)."""

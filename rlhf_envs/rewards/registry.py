@@ -573,3 +573,10 @@ register(
     description="a reward model trained on feedback (rlhf-envs train-rm); argument: checkpoint folder",
     canonical=absolute_path,
 )
+register(
+    "fluency",
+    "rlhf_envs.rewards.fluency:FluencyRewardModel",
+    argument="path",
+    description="how natural a reply reads: reference-LM likelihood and repeated phrases; argument: LM folder",
+    canonical=absolute_path,
+)

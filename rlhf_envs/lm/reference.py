@@ -1,0 +1,272 @@
+"""A causal language model used as the reference policy of RLHF.
+
+:class:`ReferenceLM` wraps a tokenizer and a ``transformers`` causal LM (the project's
+small GPT-2, or any local Hugging Face causal LM folder) with what the envs, the fluency
+reward and best-of-n need: the token ids of a dialogue prompt, next-token
+log-probabilities with a key/value cache (one token per step costs one one-token
+forward pass), the log-likelihood of a reply, and sampling.
+
+Observation windows are left-padded: the newest token is always last, and position ids
+count real tokens only, so a window scored in a batch matches the same tokens scored
+one by one with the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rlhf_envs.lm.dialogue_format import AGENT_PREFIX, EOT, format_turn
+
+LM_CONFIG_FILE = "rlhf_lm.json"  # what the build recorded (corpus, settings, timings)
+
+
+class LMError(ValueError):
+    """A reference LM folder cannot be loaded (what is missing and what is expected)."""
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' loading/saving progress bars and expected notices (a
+    newly initialised head) for the duration; restores the user's settings after."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _cache_keyword(model) -> str:
+    """The forward argument that takes the key/value cache: ``cache`` in recent
+    transformers, ``past_key_values`` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(output):
+    return getattr(output, "cache", None) if getattr(output, "cache", None) is not None else output.past_key_values
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counting real tokens only (0 for padding), for left-padded batches."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class ReferenceLM:
+    """A tokenizer and a causal LM, frozen, in evaluation mode.
+
+    Attributes:
+        tokenizer: the ``transformers`` tokenizer.
+        model: the ``transformers`` causal LM.
+        eot_id: the end-of-turn token (the tokenizer's end-of-sequence token).
+        pad_id: the padding token (end-of-turn when the tokenizer has none).
+        vocab_size: size of the action space of the tokens interface.
+        max_positions: the longest window the model reads.
+        info: what the build recorded (``rlhf_lm.json``), empty for other models.
+
+    Args:
+        path: the folder (``config.json``, ``model.safetensors``, tokenizer files).
+    """
+
+    def __init__(self, path: str | Path):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = Path(path).expanduser().resolve()
+        if not (folder / "config.json").is_file():
+            raise LMError(
+                f"{folder} is not a language-model folder: it has no config.json; give the folder "
+                "of a Hugging Face causal LM (config.json, model.safetensors, tokenizer files) or "
+                "build the project's own with `rlhf-envs build-lm`"
+            )
+        self.path = folder
+        try:
+            with quiet_transformers():
+                self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+                # safetensors only: a checkpoint is never unpickled.
+                self.model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, use_safetensors=True)
+        except (OSError, ValueError) as exc:
+            raise LMError(f"cannot load the language model in {folder}: {exc}") from exc
+        self.model.eval()
+        self.model.requires_grad_(False)
+        self.cache_keyword = _cache_keyword(self.model)
+        tok = self.tokenizer
+        if tok.eos_token_id is None:
+            raise LMError(f"the tokenizer in {folder} has no end-of-sequence token, which marks the end of a turn")
+        self.eot_id = int(tok.eos_token_id)
+        self.eot = tok.eos_token
+        self.pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+        self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
+        config = self.model.config
+        self.max_positions = int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1024))
+        info_file = folder / LM_CONFIG_FILE
+        self.info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+        self.lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ReferenceLM({str(self.path)!r}, vocab_size={self.vocab_size})"
+
+    def __reduce__(self):
+        # Pickled by path (envs are pickled into worker processes): the receiving process
+        # loads the folder once and shares it, instead of unpickling weights.
+        return (load_reference_lm, (str(self.path),))
+
+    # --- text <-> ids ---------------------------------------------------------------
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def turn_ids(self, role: str, text: str) -> list[int]:
+        """Token ids of one finished turn (with its end-of-turn token)."""
+        return self.encode(format_turn(role, text, eot=self.eot))
+
+    @property
+    def agent_prefix_ids(self) -> list[int]:
+        """The ids of ``"Agent:"``, after which a reply is generated."""
+        ids = getattr(self, "_agent_prefix", None)
+        if ids is None:
+            ids = self._agent_prefix = self.encode(AGENT_PREFIX)
+        return ids
+
+    def reply_text(self, ids: Sequence[int]) -> str:
+        """The reply that generated token ids spell (end-of-turn and padding dropped)."""
+        return self.decode([i for i in ids if i not in (self.eot_id, self.pad_id)]).strip()
+
+    # --- scoring ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def logprobs_of(self, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Log-probability of each continuation token given its context, for a batch.
+
+        Each (context, continuation) is left-truncated to ``max_positions`` tokens, keeping
+        the whole continuation.
+        """
+        rows, spans = [], []
+        for ctx, cont in zip(contexts, continuations):
+            cont = list(cont)[: self.max_positions - 1]
+            keep = self.max_positions - len(cont)
+            seq = list(ctx)[-keep:] + cont
+            rows.append(seq)
+            spans.append(len(cont))
+        if not rows:
+            return []
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r):] = 1
+        with self.lock:
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        out = []
+        for i, n in enumerate(spans):
+            if n == 0:
+                out.append(np.zeros(0))
+                continue
+            targets = ids[i, width - n:]
+            predicted = logp[i, width - n - 1: width - 1]
+            out.append(predicted.gather(-1, targets[:, None])[:, 0].numpy().astype(np.float64))
+        return out
+
+    def start(self, context: Sequence[int]) -> "IncrementalScorer":
+        """An incremental scorer positioned after ``context`` (see :class:`IncrementalScorer`)."""
+        return IncrementalScorer(self, context)
+
+    @torch.no_grad()
+    def sample(
+        self, context: Sequence[int], n: int, max_new_tokens: int, seed: int, temperature: float = 1.0
+    ) -> list[list[int]]:
+        """``n`` replies sampled from the model after ``context`` (each up to and including
+        its end-of-turn token, or ``max_new_tokens`` long), reproducible from ``seed``."""
+        keep = max(1, self.max_positions - int(max_new_tokens))
+        ctx = list(context)[-keep:]
+        ids = torch.tensor([ctx] * int(n), dtype=torch.long)
+        generator = torch.Generator().manual_seed(int(seed))
+        done = torch.zeros(int(n), dtype=torch.bool)
+        out: list[list[int]] = [[] for _ in range(int(n))]
+        past = None
+        step_input = ids
+        with self.lock:
+            for _ in range(int(max_new_tokens)):
+                result = self.model(input_ids=step_input, use_cache=True, **{self.cache_keyword: past})
+                past = _cache_of(result)
+                logits = result.logits[:, -1, :].float() / max(float(temperature), 1e-6)
+                if self.pad_id != self.eot_id:
+                    logits[:, self.pad_id] = -torch.inf
+                probs = torch.softmax(logits, dim=-1)
+                token = torch.multinomial(probs, 1, generator=generator)[:, 0]
+                for i in range(int(n)):
+                    if not done[i]:
+                        out[i].append(int(token[i]))
+                done |= token == self.eot_id
+                if bool(done.all()):
+                    break
+                step_input = token[:, None]
+        return out
+
+
+class IncrementalScorer:
+    """Next-token log-probabilities as a reply is written one token at a time.
+
+    The context is read once; each :meth:`advance` feeds one token through the model
+    with the key/value cache. Exact: the same numbers as scoring the whole window again.
+    """
+
+    def __init__(self, lm: ReferenceLM, context: Sequence[int]):
+        self.lm = lm
+        self.length = 0
+        self._past = None
+        self._feed(list(context) or [lm.eot_id])
+
+    @torch.no_grad()
+    def _feed(self, tokens: list[int]) -> None:
+        if self.length + len(tokens) > self.lm.max_positions:
+            raise ValueError(
+                f"the window would hold {self.length + len(tokens)} tokens; the model reads at most "
+                f"{self.lm.max_positions}"
+            )
+        ids = torch.tensor([tokens], dtype=torch.long)
+        pos = torch.arange(self.length, self.length + len(tokens))[None]
+        with self.lm.lock:
+            result = self.lm.model(input_ids=ids, position_ids=pos, use_cache=True, **{self.lm.cache_keyword: self._past})
+        self._past = _cache_of(result)
+        self.length += len(tokens)
+        self.logprobs = torch.log_softmax(result.logits[0, -1].float(), dim=-1).numpy()
+
+    def logprob(self, token: int) -> float:
+        """log p(token | everything fed so far)."""
+        return float(self.logprobs[int(token)])
+
+    def advance(self, token: int) -> None:
+        self._feed([int(token)])
+
+
+_CACHE: dict[str, ReferenceLM] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_reference_lm(path: str | Path) -> ReferenceLM:
+    """The :class:`ReferenceLM` in ``path``, loaded once per process and shared."""
+    key = str(Path(path).expanduser().resolve())
+    with _CACHE_LOCK:
+        lm = _CACHE.get(key)
+        if lm is None:
+            lm = _CACHE[key] = ReferenceLM(key)
+        return lm

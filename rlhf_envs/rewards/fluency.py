@@ -1,0 +1,112 @@
+"""Fluency: how natural a reply reads, judged by the reference language model.
+
+Raters mark down replies that read as broken or stuffed with keywords, whatever the
+keywords are. On free text (the tokens and text interfaces) a policy can otherwise win
+rubric points by emitting the cue words the rubric looks for; the gold model adds this
+component so that does not pay.
+
+Two parts, both penalties (0 for a reply as natural as the expert's):
+
+- likelihood: the mean log-probability per token of the reply under the reference LM,
+  in context, compared with that of the scripted expert's replies: each nat below the
+  expert's (after a tolerance) costs ``per_nat``, down to ``max_penalty``;
+- repeated phrases: the share of the reply's word pairs that occur in it more than once
+  costs up to ``repeat_penalty``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from rlhf_envs.lm.build import default_lm_path
+from rlhf_envs.lm.reference import ReferenceLM, load_reference_lm
+from rlhf_envs.rewards.protocol import Exchange
+
+_WORDS = re.compile(r"[a-z0-9$'-]+")
+_CONTEXT_TOKENS = 96  # dialogue tokens the judge reads before a reply
+_BASELINE_REPLIES = 64
+_baselines: dict[str, float] = {}
+_baseline_lock = threading.Lock()
+
+
+def repeated_pair_share(text: str) -> float:
+    """Share of a reply's word pairs that repeat an earlier pair of the same reply."""
+    words = _WORDS.findall(text.lower())
+    pairs = list(zip(words, words[1:]))
+    if len(pairs) < 3:
+        return 0.0
+    return sum(n - 1 for n in Counter(pairs).values()) / len(pairs)
+
+
+class FluencyRewardModel:
+    """Fluency penalty of replies (registered as ``"fluency"`` and ``"fluency:LM_FOLDER"``).
+
+    Args:
+        path: the reference LM's folder (default: the project's, built on first use).
+        tolerance: nats per token below the expert's mean that cost nothing.
+        per_nat: penalty per further nat; max_penalty: the most the likelihood part costs.
+        repeat_penalty: penalty of a reply whose word pairs all repeat.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        tolerance: float = 0.5,
+        per_nat: float = 0.5,
+        max_penalty: float = 2.0,
+        repeat_penalty: float = 2.0,
+    ):
+        self.lm: ReferenceLM = load_reference_lm(path or default_lm_path())
+        self.tolerance, self.per_nat, self.max_penalty, self.repeat_penalty = tolerance, per_nat, max_penalty, repeat_penalty
+        self.baseline = expert_baseline(self.lm)
+
+    def __repr__(self) -> str:
+        return f"FluencyRewardModel({str(self.lm.path)!r})"
+
+    def mean_logprobs(self, batch: Sequence[Exchange]) -> np.ndarray:
+        """Mean log-probability per token of each reply (end-of-turn included) in context."""
+        lm = self.lm
+        contexts, replies = [], []
+        for exchange in batch:
+            ids: list[int] = []
+            for turn in reversed(exchange.history):
+                if len(ids) >= _CONTEXT_TOKENS:
+                    break
+                ids[:0] = lm.turn_ids(turn.role, turn.text)
+            contexts.append(ids[-_CONTEXT_TOKENS:] + lm.agent_prefix_ids)
+            replies.append(lm.encode(" " + exchange.reply.strip()) + [lm.eot_id])
+        return np.array([lp.mean() for lp in lm.logprobs_of(contexts, replies)])
+
+    def components(self, batch: Sequence[Exchange]) -> dict[str, np.ndarray]:
+        below = self.baseline - self.mean_logprobs(batch) - self.tolerance
+        likelihood = -np.clip(self.per_nat * below, 0.0, self.max_penalty)
+        repeats = -self.repeat_penalty * np.array([repeated_pair_share(e.reply) for e in batch])
+        return {"fluency": likelihood, "repeated_phrases": repeats}
+
+    def score(self, batch: Sequence[Exchange]) -> np.ndarray:
+        parts = self.components(batch)
+        return parts["fluency"] + parts["repeated_phrases"]
+
+
+def expert_baseline(lm: ReferenceLM) -> float:
+    """Mean log-probability per token of the scripted expert's replies under ``lm``
+    (customer service, fixed seed), computed once per model."""
+    key = str(lm.path)
+    with _baseline_lock:
+        if key not in _baselines:
+            from rlhf_envs.tasks.corpus import expert_transcripts
+
+            exchanges = []
+            for dialogue in expert_transcripts(("customer_service",), 16, seed=12345):
+                for i, turn in enumerate(dialogue):
+                    if turn.role == "agent":
+                        exchanges.append(Exchange(scenario=None, history=dialogue[:i], reply=turn.text))
+            model = FluencyRewardModel.__new__(FluencyRewardModel)
+            model.lm = lm
+            _baselines[key] = float(np.mean(model.mean_logprobs(exchanges[:_BASELINE_REPLIES])))
+        return _baselines[key]
