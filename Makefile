@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench proxy-vs-gold clean
+.PHONY: demo test test-slow bench proxy-vs-gold build-lm lm-rlhf clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ bench: $(STAMP)
 
 proxy-vs-gold: $(STAMP)
 	$(BIN)/python benchmarks/proxy_vs_gold.py
+
+build-lm: $(STAMP)
+	$(BIN)/rlhf-envs build-lm --threads 2
+
+lm-rlhf: $(STAMP)
+	$(BIN)/python benchmarks/lm_rlhf.py
 
 clean:
 	rm -rf $(VENV)

@@ -198,13 +198,22 @@ class KLPenaltyCallback(BaseCallback):
     - log pi_ref)``. Logs ``rollout/kl_per_token`` (mean of ``log pi - log pi_ref``
     over the rollout's tokens) and ``rollout/kl_per_episode``.
 
+    With ``reply_horizon=True`` (the default) returns also stop at the end of each reply,
+    as in single-turn RLHF: the reward model already judges a reply in its context, and
+    a return over the rest of the conversation mostly adds variance (and rewards
+    ending the conversation early). The hook does it by marking each reply's last step
+    as done in the rollout, so GAE does not bootstrap across replies; place callbacks
+    that count episodes from ``dones`` before this one.
+
     Args:
         kl_coef: beta; ``None`` reads it from the env (``kl_coef`` attribute).
+        reply_horizon: cut returns at the end of each reply.
     """
 
-    def __init__(self, kl_coef: float | None = None, verbose: int = 0):
+    def __init__(self, kl_coef: float | None = None, reply_horizon: bool = True, verbose: int = 0):
         super().__init__(verbose)
         self.kl_coef = kl_coef
+        self.reply_horizon = reply_horizon
         self.history: list[float] = []  # mean KL per token of each rollout
 
     def _on_training_start(self) -> None:
@@ -225,7 +234,12 @@ class KLPenaltyCallback(BaseCallback):
             rewards[i] -= self.kl_coef * float(log_probs[i])
             self._kl_sum += float(log_probs[i]) - float(ref)
             self._tokens += 1
-        self._episodes += int(np.sum(self.locals["dones"]))
+        dones = self.locals["dones"]
+        self._episodes += int(np.sum(dones))
+        if self.reply_horizon:
+            for i, info in enumerate(self.locals["infos"]):
+                if "reply" in info:  # the last token of a reply
+                    dones[i] = True
         return True
 
     def _on_rollout_end(self) -> None:

@@ -88,15 +88,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lm", help="reference LM folder (default: the project's, built if needed)")
     parser.add_argument("--proxy", default="rubric:stickler", help="training reward (and best-of-n's picker)")
-    parser.add_argument("--kl-coef", type=float, default=0.05)
+    parser.add_argument("--kl-coef", type=float, default=0.1)
+    parser.add_argument("--episode-horizon", action="store_true",
+                        help="returns over the whole conversation instead of each reply")
     parser.add_argument("--timesteps", type=int, default=60_000)
     parser.add_argument("--n-envs", type=int, default=4)
-    parser.add_argument("--learning-rate", type=float, default=2e-5)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--target-kl", type=float, default=0.05, help="PPO stops an update's epochs past this")
     parser.add_argument("--eval-episodes", type=int, default=60)
     parser.add_argument("--curve-episodes", type=int, default=12)
     parser.add_argument("--curve-every", type=int, default=10_000)
     parser.add_argument("--speed-steps", type=int, default=3000)
-    parser.add_argument("--best-of", default="1,4,16")
+    parser.add_argument("--best-of", default="1,4,16", help="n values of best-of-n ('' for none)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="docs/lm_rlhf")
@@ -137,15 +140,15 @@ def main() -> None:
     venv = make_vec_env(ENV_ID, n_envs=args.n_envs, seed=args.seed, env_kwargs=env_kwargs)
     model = PPO(
         LMActorCriticPolicy, venv, n_steps=256, batch_size=128, n_epochs=2, gamma=1.0, gae_lambda=0.95,
-        learning_rate=args.learning_rate, ent_coef=0.0, clip_range=0.2, seed=args.seed, verbose=0,
+        learning_rate=args.learning_rate, ent_coef=0.0, clip_range=0.2, target_kl=args.target_kl, seed=args.seed, verbose=0,
         policy_kwargs={"lm": lm_path},
     )
     torch.manual_seed(0)
     report("SFT reference (sampled)", evaluate(SB3Agent(model, "sft", deterministic=False), ENV_ID, eval_seeds, env_kwargs), kl=0.0)
-    kl_cb, episodes = KLPenaltyCallback(), EpisodeLog()
+    kl_cb, episodes = KLPenaltyCallback(reply_horizon=not args.episode_horizon), EpisodeLog()
     curve = HeldOutCurve(curve_seeds, env_kwargs, args.curve_every)
     train_start = time.perf_counter()
-    model.learn(args.timesteps, callback=CallbackList([kl_cb, episodes, curve]), progress_bar=True)
+    model.learn(args.timesteps, callback=CallbackList([episodes, kl_cb, curve]), progress_bar=True)
     train_seconds = time.perf_counter() - train_start
     curve.record()
     torch.manual_seed(0)

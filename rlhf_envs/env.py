@@ -96,15 +96,30 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     verification, private-data leak, verbose, evasive, off-topic, repeated). The action
     is the index of the reply to send. One step is one agent turn.
 
+    With ``interface="tokens"``: ``Discrete(V)`` over the reference LM's vocabulary (the
+    project's byte-level BPE, V = 2048, unless ``lm`` names another model). One step is
+    one token; the reply ends at the end-of-turn token or after ``max_reply_tokens``.
+    :meth:`action_masks` rules out padding (for sb3-contrib's ``MaskablePPO``); a masked
+    token taken anyway is skipped and earns ``invalid_token_penalty``.
+
+    With ``interface="text"``: ``Text(max_reply_chars)`` over printable text
+    (``rlhf_envs.interfaces.REPLY_CHARSET``); one step is one reply string. Strings
+    outside the space raise ``ValueError`` saying why.
+
     ## Observation Space
 
-    ``Dict`` of float32 arrays (D = ``encoding_dim``): ``dialogue`` ``(D,)`` and
+    Select: ``Dict`` of float32 arrays (D = ``encoding_dim``): ``dialogue`` ``(D,)`` and
     ``last_turn`` ``(D,)`` in ``[-1, 1]`` encode the conversation so far and the user's
     latest message with hashed word and character n-grams; ``candidates`` ``(K*D,)``
     encodes each candidate (row-major ``K x D``); ``candidate_stats`` ``(K*3,)`` in
     ``[0, 1]`` gives each candidate's similarity to earlier replies, length and share of
     unsupported figures; ``turn`` ``(1,)`` is the turn count / 20. Agents that want one
     vector can use ``gymnasium.wrappers.FlattenObservation``.
+
+    Tokens: ``Dict`` of int64 ``Box`` es of length L = ``context_length``:
+    ``input_ids`` and ``attention_mask``, left-padded: the dialogue as ``Role: text``
+    turns (cut from the left to ``L - max_reply_tokens`` tokens), ``Agent:`` and the
+    reply so far. Text: the transcript as a string ending with ``"Agent:"``.
 
     ## Rewards
 
@@ -116,8 +131,14 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     40), ``safety`` (-2 per skipped verification, off-policy promise or privacy leak)
     and ``repetition``. The scripted expert earns about +7 per episode, a random agent
     about -4. Whatever the training reward, ``info["gold_reward"]`` carries the gold
-    model's score (``gold``, default the full rubric) so over-optimisation of a proxy
-    shows.
+    model's score (``gold``, default the full rubric; on the tokens and text interfaces
+    the rubric plus ``fluency``, the reference LM's likelihood and a repeated-phrase
+    penalty, so keyword stuffing does not pay) so over-optimisation of a proxy shows.
+
+    Tokens interface: the reply's reward comes at its last token; tokens inside a reply
+    earn 0, plus ``kl_coef * log pi_ref(token | window)`` with KL shaping (reported as
+    ``info["ref_logprob"]``). The agent's own ``-kl_coef * log pi(token)`` completes the
+    KL-regularised return (``agents.lm_policy.KLPenaltyCallback``).
 
     ## Starting State
 
@@ -131,7 +152,7 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     Terminated when the user ends the conversation: after the agent offers further help
     once the task is done (success if every required step was done without a critical
     violation), or when the user runs out of patience and leaves. Truncated after 20 turns
-    (``max_episode_steps`` of the registered ids).
+    (``max_episode_steps`` of the registered ids; 20 x 40 token steps on the tokens id).
 
     ## Info
 
@@ -142,20 +163,34 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     ``steps_missed``, ``violations`` and ``user_left``, which describe the episode so far
     and are final at its end.
     ``reset`` returns ``domain``, ``flow``, ``subflow`` and ``persona``.
+    Tokens interface: every step also ``token`` (and ``ref_logprob`` with KL shaping,
+    ``invalid_token`` for a masked one); steps inside a reply carry ``partial_reply``,
+    ``gold_reward`` 0 and the episode entries, not the reply's.
 
     ## Arguments
 
     - ``domain``: ``"customer_service"`` (default), ``"tiny"`` (a two-task test domain)
       or the path of a domain folder.
-    - ``interface``: ``"select"``.
+    - ``interface``: ``"select"`` (default), ``"tokens"`` or ``"text"``.
     - ``reward``: reward spec: a registered name (``"rubric"``, ``"rubric:warm"``), a
       learned model's checkpoint (``"learned:runs/rm"``, made absolute in ``env.spec``),
       a ``{spec: weight}`` mix, a ``RewardModel`` instance or a function
       ``f(exchange) -> float``. Strings and dicts keep the env spec serialisable;
       instances and functions do not.
-    - ``gold``: the reward spec reported as ``info["gold_reward"]`` (default ``"rubric"``).
+    - ``gold``: the reward spec reported as ``info["gold_reward"]`` (default ``"rubric"``;
+      ``{"rubric": 1.0, "fluency": 1.0}`` on the tokens and text interfaces).
     - ``num_candidates``: K for the select interface (default 6).
-    - ``encoding_dim``: D, the size of each text encoding (default 256).
+    - ``encoding_dim``: D, the size of each text encoding (select, default 256).
+    - ``lm``: tokens: the reference LM's folder (default: the project's, built on first
+      use and cached; ``RLHF_ENVS_LM`` overrides; any local Hugging Face causal LM
+      folder works).
+    - ``kl_coef``: tokens: beta of the KL shaping (default 0: off, no reference forward).
+    - ``context_length``: tokens: L, the observation window (default 128).
+    - ``max_reply_tokens``: tokens: the reply length cap (default 40).
+    - ``invalid_token_penalty``: tokens: reward of a masked token (default -1).
+    - ``max_reply_chars``, ``max_context_chars``: text: the longest reply (default
+      1000) and observation (default 4000).
+    An argument of another interface than the chosen one raises ``ValueError``.
     - ``subflows``: restrict episodes to these task ids (default: all of the domain's).
     - ``render_mode``: ``"ansi"`` (``render()`` returns the transcript), ``"human"``
       (prints each turn) or ``"rgb_array"`` (the latest turns drawn as a chat window, for
@@ -164,6 +199,8 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     ## Registered Configurations
 
     - ``RLHF-Chat-v0``: customer service, select interface.
+    - ``RLHF-ChatTokens-v0``: customer service, tokens interface.
+    - ``RLHF-ChatText-v0``: customer service, text interface.
     - ``RLHF-Tiny-v0``: the tiny library domain, select interface, 3 candidates.
 
     ``gymnasium.make_vec(id, num_envs=N)`` builds :class:`~rlhf_envs.vector.DialogueVectorEnv`,

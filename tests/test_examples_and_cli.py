@@ -88,3 +88,10 @@ def test_rm_commands_report_bad_input_without_a_traceback(tmp_path):
     assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
     out = _cli("collect", "--pairs", "5", "--out", "x.jsonl", "--annotators", "balanced=lots", cwd=tmp_path)
     assert out.returncode != 0 and "NAME=WEIGHT" in out.stderr
+
+
+def test_rlhf_tokens_example_runs_with_a_tiny_budget(tmp_path):
+    module = runpy.run_path(str(ROOT / "examples" / "rlhf_tokens.py"))
+    result = module["main"](module["Args"](steps=1024, episodes=2, out=str(tmp_path / "tuned")))
+    assert result["kl"] >= -1e-3 and abs(result["ppo_gold"]) < 100
+    assert (tmp_path / "tuned" / "model.safetensors").is_file()

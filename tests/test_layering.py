@@ -1,6 +1,8 @@
 """The dependency rules of DESIGN.md, checked on the source: ``rlhf_envs`` never imports
 ``agents``; reward models never import the env, the vector env or the interfaces; a domain
-under ``tasks/`` never imports the env or the interfaces."""
+under ``tasks/`` never imports the env, the interfaces or the language model; ``lm/`` (the
+bottom layer) imports none of the env, interfaces, rewards or feedback (its build reads
+expert transcripts from ``tasks``, which never import it)."""
 
 from __future__ import annotations
 
@@ -26,11 +28,12 @@ def imported_modules(path: Path) -> set[str]:
 RULES = [
     ("", ("agents",)),
     ("rewards", ("rlhf_envs.env", "rlhf_envs.vector", "rlhf_envs.interfaces")),
-    ("tasks", ("rlhf_envs.env", "rlhf_envs.vector", "rlhf_envs.interfaces", "rlhf_envs.feedback")),
+    ("tasks", ("rlhf_envs.env", "rlhf_envs.vector", "rlhf_envs.interfaces", "rlhf_envs.feedback", "rlhf_envs.lm")),
+    ("lm", ("rlhf_envs.env", "rlhf_envs.vector", "rlhf_envs.interfaces", "rlhf_envs.rewards", "rlhf_envs.feedback")),
 ]
 
 
-@pytest.mark.parametrize("folder, forbidden", RULES, ids=["rlhf_envs", "rewards", "tasks"])
+@pytest.mark.parametrize("folder, forbidden", RULES, ids=["rlhf_envs", "rewards", "tasks", "lm"])
 def test_imports_point_one_way(folder, forbidden):
     files = sorted((PACKAGE / folder).rglob("*.py"))
     assert files

@@ -30,12 +30,14 @@ class RewardTap(BaseCallback):
 
     def __init__(self):
         super().__init__()
-        self.rewards, self.log_probs, self.ref = [], [], []
+        self.rewards, self.log_probs, self.ref, self.dones, self.reply_ends = [], [], [], [], []
 
     def _on_step(self) -> bool:
         self.rewards.append(np.array(self.locals["rewards"], dtype=float))
         self.log_probs.append(self.locals["log_probs"].detach().numpy().copy())
         self.ref.append([info.get("ref_logprob", np.nan) for info in self.locals["infos"]])
+        self.dones.append(np.array(self.locals["dones"]))
+        self.reply_ends.append(np.array(["reply" in info for info in self.locals["infos"]]))
         return True
 
 
@@ -51,6 +53,13 @@ def test_ppo_trains_the_lm_policy_and_the_kl_hook_makes_the_return_kl_regularise
     # The env added beta * log pi_ref; the hook subtracts beta * log pi.
     np.testing.assert_allclose(shaped, raw - BETA * log_pi, atol=1e-6)
     assert kl.kl_coef == BETA and len(kl.history) == 2
+    # Returns stop at the end of each reply (gamma = 1 within it): the hook marks the
+    # reply's last token done, so the buffer starts a new return after it.
+    ends, dones = np.concatenate(after.reply_ends), np.concatenate(after.dones)
+    assert ends.sum() >= 2 and dones[ends].all() and not np.concatenate(before.dones)[ends].all()
+    starts = model.rollout_buffer.episode_starts.reshape(-1, 2)  # (steps, envs) of the last rollout
+    last_ends = np.stack(after.reply_ends[-64:])
+    assert starts[1:][last_ends[:-1]].all()
     # At the start the policy is the reference: the KL of the first rollout is ~0.
     assert abs(kl.history[0]) < 1e-3
     np.testing.assert_allclose(log_pi[:128], log_ref[:128], atol=1e-3)

