@@ -8,7 +8,8 @@ KL penalty, on RLHF-ChatTokens-v0.
    and ``kl_coef`` adds ``beta * log pi_ref`` per token.
 2. SB3's PPO trains :class:`~agents.lm_policy.LMActorCriticPolicy` (a trainable copy of
    the reference LM plus a value head) unchanged; :class:`~agents.lm_policy.KLPenaltyCallback`
-   adds the policy's ``-beta * log pi`` so the return is KL-regularised, and logs the KL.
+   adds the policy's ``-beta * log pi`` so the return is KL-regularised (and ends each
+   return at the end of its reply), and logs the KL.
 3. The gold reward (full rubric plus fluency) on held-out seeds compares the tuned
    policy with the reference it started from; the tuned LM is saved as a Hugging Face
    folder (safetensors), usable as ``lm=`` of any tokens env.
@@ -35,7 +36,7 @@ ENV_ID = "RLHF-ChatTokens-v0"
 @dataclass
 class Args:
     steps: int = 60_000  # PPO environment steps (tokens)
-    kl_coef: float = 0.05  # beta
+    kl_coef: float = 0.1  # beta
     proxy: str = "rubric:stickler"  # the training reward
     episodes: int = 30  # evaluation episodes (held-out seeds)
     out: str = "runs/rlhf-tokens"
@@ -48,7 +49,7 @@ def main(args: Args) -> dict[str, float]:
     venv = make_vec_env(ENV_ID, n_envs=4, seed=args.seed, env_kwargs=env_kwargs)
     lm_path = str(venv.get_attr("reference_lm")[0].path)
     model = PPO(LMActorCriticPolicy, venv, n_steps=256, batch_size=128, n_epochs=2, gamma=1.0,
-                learning_rate=5e-5, seed=args.seed, policy_kwargs={"lm": lm_path})
+                learning_rate=1e-4, target_kl=0.05, seed=args.seed, policy_kwargs={"lm": lm_path})
     seeds = [10_000 + i for i in range(args.episodes)]
     torch.manual_seed(args.seed)
     before = evaluate(SB3Agent(model, "reference", deterministic=False), ENV_ID, seeds, env_kwargs)
