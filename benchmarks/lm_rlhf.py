@@ -30,6 +30,9 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.env_util import make_vec_env
 
 import rlhf_envs  # noqa: F401  (registers the ids)
 from agents.baselines import SB3Agent
@@ -40,9 +43,6 @@ from agents.training import EpisodeLog
 from rlhf_envs.lm.build import default_lm_path
 from rlhf_envs.lm.reference import load_reference_lm
 from rlhf_envs.statistics import bootstrap_ci
-from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.env_util import make_vec_env
 
 ENV_ID = "RLHF-ChatTokens-v0"
 
@@ -177,7 +177,8 @@ def main() -> None:
         for name, result in evaluations.items():
             handle.write(f"## {name}\n\n")
             for episode in result.episodes[:2]:
-                handle.write(f"Seed {episode.seed}, gold {episode.gold:+.2f}, success {episode.success}\n\n```\n{episode.transcript}\n```\n\n")
+                handle.write(f"Seed {episode.seed}, gold {episode.gold:+.2f}, success {episode.success}\n\n"
+                             f"```\n{episode.transcript}\n```\n\n")
     plot(curve.points, episodes.rows, rows, out / "learning_curve.png", args)
     print(f"wrote {out}/results.csv, learning_curve.png, transcripts.md, summary.json "
           f"({(time.perf_counter() - started) / 60:.1f} min in all)")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from rlhf_envs.lm.build import LMBuildConfig, build_key, build_reference_lm, cache_dir, default_lm_path
+from rlhf_envs.lm.build import (
+    LMBuildConfig,
+    build_key,
+    build_reference_lm,
+    cache_dir,
+    default_lm_path,
+)
 from rlhf_envs.lm.reference import LM_CONFIG_FILE
 from rlhf_envs.lm.sft import SFTConfig
 
@@ -42,10 +48,9 @@ def _run(args: argparse.Namespace) -> int:
         folder = args.out
     else:
         folder = cache_dir() / "lm" / build_key(config)
-        if args.force or not (folder / LM_CONFIG_FILE).is_file():
-            if (folder / LM_CONFIG_FILE).is_file():
-                build_reference_lm(folder, config)
-        folder = default_lm_path(config)
+        if args.force and (folder / LM_CONFIG_FILE).is_file():
+            build_reference_lm(folder, config)
+        folder = default_lm_path(config)  # builds it when it is not in the cache
         info = json.loads((folder / LM_CONFIG_FILE).read_text())
     print(
         f"reference LM in {folder}\n"

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlhf_envs.lm.dialogue_format import AGENT_PREFIX, EOT, format_turn
+from rlhf_envs.lm.dialogue_format import AGENT_PREFIX, format_turn
 
 LM_CONFIG_FILE = "rlhf_lm.json"  # what the build recorded (corpus, settings, timings)
 
@@ -185,7 +185,7 @@ class ReferenceLM:
             out.append(predicted.gather(-1, targets[:, None])[:, 0].numpy().astype(np.float64))
         return out
 
-    def start(self, context: Sequence[int]) -> "IncrementalScorer":
+    def start(self, context: Sequence[int]) -> IncrementalScorer:
         """An incremental scorer positioned after ``context`` (see :class:`IncrementalScorer`)."""
         return IncrementalScorer(self, context)
 

@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import rlhf_envs  # noqa: F401
+import rlhf_envs
 from rlhf_envs.interfaces import REPLY_CHARSET
 
 BETA = 0.1
@@ -162,7 +162,7 @@ def test_bad_token_actions_get_clear_errors():
 def test_vector_env_steps_tokens_like_single_envs():
     vec = gym.make_vec("RLHF-ChatTokens-v0", num_envs=2, kl_coef=BETA)
     singles = [gym.make("RLHF-ChatTokens-v0", kl_coef=BETA) for _ in range(2)]
-    obs, _ = vec.reset(seed=[11, 12])
+    vec.reset(seed=[11, 12])
     for env, seed in zip(singles, (11, 12)):
         env.reset(seed=seed)
     rng = np.random.default_rng(0)
