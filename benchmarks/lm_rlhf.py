@@ -93,6 +93,7 @@ def main() -> None:
                         help="returns over the whole conversation instead of each reply")
     parser.add_argument("--timesteps", type=int, default=80_000)
     parser.add_argument("--n-envs", type=int, default=4)
+    parser.add_argument("--context-length", type=int, default=128, help="the tokens env's window (<= the LM's positions)")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--target-kl", type=float, default=0.05, help="PPO stops an update's epochs past this")
     parser.add_argument("--eval-episodes", type=int, default=100)
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="docs/lm_rlhf")
+    parser.add_argument("--save-lm", default="runs/lm_rlhf_ppo", help="where the tuned LM is saved")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -120,7 +122,7 @@ def main() -> None:
 
     eval_seeds = [100_000 + i for i in range(args.eval_episodes)]
     curve_seeds = [200_000 + i for i in range(args.curve_episodes)]
-    env_kwargs = {"lm": lm_path, "reward": args.proxy, "kl_coef": args.kl_coef}
+    env_kwargs = {"lm": lm_path, "reward": args.proxy, "kl_coef": args.kl_coef, "context_length": args.context_length}
     rows, evaluations = [], {}
 
     def report(name: str, result, kl: float | None = None) -> None:
@@ -133,7 +135,7 @@ def main() -> None:
               + ("" if kl is None else f"  KL/token {kl:.3f}"), flush=True)
 
     for n in [int(x) for x in args.best_of.split(",") if x]:
-        agent = BestOfNAgent(n, reward=args.proxy, lm=lm, seed=args.seed)
+        agent = BestOfNAgent(n, reward=args.proxy, lm=lm, seed=args.seed, context_length=args.context_length)
         agent.name = f"best-of-{n} ({args.proxy})"
         report(agent.name, evaluate(agent, ENV_ID, eval_seeds, env_kwargs))
 
@@ -154,7 +156,7 @@ def main() -> None:
     torch.manual_seed(0)
     kl_final = float(np.mean(kl_cb.history[-5:])) if kl_cb.history else float("nan")
     report(f"PPO + LM policy ({args.proxy})", evaluate(SB3Agent(model, "ppo", deterministic=False), ENV_ID, eval_seeds, env_kwargs), kl=kl_final)
-    model.policy.save_pretrained(out / "ppo_lm")
+    model.policy.save_pretrained(args.save_lm)
 
     sft = evaluations["SFT reference (sampled)"].values("gold")
     ppo = evaluations[f"PPO + LM policy ({args.proxy})"].values("gold")
