@@ -54,13 +54,7 @@ class BestOfNAgent:
         """The best of n sampled replies to the env's current state, and its token ids."""
         lm = self._lm_for(env)
         state = env.unwrapped.state
-        budget = self.context_length - self.max_reply_tokens
-        ids: list[int] = []
-        for turn in reversed(state.history):
-            if len(ids) >= budget:
-                break
-            ids[:0] = lm.turn_ids(turn.role, turn.text)
-        context = (ids + lm.agent_prefix_ids)[-budget:]
+        context = lm.prompt_ids(state.history, self.context_length - self.max_reply_tokens)
         seed = stable_hash(format_transcript(state.history), self.seed)
         samples = lm.sample(context, self.n, self.max_reply_tokens, seed=seed)
         replies = [lm.reply_text(s) for s in samples]

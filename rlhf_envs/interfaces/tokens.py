@@ -111,13 +111,7 @@ class TokensInterface(Interface):
     def _start_turn(self, state: DialogueState) -> None:
         for turn in state.history[len(self._turn_ids):]:
             self._turn_ids.append(self.lm.turn_ids(turn.role, turn.text))
-        budget = self.context_length - self.max_reply_tokens
-        ids: list[int] = list(self.lm.agent_prefix_ids)
-        for turn_ids in reversed(self._turn_ids):
-            if len(ids) >= budget:
-                break
-            ids[:0] = turn_ids
-        self._context = ids[-budget:]
+        self._context = self.lm.prompt_ids(self._turn_ids, self.context_length - self.max_reply_tokens)
         self._reply, self._spent, self._scorer, self._expert = [], 0, None, []
 
     def observe(self, state: DialogueState, rng: np.random.Generator) -> dict[str, np.ndarray]:

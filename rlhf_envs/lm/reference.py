@@ -136,6 +136,17 @@ class ReferenceLM:
         """Token ids of one finished turn (with its end-of-turn token)."""
         return self.encode(format_turn(role, text, eot=self.eot))
 
+    def prompt_ids(self, turns: Sequence[Sequence[int]] | Sequence[tuple[str, str]], budget: int) -> list[int]:
+        """The prompt for the agent's next reply in at most ``budget`` tokens: the latest
+        turns (``(role, text)`` pairs, or their token ids from :meth:`turn_ids`), cut
+        from the left, then ``"Agent:"``."""
+        ids: list[int] = list(self.agent_prefix_ids)
+        for turn in reversed(turns):
+            if len(ids) >= budget:
+                break
+            ids[:0] = self.turn_ids(*turn) if isinstance(turn[0], str) else turn
+        return ids[-budget:]
+
     @property
     def agent_prefix_ids(self) -> list[int]:
         """The ids of ``"Agent:"``, after which a reply is generated."""

@@ -68,22 +68,8 @@ class FluencyRewardModel:
     def __repr__(self) -> str:
         return f"FluencyRewardModel({str(self.lm.path)!r})"
 
-    def mean_logprobs(self, batch: Sequence[Exchange]) -> np.ndarray:
-        """Mean log-probability per token of each reply (end-of-turn included) in context."""
-        lm = self.lm
-        contexts, replies = [], []
-        for exchange in batch:
-            ids: list[int] = []
-            for turn in reversed(exchange.history):
-                if len(ids) >= _CONTEXT_TOKENS:
-                    break
-                ids[:0] = lm.turn_ids(turn.role, turn.text)
-            contexts.append(ids[-_CONTEXT_TOKENS:] + lm.agent_prefix_ids)
-            replies.append(lm.encode(" " + exchange.reply.strip()) + [lm.eot_id])
-        return np.array([lp.mean() for lp in lm.logprobs_of(contexts, replies)])
-
     def components(self, batch: Sequence[Exchange]) -> dict[str, np.ndarray]:
-        below = self.baseline - self.mean_logprobs(batch) - self.tolerance
+        below = self.baseline - mean_logprobs(self.lm, batch) - self.tolerance
         likelihood = -np.clip(self.per_nat * below, 0.0, self.max_penalty)
         repeats = -self.repeat_penalty * np.array([repeated_pair_share(e.reply) for e in batch])
         return {"fluency": likelihood, "repeated_phrases": repeats}
@@ -91,6 +77,14 @@ class FluencyRewardModel:
     def score(self, batch: Sequence[Exchange]) -> np.ndarray:
         parts = self.components(batch)
         return parts["fluency"] + parts["repeated_phrases"]
+
+
+def mean_logprobs(lm: ReferenceLM, batch: Sequence[Exchange]) -> np.ndarray:
+    """Mean log-probability per token of each reply (end-of-turn included) in context."""
+    budget = _CONTEXT_TOKENS + len(lm.agent_prefix_ids)
+    contexts = [lm.prompt_ids(exchange.history, budget) for exchange in batch]
+    replies = [lm.encode(" " + exchange.reply.strip()) + [lm.eot_id] for exchange in batch]
+    return np.array([lp.mean() for lp in lm.logprobs_of(contexts, replies)])
 
 
 def expert_baseline(lm: ReferenceLM) -> float:
@@ -106,7 +100,5 @@ def expert_baseline(lm: ReferenceLM) -> float:
                 for i, turn in enumerate(dialogue):
                     if turn.role == "agent":
                         exchanges.append(Exchange(scenario=None, history=dialogue[:i], reply=turn.text))
-            model = FluencyRewardModel.__new__(FluencyRewardModel)
-            model.lm = lm
-            _baselines[key] = float(np.mean(model.mean_logprobs(exchanges[:_BASELINE_REPLIES])))
+            _baselines[key] = float(np.mean(mean_logprobs(lm, exchanges[:_BASELINE_REPLIES])))
         return _baselines[key]
