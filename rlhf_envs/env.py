@@ -39,7 +39,8 @@ def default_gold(interface: str, lm: str | None = None) -> RewardSpec:
     """The gold model of an interface: the full rubric, plus fluency under the
     reference LM on free text (so keyword stuffing does not pay)."""
     if interface in FREE_TEXT_INTERFACES:
-        return {"rubric": 1.0, "fluency" if lm is None else f"fluency:{lm}": 1.0}
+        # (a loaded ReferenceLM is named by its folder, so the spec stays serialisable)
+        return {"rubric": 1.0, "fluency" if lm is None else f"fluency:{getattr(lm, 'path', lm)}": 1.0}
     return "rubric"
 
 
