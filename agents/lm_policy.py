@@ -82,21 +82,26 @@ class _CausalLMCore:
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _run(self, obs) -> tuple[torch.Tensor, torch.Tensor]:
-        """Next-token logits and state values of a batch of observation windows."""
+        """Next-token logits and state values of a batch of left-padded observation windows."""
         ids = obs["input_ids"].long()
         mask = obs["attention_mask"].long()
-        out = self.lm(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), output_hidden_states=True)
-        hidden = out.hidden_states[-1][:, -1]
+        if self.share_prefixes:
+            hidden = _last_hidden_shared(self.lm.base_model, ids, mask)
+        else:
+            out = self.lm.base_model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask))
+            hidden = out.last_hidden_state[:, -1]
+        logits = self.lm.get_output_embeddings()(hidden)  # only where an action is taken
         if self.detach_value:
             hidden = hidden.detach()
-        return out.logits[:, -1].float(), self.value_head(hidden)
+        return logits.float(), self.value_head(hidden)
 
     def predict_values(self, obs) -> torch.Tensor:
         return self._run(obs)[1]
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(lm=self.lm_path, detach_value=self.detach_value, value_scale=self.value_scale)
+        data.update(lm=self.lm_path, detach_value=self.detach_value, value_scale=self.value_scale,
+                    share_prefixes=self.share_prefixes)
         return data
 
     def save_pretrained(self, folder: str | Path) -> Path:
@@ -117,11 +122,54 @@ class _CausalLMCore:
         self.value_head.load_state_dict(load_file(Path(folder) / VALUE_HEAD_FILE))
 
 
-def _init_core(policy, lm, detach_value, value_scale) -> None:
+def _init_core(policy, lm, detach_value, value_scale, share_prefixes) -> None:
     policy.lm_path = None if lm is None else str(Path(lm).expanduser().resolve())
+    policy.share_prefixes = bool(share_prefixes)
     policy.detach_value = bool(detach_value)
     policy.value_scale = float(value_scale)
 
+
+def _prefix_groups(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Group left-padded windows that are prefixes of one another.
+
+    Returns ``(group, aligned, lengths)``: ``group[i]`` is the index of the longest
+    window that window ``i`` is a prefix of (lowest index among equals), ``aligned`` the
+    windows left-aligned (real tokens first, then zeros), ``lengths`` their real lengths.
+    """
+    batch, width = ids.shape
+    lengths = mask.sum(1)
+    # Real tokens first, in order: a stable sort on "is padding".
+    order = torch.argsort(1 - mask, dim=1, stable=True)
+    aligned = ids.gather(1, order) * mask.gather(1, order)
+    inside = torch.arange(width, device=ids.device)[None, :] < lengths[:, None]
+    # covers[i, j]: window i is a prefix of window j (in row blocks to bound memory).
+    covers = torch.cat([
+        ((aligned[rows, None, :] == aligned[None, :, :]) | ~inside[rows, None, :]).all(-1)
+        for rows in torch.arange(batch, device=ids.device).split(256)
+    ]) & (lengths[:, None] <= lengths[None, :])
+    index = torch.arange(batch, device=ids.device)
+    score = torch.where(covers, lengths[None, :] * (batch + 1) + (batch - index)[None, :], -1)
+    return score.argmax(1), aligned, lengths
+
+
+def _last_hidden_shared(transformer: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The last position's hidden state of each left-padded window, running the
+    transformer once per group of windows that are prefixes of one another.
+
+    A PPO minibatch holds many tokens of the same reply, and the window of token t of a
+    reply is the window of token t-1 plus that token (the tokens interface never slides
+    the window mid-reply). A causal LM's hidden state at a position depends only on
+    the tokens up to it, so one forward pass of the longest window of a group serves
+    every window in it, exactly. Windows run left-aligned (right padding cannot change
+    earlier positions under a causal mask) and cut to the longest one.
+    """
+    group, aligned, lengths = _prefix_groups(ids, mask)
+    leaders, slot = torch.unique(group, return_inverse=True)
+    longest = int(lengths.max().clamp(min=1))
+    lead_ids = aligned[leaders, :longest]
+    lead_mask = (torch.arange(longest, device=ids.device)[None, :] < lengths[leaders, None]).long()
+    hidden = transformer(input_ids=lead_ids, attention_mask=lead_mask).last_hidden_state
+    return hidden[slot, (lengths - 1).clamp(min=0)]
 
 class LMActorCriticPolicy(_CausalLMCore, ActorCriticPolicy):
     """Actor: a trainable copy of a causal LM; critic: a value head on its last hidden state.
@@ -134,11 +182,15 @@ class LMActorCriticPolicy(_CausalLMCore, ActorCriticPolicy):
         detach_value: the value loss does not train the LM (default ``True``: keeps the
             actor a language model while the critic learns).
         value_scale: how many times faster the value head learns than the LM.
+        share_prefixes: run the LM once per group of windows that are prefixes of one
+            another (the tokens of one reply), which gives the same outputs several times
+            faster on PPO minibatches; ``False`` runs every window.
     """
 
     def __init__(self, observation_space, action_space, lr_schedule, lm: str | None = None,
-                 detach_value: bool = True, value_scale: float = 10.0, **kwargs):
-        _init_core(self, lm, detach_value, value_scale)
+                 detach_value: bool = True, value_scale: float = 10.0,
+                 share_prefixes: bool = True, **kwargs):
+        _init_core(self, lm, detach_value, value_scale, share_prefixes)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
         self.action_dist = CategoricalDistribution(action_space.n)
 
@@ -162,8 +214,9 @@ class MaskableLMActorCriticPolicy(_CausalLMCore, MaskableActorCriticPolicy):
     ``action_masks()`` (padding and special tokens) are applied to the LM's logits."""
 
     def __init__(self, observation_space, action_space, lr_schedule, lm: str | None = None,
-                 detach_value: bool = True, value_scale: float = 10.0, **kwargs):
-        _init_core(self, lm, detach_value, value_scale)
+                 detach_value: bool = True, value_scale: float = 10.0,
+                 share_prefixes: bool = True, **kwargs):
+        _init_core(self, lm, detach_value, value_scale, share_prefixes)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
         self.action_dist = MaskableCategoricalDistribution(action_space.n)
 

@@ -68,6 +68,7 @@ class HeldOutCurve(BaseCallback):
         super().__init__()
         self.seeds, self.env_kwargs, self.every = list(seeds), env_kwargs, every
         self.points: list[tuple[int, float, float, float]] = []
+        self.seconds = 0.0  # spent measuring, not training
         self._next = 0
 
     def _on_step(self) -> bool:
@@ -77,10 +78,14 @@ class HeldOutCurve(BaseCallback):
         return True
 
     def record(self) -> None:
+        start = time.perf_counter()
+        state = torch.get_rng_state()
         torch.manual_seed(0)
         result = evaluate(SB3Agent(self.model, "ppo", deterministic=False), ENV_ID, self.seeds, self.env_kwargs)
         mean, low, high = result.mean_ci("gold")
         self.points.append((self.num_timesteps, mean, low, high))
+        torch.set_rng_state(state)  # measuring must not change training
+        self.seconds += time.perf_counter() - start
         print(f"  step {self.num_timesteps:>7}: held-out gold {mean:+.2f} [{low:+.2f}, {high:+.2f}]", flush=True)
 
 
@@ -91,14 +96,18 @@ def main() -> None:
     parser.add_argument("--kl-coef", type=float, default=0.1)
     parser.add_argument("--episode-horizon", action="store_true",
                         help="returns over the whole conversation instead of each reply")
-    parser.add_argument("--timesteps", type=int, default=80_000)
+    parser.add_argument("--timesteps", type=int, default=240_000)
     parser.add_argument("--n-envs", type=int, default=4)
     parser.add_argument("--context-length", type=int, default=128, help="the tokens env's window (<= the LM's positions)")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--n-steps", type=int, default=512, help="rollout steps per env")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--n-epochs", type=int, default=4)
+    parser.add_argument("--gae-lambda", type=float, default=0.95)
     parser.add_argument("--target-kl", type=float, default=0.05, help="PPO stops an update's epochs past this")
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--curve-episodes", type=int, default=12)
-    parser.add_argument("--curve-every", type=int, default=16_000)
+    parser.add_argument("--curve-every", type=int, default=48_000)
     parser.add_argument("--speed-steps", type=int, default=3000)
     parser.add_argument("--best-of", default="1,4,16", help="n values of best-of-n ('' for none)")
     parser.add_argument("--threads", type=int, default=2)
@@ -141,7 +150,8 @@ def main() -> None:
 
     venv = make_vec_env(ENV_ID, n_envs=args.n_envs, seed=args.seed, env_kwargs=env_kwargs)
     model = PPO(
-        LMActorCriticPolicy, venv, n_steps=256, batch_size=128, n_epochs=2, gamma=1.0, gae_lambda=0.95,
+        LMActorCriticPolicy, venv, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
+        gamma=1.0, gae_lambda=args.gae_lambda,
         learning_rate=args.learning_rate, ent_coef=0.0, clip_range=0.2, target_kl=args.target_kl, seed=args.seed, verbose=0,
         policy_kwargs={"lm": lm_path},
     )
@@ -151,7 +161,7 @@ def main() -> None:
     curve = HeldOutCurve(curve_seeds, env_kwargs, args.curve_every)
     train_start = time.perf_counter()
     model.learn(args.timesteps, callback=CallbackList([episodes, kl_cb, curve]), progress_bar=True)
-    train_seconds = time.perf_counter() - train_start
+    train_seconds = time.perf_counter() - train_start - curve.seconds
     curve.record()
     torch.manual_seed(0)
     kl_final = float(np.mean(kl_cb.history[-5:])) if kl_cb.history else float("nan")
@@ -178,9 +188,8 @@ def main() -> None:
     with open(out / "transcripts.md", "w") as handle:
         for name, result in evaluations.items():
             handle.write(f"## {name}\n\n")
-            for episode in result.episodes[:2]:
-                handle.write(f"Seed {episode.seed}, gold {episode.gold:+.2f}, success {episode.success}\n\n"
-                             f"```\n{episode.transcript}\n```\n\n")
+            handle.writelines(f"Seed {episode.seed}, gold {episode.gold:+.2f}, success {episode.success}\n\n"
+                             f"```\n{episode.transcript}\n```\n\n" for episode in result.episodes[:2])
     plot(curve.points, episodes.rows, rows, out / "learning_curve.png", args)
     print(f"wrote {out}/results.csv, learning_curve.png, transcripts.md, summary.json "
           f"({(time.perf_counter() - started) / 60:.1f} min in all)")

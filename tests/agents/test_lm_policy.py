@@ -134,3 +134,25 @@ def test_best_of_n_sends_the_reply_the_reward_model_prefers():
     assert again.act(None, text) in (reply, "...")
     with pytest.raises(ValueError, match="n must be at least 1"):
         BestOfNAgent(0)
+
+
+def test_shared_prefix_forward_gives_the_per_window_outputs_on_a_rollout():
+    # A rollout holds many tokens of the same reply; running each group of prefix
+    # windows once must give exactly what running every window gives.
+    venv = make_vec_env("RLHF-ChatTokens-v0", n_envs=2, seed=0)
+    model = PPO(LMActorCriticPolicy, venv, n_steps=96, batch_size=192, n_epochs=1, seed=0,
+                policy_kwargs={"lm": _lm_path()})
+    model.learn(192)
+    batch = next(model.rollout_buffer.get(192))
+    policy = model.policy
+    with torch.no_grad():
+        shared = policy.evaluate_actions(batch.observations, batch.actions.long().flatten())
+        policy.share_prefixes = False
+        each = policy.evaluate_actions(batch.observations, batch.actions.long().flatten())
+    for a, b in zip(shared, each):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-4)
+    # The rollout really had prefix groups (else the test would show nothing).
+    from agents.lm_policy import _prefix_groups
+
+    ids, mask = batch.observations["input_ids"].long(), batch.observations["attention_mask"].long()
+    assert len(torch.unique(_prefix_groups(ids, mask)[0])) < 192 // 4
