@@ -27,6 +27,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_speed.py
 	$(BIN)/python benchmarks/rm_speed.py
+	$(BIN)/python benchmarks/lm_policy_speed.py
 
 proxy-vs-gold: $(STAMP)
 	$(BIN)/python benchmarks/proxy_vs_gold.py

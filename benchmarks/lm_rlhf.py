@@ -14,7 +14,7 @@ What it measures and writes (``--out``, default ``docs/lm_rlhf``):
 - ``results.csv``, ``learning_curve.png`` (held-out gold reward vs training steps) and
   ``transcripts.md`` (the same seeds for each method).
 
-Run (about 30 minutes on 2 cores)::
+Run (about 45 minutes on 2 cores, 28 of them PPO training)::
 
     python benchmarks/lm_rlhf.py
 """
@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--kl-coef", type=float, default=0.1)
     parser.add_argument("--episode-horizon", action="store_true",
                         help="returns over the whole conversation instead of each reply")
-    parser.add_argument("--timesteps", type=int, default=240_000)
+    parser.add_argument("--timesteps", type=int, default=220_000)
     parser.add_argument("--n-envs", type=int, default=4)
     parser.add_argument("--context-length", type=int, default=128, help="the tokens env's window (<= the LM's positions)")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
