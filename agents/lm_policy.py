@@ -171,6 +171,7 @@ def _last_hidden_shared(transformer: nn.Module, ids: torch.Tensor, mask: torch.T
     hidden = transformer(input_ids=lead_ids, attention_mask=lead_mask).last_hidden_state
     return hidden[slot, (lengths - 1).clamp(min=0)]
 
+
 class LMActorCriticPolicy(_CausalLMCore, ActorCriticPolicy):
     """Actor: a trainable copy of a causal LM; critic: a value head on its last hidden state.
 
