@@ -14,7 +14,7 @@ What it measures and writes (``--out``, default ``docs/lm_rlhf``):
 - ``results.csv``, ``learning_curve.png`` (held-out gold reward vs training steps) and
   ``transcripts.md`` (the same seeds for each method).
 
-Run (about 45 minutes on 2 cores, 28 of them PPO training)::
+Run (about 40 minutes on 2 cores, 29 of them PPO training)::
 
     python benchmarks/lm_rlhf.py
 """
