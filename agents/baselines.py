@@ -14,7 +14,11 @@ import numpy as np
 
 
 class Agent(Protocol):
-    """Anything that picks an action from an observation."""
+    """Anything that picks an action from an observation.
+
+    An agent with memory (a recurrent policy) may also define ``reset()``; the
+    evaluation calls it at the start of every episode.
+    """
 
     name: str
 
@@ -54,10 +58,13 @@ class ExpertAgent:
 
 
 class SB3Agent:
-    """A trained Stable-Baselines3 model as an agent.
+    """A trained Stable-Baselines3 or sb3-contrib model as an agent.
+
+    Recurrent policies (``RecurrentPPO``) carry their LSTM state through an episode;
+    ``MaskablePPO`` gets the env's ``action_masks()`` each step.
 
     Args:
-        model: the SB3 model (``PPO``, ``A2C``, ``DQN``, ...).
+        model: the SB3 model (``PPO``, ``A2C``, ``DQN``, ``MaskablePPO``, ``RecurrentPPO``).
         name: how the leaderboard calls it.
         deterministic: act greedily (the default for evaluation) or sample.
     """
@@ -66,7 +73,22 @@ class SB3Agent:
         self.model = model
         self.name = name
         self.deterministic = deterministic
+        self._recurrent = hasattr(model.policy, "lstm_actor")
+        self._maskable = type(model).__name__ == "MaskablePPO"
+        self.reset()
+
+    def reset(self) -> None:
+        """Start of an episode: forget the recurrent state."""
+        self._state = None
+        self._episode_start = np.ones((1,), dtype=bool)
 
     def act(self, obs: Any, env: gym.Env) -> Any:
-        action, _ = self.model.predict(obs, deterministic=self.deterministic)
+        kwargs: dict[str, Any] = {}
+        if self._recurrent:
+            kwargs = {"state": self._state, "episode_start": self._episode_start}
+        if self._maskable:
+            kwargs["action_masks"] = env.unwrapped.action_masks()
+        action, state = self.model.predict(obs, deterministic=self.deterministic, **kwargs)
+        if self._recurrent:
+            self._state, self._episode_start = state, np.zeros((1,), dtype=bool)
         return int(action) if np.ndim(action) == 0 else action

@@ -23,7 +23,10 @@ class BestOfNAgent:
     """Each turn: n samples from the reference LM, scored by ``reward``, best one sent.
 
     Works on the tokens interface (the chosen reply is then emitted token by token) and
-    on the text interface (sent as a string). The LM reads the same window as the tokens
+    on the text interface (sent as a string). On the select interface the env's K
+    proposals are the candidates (``n`` is not used and no LM is needed): the agent picks
+    the proposal the reward model scores highest, which shows what greedy optimisation of
+    that reward model, with no learning, achieves. The LM reads the same window as the tokens
     interface: the dialogue's last ``context_length - max_reply_tokens`` tokens.
 
     Args:
@@ -63,7 +66,17 @@ class BestOfNAgent:
         best = int(np.argmax(self.last_scores))
         return replies[best], samples[best]
 
+    def choose_proposal(self, env: gym.Env) -> int:
+        """Select interface: the index of the proposal the reward model scores highest."""
+        state = env.unwrapped.state
+        exchanges = [Exchange(scenario=state.scenario, history=state.history, reply=c.text, state=state)
+                     for c in env.unwrapped.interface.candidates]
+        self.last_scores = self.reward_model.score(exchanges)
+        return int(np.argmax(self.last_scores))
+
     def act(self, obs: Any, env: gym.Env) -> Any:
+        if env.unwrapped.interface.name == "select":
+            return self.choose_proposal(env)
         if isinstance(env.action_space, gym.spaces.Text):
             reply, _ = self.choose(env)
             return reply or "..."

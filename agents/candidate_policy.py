@@ -18,7 +18,8 @@ Public names:
 * :func:`candidate_layout` reads ``(K, D, S)`` from the spaces and checks them.
 * :class:`CandidateScorer` is the shared scorer (a plain ``nn.Module``).
 * :class:`CandidateFeaturesExtractor` wraps it for stable-baselines3.
-* :class:`CandidateActorCriticPolicy` is for ``PPO`` and ``A2C``.
+* :class:`CandidateActorCriticPolicy` is for ``PPO`` and ``A2C``,
+  :class:`MaskableCandidateActorCriticPolicy` for sb3-contrib's ``MaskablePPO``.
 * :class:`CandidateQNetwork` and :class:`CandidateQPolicy` are for ``DQN``.
 
 Example::
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
@@ -333,7 +335,7 @@ class _CandidateHeads(nn.Module):
         return self.value_net(features[:, self.n_candidates :])
 
 
-class CandidateActorCriticPolicy(ActorCriticPolicy):
+class _CandidateActorCritic:
     """Actor-critic policy for PPO and A2C whose logits are the candidates' scores.
 
     Built on SB3's ``ActorCriticPolicy``: a :class:`CandidateFeaturesExtractor` computes
@@ -383,7 +385,7 @@ class CandidateActorCriticPolicy(ActorCriticPolicy):
         n_candidates, _, _ = candidate_layout(observation_space, action_space)
         if use_sde:
             raise ValueError(
-                "CandidateActorCriticPolicy has discrete actions; use_sde must be False"
+                f"{type(self).__name__} has discrete actions; use_sde must be False"
             )
         self.hidden_size = int(hidden_size)
         self.value_net_arch = [int(w) for w in value_net_arch]
@@ -395,7 +397,7 @@ class CandidateActorCriticPolicy(ActorCriticPolicy):
             net_arch=[],  # unused: _build_mlp_extractor below replaces SB3's MlpExtractor
             activation_fn=activation_fn,
             ortho_init=ortho_init,
-            use_sde=False,
+            **self._base_kwargs,
             features_extractor_class=CandidateFeaturesExtractor,
             features_extractor_kwargs={
                 "n_candidates": n_candidates,
@@ -459,6 +461,22 @@ class CandidateActorCriticPolicy(ActorCriticPolicy):
         """The action logits, one per candidate, shape ``(batch, K)``."""
         features = BasePolicy.extract_features(self, obs, self.pi_features_extractor)
         return self.mlp_extractor.forward_actor(features)
+
+
+class CandidateActorCriticPolicy(_CandidateActorCritic, ActorCriticPolicy):
+    __doc__ = _CandidateActorCritic.__doc__
+    _base_kwargs = {"use_sde": False}
+
+
+class MaskableCandidateActorCriticPolicy(_CandidateActorCritic, MaskableActorCriticPolicy):
+    """:class:`CandidateActorCriticPolicy` for sb3-contrib's ``MaskablePPO``: the same
+    scorer, and masked candidates (``env.action_masks()``) get probability zero.
+
+    Use it as ``MaskablePPO(MaskableCandidateActorCriticPolicy, env)``; the arguments are
+    those of :class:`CandidateActorCriticPolicy`.
+    """
+
+    _base_kwargs: dict[str, Any] = {}
 
 
 class CandidateQNetwork(QNetwork):

@@ -48,9 +48,12 @@ class Evaluation:
         return bootstrap_ci(self.values(metric), seed=seed)
 
 
-def run_episode(agent: Agent, env: gym.Env, seed: int) -> EpisodeResult:
-    """Play one episode from ``reset(seed=seed)``; the env needs ``render_mode="ansi"``."""
-    obs, _ = env.reset(seed=seed)
+def run_episode(agent: Agent, env: gym.Env, seed: int, options: dict[str, Any] | None = None) -> EpisodeResult:
+    """Play one episode from ``reset(seed=seed, options=options)``; the env needs
+    ``render_mode="ansi"``."""
+    if hasattr(agent, "reset"):
+        agent.reset()
+    obs, _ = env.reset(seed=seed, options=options)
     ret = gold = 0.0
     turns = 0
     info: dict[str, Any] = {}

@@ -11,16 +11,36 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+from sb3_contrib import MaskablePPO, RecurrentPPO
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from tqdm.auto import tqdm
 
-from agents.candidate_policy import CandidateActorCriticPolicy, CandidateQPolicy
+from agents.candidate_policy import (
+    CandidateActorCriticPolicy,
+    CandidateQPolicy,
+    MaskableCandidateActorCriticPolicy,
+)
 
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
+    "ppo": PPO, "a2c": A2C, "dqn": DQN, "maskable-ppo": MaskablePPO, "recurrent-ppo": RecurrentPPO,
+}
 POLICY_KINDS = ("candidate", "mlp")
+# (algorithm, policy kind) -> SB3 policy; RecurrentPPO has no candidate scorer (its LSTM
+# policy flattens the observation), so only "mlp" is offered there.
+POLICIES: dict[tuple[str, str], Any] = {
+    ("ppo", "candidate"): CandidateActorCriticPolicy,
+    ("a2c", "candidate"): CandidateActorCriticPolicy,
+    ("dqn", "candidate"): CandidateQPolicy,
+    ("maskable-ppo", "candidate"): MaskableCandidateActorCriticPolicy,
+    ("ppo", "mlp"): "MultiInputPolicy",
+    ("a2c", "mlp"): "MultiInputPolicy",
+    ("dqn", "mlp"): "MultiInputPolicy",
+    ("maskable-ppo", "mlp"): "MultiInputPolicy",
+    ("recurrent-ppo", "mlp"): "MultiInputLstmPolicy",
+}
 
 # Defaults for the select interface (K=6 candidates, episodes of 5-10 turns).
 HYPERPARAMS: dict[str, dict[str, Any]] = {
@@ -30,16 +50,27 @@ HYPERPARAMS: dict[str, dict[str, Any]] = {
     "dqn": dict(learning_rate=5e-4, buffer_size=50_000, learning_starts=1_000, batch_size=64,
                 gamma=0.95, train_freq=4, target_update_interval=1_000, exploration_fraction=0.3,
                 exploration_final_eps=0.02),
+    "maskable-ppo": dict(n_steps=256, batch_size=256, n_epochs=4, learning_rate=1e-3, gamma=0.95,
+                         gae_lambda=0.9, ent_coef=0.01, clip_range=0.2),
+    # Whole-episode sequences are short (5-10 turns): a small LSTM, fewer epochs.
+    "recurrent-ppo": dict(n_steps=256, batch_size=256, n_epochs=4, learning_rate=1e-3, gamma=0.95,
+                          gae_lambda=0.9, ent_coef=0.01, clip_range=0.2,
+                          policy_kwargs=dict(lstm_hidden_size=64, net_arch=[64])),
 }
 
 
 def policy_class(algo: str, policy: str):
-    """The SB3 policy for ``algo`` ("ppo", "a2c", "dqn") and kind ("candidate", "mlp")."""
+    """The SB3 policy for ``algo`` (a key of :data:`ALGORITHMS`) and kind ("candidate", "mlp").
+
+    Raises:
+        ValueError: an unknown kind, or one the algorithm does not offer.
+    """
     if policy not in POLICY_KINDS:
         raise ValueError(f"policy {policy!r} is unknown; choose from {POLICY_KINDS}")
-    if policy == "mlp":
-        return "MultiInputPolicy"
-    return CandidateQPolicy if algo == "dqn" else CandidateActorCriticPolicy
+    if (algo, policy) not in POLICIES:
+        offered = [kind for (a, kind) in POLICIES if a == algo]
+        raise ValueError(f"{algo} has no {policy!r} policy; it offers {offered}")
+    return POLICIES[algo, policy]
 
 
 def make_model(algo: str, env: gym.Env | Any, policy: str = "candidate", seed: int = 0, **overrides: Any) -> BaseAlgorithm:

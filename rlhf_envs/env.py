@@ -148,6 +148,10 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     holds the user's opening message and the first K candidates. Everything in an
     episode is reproducible from the seed alone.
 
+    ``reset(seed=s, options={"scenario_seed": c})`` draws the scenario from ``c`` and
+    everything else (the user's wording, candidate order, ...) from ``s``: several tries
+    at the same scenario, as pass^k reliability needs (``agents/metrics.py``).
+
     ## Episode End
 
     Terminated when the user ends the conversation: after the agent offers further help
@@ -269,7 +273,13 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         rng = self.np_random
-        scenario = self.domain.sample_scenario(rng, self.subflows)
+        scenario_rng = rng
+        if options and options.get("scenario_seed") is not None:
+            scenario_seed = options["scenario_seed"]
+            if not isinstance(scenario_seed, (int, np.integer)) or isinstance(scenario_seed, bool):
+                raise TypeError(f"options['scenario_seed'] must be an int, got {scenario_seed!r}")
+            scenario_rng = np.random.default_rng(int(scenario_seed))
+        scenario = self.domain.sample_scenario(scenario_rng, self.subflows)
         self.state = DialogueState.start(self.domain, scenario, self.user.opening(scenario, rng))
         self.mood = self.user.mood(scenario)
         self.interface.reset()
