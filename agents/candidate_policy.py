@@ -33,7 +33,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
@@ -465,7 +465,7 @@ class _CandidateActorCritic:
 
 class CandidateActorCriticPolicy(_CandidateActorCritic, ActorCriticPolicy):
     __doc__ = _CandidateActorCritic.__doc__
-    _base_kwargs = {"use_sde": False}
+    _base_kwargs: ClassVar[dict[str, Any]] = {"use_sde": False}
 
 
 class MaskableCandidateActorCriticPolicy(_CandidateActorCritic, MaskableActorCriticPolicy):
@@ -476,7 +476,7 @@ class MaskableCandidateActorCriticPolicy(_CandidateActorCritic, MaskableActorCri
     those of :class:`CandidateActorCriticPolicy`.
     """
 
-    _base_kwargs: dict[str, Any] = {}
+    _base_kwargs: ClassVar[dict[str, Any]] = {}
 
 
 class CandidateQNetwork(QNetwork):

@@ -32,11 +32,12 @@ def test_demo_prints_a_leaderboard_with_every_agent(tmp_path):
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    for agent in ("expert", "random", "ppo-candidate", "ppo-mlp"):
+    for agent in ("expert", "random", "best-of-n", "ppo", "ppo-mlp", "a2c", "dqn"):
         assert f"| {agent} |" in out.stdout
-        assert (tmp_path / f"transcript-{agent}.txt").read_text().startswith("User: ")
+        transcript = (tmp_path / "transcripts" / "RLHF-Chat-v0" / "default" / f"{agent}.md").read_text()
+        assert "User: " in transcript and f"# {agent} on RLHF-Chat-v0" in out.stdout
     assert "deterministic (greedy)" in out.stdout
-    assert (tmp_path / "leaderboard.csv").read_text().startswith("agent,return")
+    assert (tmp_path / "leaderboard.csv").read_text().startswith("env,reward,agent,runs,episodes,return")
 
 
 def test_learned_reward_example_runs_with_a_tiny_budget(tmp_path):
@@ -95,3 +96,34 @@ def test_rlhf_tokens_example_runs_with_a_tiny_budget(tmp_path):
     result = module["main"](module["Args"](steps=1024, episodes=2, out=str(tmp_path / "tuned")))
     assert result["kl"] >= -1e-3 and abs(result["ppo_gold"]) < 100
     assert (tmp_path / "tuned" / "model.safetensors").is_file()
+
+
+def test_custom_reward_example_trains_against_its_plugin():
+    module = runpy.run_path(str(ROOT / "examples" / "custom_reward.py"))
+    result = module["main"](module["Args"](steps=512, episodes=3))
+    assert 0.0 <= result["success"] <= 1.0 and result["words_per_reply"] > 0
+    from rlhf_envs.rewards.registry import make_reward_model
+
+    assert "brevity" in make_reward_model("brevity:10").name  # the plugin stays registered by name
+
+
+@pytest.mark.timeout(600)
+def test_compare_reward_models_example_trains_one_agent_per_reward(tmp_path):
+    module = runpy.run_path(str(ROOT / "examples" / "compare_reward_models.py"))
+    gold = module["main"](module["Args"](steps=512, seeds=1, scenarios=3, out=str(tmp_path), jobs=1))
+    assert set(gold) == {"rubric:warm", "rubric:stickler"}
+    assert (tmp_path / "leaderboard.md").read_text().count("### RLHF-Chat-v0") == 2
+
+
+def test_evaluate_saved_agent_example_loads_a_checkpoint(tmp_path):
+    from agents.checkpoint import save_agent
+    from agents.training import HYPERPARAMS, train
+
+    model = train("ppo", "RLHF-Chat-v0", total_timesteps=256, n_envs=2, n_steps=128, batch_size=128)
+    save_agent(model, tmp_path / "ckpt", algo="ppo", policy="candidate", env_id="RLHF-Chat-v0",
+               hyperparams={**HYPERPARAMS["ppo"], "n_steps": 128, "batch_size": 128})
+    module = runpy.run_path(str(ROOT / "examples" / "evaluate_saved_agent.py"))
+    result = module["main"](module["Args"](checkpoint=str(tmp_path / "ckpt"), episodes=3))
+    assert 0.0 <= result["success"] <= 1.0
+    with pytest.raises(FileNotFoundError, match="is not an agent checkpoint"):
+        module["main"](module["Args"](checkpoint=str(tmp_path), episodes=1))
