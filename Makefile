@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench proxy-vs-gold build-lm lm-rlhf clean
+.PHONY: demo test test-slow bench compare proxy-vs-gold build-lm lm-rlhf clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/env_speed.py
 	$(BIN)/python benchmarks/rm_speed.py
 	$(BIN)/python benchmarks/lm_policy_speed.py
+
+# Every SB3 and sb3-contrib agent and the baselines, 3 seeds (about 40 minutes on 2 cores).
+compare: $(STAMP)
+	$(BIN)/rlhf-envs compare --agents random,expert,best-of-n,ppo,ppo-mlp,a2c,dqn,maskable-ppo,recurrent-ppo \
+		--envs RLHF-Chat-v0 --seeds 3 --steps 100000 --scenarios 100 --tries 4 --out results/compare
 
 proxy-vs-gold: $(STAMP)
 	$(BIN)/python benchmarks/proxy_vs_gold.py

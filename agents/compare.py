@@ -329,6 +329,9 @@ def plan(cfg: CompareConfig) -> list[Run]:
             if agent.kind == "sb3" and agent.policy == "candidate" and interface != "select":
                 raise ValueError(f"agent {agent.name!r} uses the candidate-scoring policy, which needs the "
                                  f"select interface; {env_id} uses {interface!r}")
+            if agent.kind == "sb3" and interface == "text":
+                raise ValueError(f"agent {agent.name!r} is an SB3 agent; SB3 has no policies for the text "
+                                 f"action space of {env_id} (use the select or tokens interface)")
             if agent.kind == "random" and interface == "text":
                 raise ValueError(f"agent 'random' needs a Discrete action space; {env_id} takes text")
     runs = [Run(a, e, r, s) for a in cfg.agents for e in cfg.envs for r in cfg.rewards for s in cfg.seeds]
@@ -347,6 +350,7 @@ def run_comparison(cfg: CompareConfig, out: str | Path, command: str | None = No
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    revision = _git_revision()  # before the runs: the code they ran with
     runs = plan(cfg)
     results: dict[Run, dict[str, Any]] = {}
     todo = []
@@ -372,7 +376,7 @@ def run_comparison(cfg: CompareConfig, out: str | Path, command: str | None = No
                 bar.update()
     bar.close()
     rows = write_outputs(cfg, runs, results, out)
-    write_run_json(cfg, out, command, started, ran=len(todo), skipped=len(runs) - len(todo))
+    write_run_json(cfg, out, command, started, revision, ran=len(todo), skipped=len(runs) - len(todo))
     return {"rows": rows, "ran": len(todo), "skipped": len(runs) - len(todo)}
 
 
@@ -453,9 +457,10 @@ def markdown(cfg: CompareConfig, rows: list[dict[str, Any]]) -> str:
             parts.append("| " + " | ".join(cells) + " |")
         parts.append("")
     n_runs = len(cfg.seeds)
+    budget = f", {cfg.steps:,} training steps per learning agent" if any(a.trains for a in cfg.agents) else ""
     parts.append(
-        f"{cfg.scenarios} held-out scenarios x {cfg.tries} tries per run, {n_runs} seed(s) per agent, "
-        f"{cfg.steps:,} training steps per learning agent. Intervals: 95% bootstrap over seeds and "
+        f"{cfg.scenarios} held-out scenarios x {cfg.tries} tries per run, {n_runs} seed(s) per agent{budget}. "
+        "Intervals: 95% bootstrap over seeds and "
         "scenarios (IQM: stratified over seeds, as rliable). P(> ref): probability that the agent "
         "beats the reference agent's gold reward on a scenario (0.5 = no difference). pass^k: chance "
         "that k tries at the same scenario all succeed. return: the training reward; gold: the gold "
@@ -503,7 +508,8 @@ def plot_curves(cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str
     groups = list(dict.fromkeys((r.env_id, r.reward) for r in runs))
     fig, axes = plt.subplots(len(groups), 2, figsize=(12, 4 * len(groups)), squeeze=False)
     for g, (env_id, reward) in enumerate(groups):
-        agents = list(dict.fromkeys(r.agent.name for r in runs if (r.env_id, r.reward) == (env_id, reward)))
+        present = {r.agent.name for r in runs if (r.env_id, r.reward) == (env_id, reward)}
+        agents = [a.name for a in cfg.agents if a.name in present]  # legend in the order asked for
         for a, name in enumerate(agents):
             agent_runs = [r for r in runs if (r.env_id, r.reward, r.agent.name) == (env_id, reward, name)]
             curves = [results[r]["curve"] for r in agent_runs]
@@ -586,21 +592,35 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_run_json(cfg: CompareConfig, out: Path, command: str | None, started: float, ran: int, skipped: int) -> None:
+def write_run_json(cfg: CompareConfig, out: Path, command: str | None, started: float, revision: str | None,
+                   ran: int, skipped: int) -> None:
+    """``run.json``: the settings, versions and git revision of the latest invocation, and
+    every invocation so far (a resumed comparison keeps the record of the earlier ones)."""
+    path = out / "run.json"
+    invocations = []
+    if path.is_file():
+        try:
+            invocations = list(json.loads(path.read_text()).get("invocations", []))
+        except (json.JSONDecodeError, AttributeError):
+            invocations = []
+    command = command or " ".join(shlex.quote(a) for a in sys.argv)
+    invocations.append({
+        "command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "wall_seconds": round(time.time() - started, 1), "runs_executed": ran, "runs_reused": skipped,
+        "git_revision": revision,
+    })
     info = {
-        "format": FORMAT,
-        "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+        "format": FORMAT, "command": command,
         "agents": [a.to_json() for a in cfg.agents], "envs": cfg.envs, "rewards": cfg.rewards,
         "seeds": cfg.seeds, "steps": cfg.steps, "scenario_seeds": scenario_seeds(cfg), "tries": cfg.tries,
         "episode_seed": f"scenario_seed + (try + 1) * {TRY_SEED_STRIDE}",
         "deterministic": cfg.deterministic, "curve_points": cfg.curve_points,
         "curve_scenarios": cfg.curve_scenarios, "n_envs": cfg.n_envs, "jobs": cfg.jobs,
-        "reference": cfg.reference_agent, "versions": versions(), "git_revision": _git_revision(),
+        "reference": cfg.reference_agent, "versions": versions(), "git_revision": revision,
         "host": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "wall_seconds": round(time.time() - started, 1), "runs_executed": ran, "runs_reused": skipped,
+        "runs_executed": ran, "runs_reused": skipped, "invocations": invocations,
     }
-    (out / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    path.write_text(json.dumps(info, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------------------------------

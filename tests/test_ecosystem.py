@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -30,13 +31,14 @@ def test_record_episode_statistics_sums_the_episode():
 
 
 def test_time_limit_truncates_where_asked():
-    env = TimeLimit(gym.make("RLHF-Chat-v0"), max_episode_steps=3)
-    rewards, _, truncated = _play(env, action=1)
-    assert len(rewards) <= 3
-    long = gym.make("RLHF-Chat-v0", max_episode_steps=3)  # the same through make
-    assert len(_play(long, action=1)[0]) == len(rewards)
-    if len(rewards) == 3:
-        assert truncated
+    # Two turns are too few for any task (greeting, verification, ... take more), so the
+    # limit, not the user, ends the episode.
+    env = TimeLimit(gym.make("RLHF-Chat-v0"), max_episode_steps=2)
+    for seed in range(5):
+        rewards, _, truncated = _play(env, seed=seed, action=1)
+        assert len(rewards) == 2 and truncated
+    made = gym.make("RLHF-Chat-v0", max_episode_steps=2)  # the same through make
+    assert _play(made, seed=0, action=1)[0] == _play(env, seed=0, action=1)[0]
 
 
 def test_flatten_observation_gives_one_vector_that_sb3_trains_on():
@@ -59,7 +61,9 @@ def test_flatten_observation_gives_one_vector_that_sb3_trains_on():
 
 @pytest.mark.timeout(600)
 def test_rl_zoo3_trains_from_the_shipped_hyperparameters_and_replays(tmp_path):
-    pytest.importorskip("rl_zoo3", reason="rl_zoo3 is not installed (pip install -e '.[zoo]')")
+    # find_spec, not import: importing rl_zoo3 patches gymnasium's TimeLimit for the whole process.
+    if importlib.util.find_spec("rl_zoo3") is None:
+        pytest.skip("rl_zoo3 is not installed (pip install -e '.[zoo]')")
     train = subprocess.run(
         [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env", "RLHF-Chat-v0", "--gym-packages",
          "rlhf_envs", "--conf-file", "agents.zoo.ppo", "-n", "3000", "--seed", "0", "-f", "logs",
@@ -81,8 +85,6 @@ def test_rl_zoo3_trains_from_the_shipped_hyperparameters_and_replays(tmp_path):
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn"])
 def test_shipped_zoo_hyperparameters_build_a_model(algo):
-    import importlib
-
     from agents.training import ALGORITHMS
 
     hyperparams = importlib.import_module(f"agents.zoo.{algo}").hyperparams["RLHF-Chat-v0"]

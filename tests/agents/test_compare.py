@@ -61,7 +61,7 @@ def test_compare_writes_every_output_and_resumes(tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["seeds"] == [0, 1] and run["scenario_seeds"] == [1_000_000 + j for j in range(4)]
     assert "compare" in run["command"] and run["versions"]["gymnasium"] and "git_revision" in run
-    assert run["runs_executed"] == 4
+    assert run["runs_executed"] == 4 and len(run["invocations"]) == 1
 
     # The learning curve has the untrained point and two more; the checkpoint is safetensors + JSON.
     result = json.loads((out / "runs" / "RLHF-Chat-v0" / "default" / "ppo" / "seed-0" / "result.json").read_text())
@@ -79,6 +79,8 @@ def test_compare_writes_every_output_and_resumes(tmp_path):
         rows2 = {r["agent"]: r for r in csv.DictReader(f)}
     assert rows2["ppo"]["gold"] == next(r for r in rows if r["agent"] == "ppo")["gold"]
     assert float(rows2["expert"]["success"]) > 0.9
+    run = json.loads((out / "run.json").read_text())
+    assert [i["runs_executed"] for i in run["invocations"]] == [4, 2] and run["runs_reused"] == 4
 
 
 def test_compare_rejects_bad_input_with_a_clear_message(tmp_path):

@@ -10,13 +10,12 @@ import torch
 import rlhf_envs  # noqa: F401
 from agents.baselines import ExpertAgent, RandomAgent, SB3Agent
 from agents.evaluation import evaluate
-from agents.training import ALGORITHMS, make_model, train
+from agents.training import POLICIES, make_model, train
 
 torch.set_num_threads(1)
 
 
-@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
-@pytest.mark.parametrize("policy", ["candidate", "mlp"])
+@pytest.mark.parametrize("algo, policy", sorted(POLICIES))
 def test_every_algorithm_and_policy_trains_on_the_env(algo, policy):
     overrides = {"learning_starts": 64} if algo == "dqn" else {}
     model = train(algo, "RLHF-Tiny-v0", policy, total_timesteps=320, n_envs=2, **overrides)
@@ -25,10 +24,12 @@ def test_every_algorithm_and_policy_trains_on_the_env(algo, policy):
 
 
 def test_unknown_names_are_explained():
-    with pytest.raises(ValueError, match="algorithm 'sac' is unknown; choose from ppo, a2c, dqn"):
+    with pytest.raises(ValueError, match="algorithm 'sac' is unknown; choose from ppo, a2c, dqn, maskable-ppo"):
         make_model("sac", None)
     with pytest.raises(ValueError, match="policy 'cnn' is unknown"):
         make_model("ppo", None, policy="cnn")
+    with pytest.raises(ValueError, match="recurrent-ppo has no 'candidate' policy; it offers \\['mlp'\\]"):
+        make_model("recurrent-ppo", None, policy="candidate")
 
 
 @pytest.mark.slow
