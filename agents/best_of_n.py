@@ -48,6 +48,10 @@ class BestOfNAgent:
         self._queue: list[int] = []
         self.last_scores: np.ndarray | None = None
 
+    def reset(self) -> None:
+        """Start of an episode: drop what is left of a reply cut off by the step limit."""
+        self._queue = []
+
     def _lm_for(self, env: gym.Env) -> ReferenceLM:
         if self._lm is None or not isinstance(self._lm, ReferenceLM):
             self._lm = getattr(env.unwrapped, "reference_lm", None) or resolve_lm(self._lm)

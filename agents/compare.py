@@ -34,6 +34,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -100,6 +101,11 @@ class CompareConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.agents or not self.envs or not self.seeds or not self.rewards:
             raise ValueError("need at least one agent, env, reward spec and seed")
+        for label, values in (("seeds", self.seeds), ("envs", self.envs), ("reward specs", self.rewards),
+                              ("agents", [a.name for a in self.agents])):
+            repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
+            if repeated:
+                raise ValueError(f"{label} are listed more than once: {repeated}; each run must be unique")
         names = [a.name for a in self.agents]
         if self.reference is not None and self.reference not in names:
             raise ValueError(f"reference agent {self.reference!r} is not among the agents {names}")
@@ -124,15 +130,22 @@ class Run:
     def folder(self, out: Path) -> Path:
         return out / "runs" / _slug(self.env_id) / reward_slug(self.reward) / _slug(self.agent.name) / f"seed-{self.seed}"
 
+    def train_settings(self, cfg: CompareConfig) -> dict[str, Any]:
+        """Everything that determines the trained agent and its learning curve."""
+        return {
+            "format": FORMAT, "agent": self.agent.to_json(), "hyperparams": self.agent.resolved_hyperparams(),
+            "env_id": self.env_id, "reward": self.reward, "seed": self.seed,
+            "steps": cfg.steps if self.agent.trains else 0, "n_envs": cfg.n_envs if self.agent.trains else 0,
+            "curve_points": cfg.curve_points, "curve_scenarios": cfg.curve_scenarios,
+            "deterministic": cfg.deterministic,
+        }
+
     def settings(self, cfg: CompareConfig) -> dict[str, Any]:
         """Everything that determines this run's result; a stored result is reused only
-        when it was made with the same settings."""
-        return {
-            "format": FORMAT, "agent": self.agent.to_json(), "env_id": self.env_id, "reward": self.reward,
-            "seed": self.seed, "steps": cfg.steps if self.agent.trains else 0, "scenarios": cfg.scenarios,
-            "tries": cfg.tries, "deterministic": cfg.deterministic, "curve_points": cfg.curve_points,
-            "curve_scenarios": cfg.curve_scenarios, "n_envs": cfg.n_envs, "transcripts": cfg.transcripts,
-        }
+        when it was made with the same settings (with the same training settings only,
+        its trained agent is re-evaluated rather than retrained)."""
+        return {**self.train_settings(cfg), "scenarios": cfg.scenarios, "tries": cfg.tries,
+                "transcripts": cfg.transcripts}
 
 
 def _slug(text: str) -> str:
@@ -206,7 +219,9 @@ def _curve_callback(run: Run, cfg: CompareConfig, eval_env, seeds: list[int]):
     from agents.baselines import SB3Agent
 
     class LearningCurve(BaseCallback):
-        """Evaluates the model on the curve scenarios every ``steps / curve_points`` steps."""
+        """Evaluates the model on the curve scenarios at the start, about every
+        ``steps / curve_points`` steps, and at the end; each point is labelled with the
+        steps actually taken."""
 
         def __init__(self):
             super().__init__()
@@ -214,24 +229,31 @@ def _curve_callback(run: Run, cfg: CompareConfig, eval_env, seeds: list[int]):
             self.every = max(1, cfg.steps // cfg.curve_points)
             self.next_at = self.every
 
-        def _evaluate(self, step: int) -> None:
-            # The model's RNG state is saved and restored, so measuring does not change training.
+        def _evaluate(self) -> None:
+            # Random states are saved and restored, so measuring does not change training.
             import torch
 
-            rng_state = torch.get_rng_state()
+            states = (torch.get_rng_state(), np.random.get_state(),
+                      self.model.action_space.np_random.bit_generator.state)
             played = _play(SB3Agent(self.model, run.agent.name, cfg.deterministic), eval_env, seeds, 1)
-            torch.set_rng_state(rng_state)
-            self.points.append({"step": step, "gold": [g[0] for g in played["gold"]],
+            torch.set_rng_state(states[0])
+            np.random.set_state(states[1])
+            self.model.action_space.np_random.bit_generator.state = states[2]
+            self.points.append({"step": int(self.num_timesteps), "gold": [g[0] for g in played["gold"]],
                                 "success": [s[0] for s in played["success"]]})
 
         def _on_training_start(self) -> None:
-            self._evaluate(0)  # the untrained policy: where every curve starts
+            self._evaluate()  # the untrained policy: where every curve starts
 
         def _on_step(self) -> bool:
-            if self.num_timesteps >= self.next_at:
-                self._evaluate(self.next_at)
-                self.next_at += self.every
+            if self.num_timesteps >= self.next_at and self.num_timesteps < cfg.steps:
+                self._evaluate()
+                while self.next_at <= self.num_timesteps:
+                    self.next_at += self.every
             return True
+
+        def _on_training_end(self) -> None:
+            self._evaluate()  # the agent the leaderboard evaluates
 
     return LearningCurve()
 
@@ -252,7 +274,13 @@ def execute(run: Run, cfg: CompareConfig, folder: Path, position: int = 0) -> di
     started = time.perf_counter()
     curve: list[dict[str, Any]] = []
     try:
-        if run.agent.trains:
+        trained = previous_training(run, cfg, folder) if run.agent.trains else None
+        if trained is not None:  # only evaluation settings changed: re-evaluate the saved agent
+            from agents.checkpoint import load_agent
+
+            agent = load_agent(folder / "checkpoint", eval_env, run.agent.name, cfg.deterministic)
+            curve, train_seconds = trained["curve"], trained["train_seconds"]
+        elif run.agent.trains:
             from agents.checkpoint import save_agent
             from agents.training import train
 
@@ -263,12 +291,19 @@ def execute(run: Run, cfg: CompareConfig, folder: Path, position: int = 0) -> di
                           progress=f"{run.agent.name} s{run.seed}", position=position,
                           callbacks=[callback], **params)
             curve = callback.points
-            save_agent(model, folder / "checkpoint", algo=run.agent.algo, policy=run.agent.policy,
-                       env_id=run.env_id, env_kwargs=env_kwargs, hyperparams=params)
+            train_seconds = time.perf_counter() - started
+            # The canonical spec (a learned model's path made absolute) loads from anywhere.
+            saved_kwargs = {"reward": eval_env.unwrapped.reward_model.spec} if run.reward is not None else {}
+            staging = folder / f"checkpoint.tmp-{os.getpid()}"
+            shutil.rmtree(staging, ignore_errors=True)
+            save_agent(model, staging, algo=run.agent.algo, policy=run.agent.policy,
+                       env_id=run.env_id, env_kwargs=saved_kwargs, hyperparams=params)
+            shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+            os.replace(staging, folder / "checkpoint")  # a half-written checkpoint is never in place
             agent = SB3Agent(model, run.agent.name, cfg.deterministic)
         else:
             agent = _make_agent(run.agent, run.seed, eval_env)
-        train_seconds = time.perf_counter() - started
+            train_seconds = 0.0
         evaluated = time.perf_counter()
         result = _play(agent, eval_env, seeds, cfg.tries, keep_transcripts=cfg.transcripts)
         if not run.agent.trains:  # a flat curve: the same agent at every step
@@ -278,12 +313,13 @@ def execute(run: Run, cfg: CompareConfig, folder: Path, position: int = 0) -> di
     finally:
         eval_env.close()
     result.update({
-        "settings": run.settings(cfg), "curve": curve, "train_seconds": train_seconds,
+        "settings": run.settings(cfg), "train_settings": run.train_settings(cfg), "curve": curve,
+        "train_seconds": train_seconds,
         "eval_seconds": time.perf_counter() - evaluated,
         "deterministic": bool(getattr(agent, "deterministic", True)),
     })
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "result.json.tmp"
+    tmp = folder / f"result.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(result))
     os.replace(tmp, folder / "result.json")  # atomic: a half-written result never counts as finished
     return result
@@ -293,16 +329,29 @@ def _execute_in_worker(run: Run, cfg: CompareConfig, folder: str, position: int)
     return execute(run, cfg, Path(folder), position)
 
 
-def load_finished(run: Run, cfg: CompareConfig, out: Path) -> dict[str, Any] | None:
-    """The stored result of ``run``, if it exists and was made with the same settings."""
-    path = run.folder(out) / "result.json"
+def _stored(folder: Path) -> dict[str, Any] | None:
+    path = folder / "result.json"
     if not path.is_file():
         return None
     try:
-        result = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
-    return result if result.get("settings") == run.settings(cfg) else None
+
+
+def previous_training(run: Run, cfg: CompareConfig, folder: Path) -> dict[str, Any] | None:
+    """A stored result whose agent was trained with the same training settings and whose
+    checkpoint is in place (so only the evaluation has to be redone), else ``None``."""
+    result = _stored(folder)
+    if result is None or result.get("train_settings") != run.train_settings(cfg):
+        return None
+    return result if (folder / "checkpoint" / "agent.json").is_file() else None
+
+
+def load_finished(run: Run, cfg: CompareConfig, out: Path) -> dict[str, Any] | None:
+    """The stored result of ``run``, if it exists and was made with the same settings."""
+    result = _stored(run.folder(out))
+    return result if result is not None and result.get("settings") == run.settings(cfg) else None
 
 
 # ---------------------------------------------------------------------------------------
@@ -334,6 +383,14 @@ def plan(cfg: CompareConfig) -> list[Run]:
                                  f"action space of {env_id} (use the select or tokens interface)")
             if agent.kind == "random" and interface == "text":
                 raise ValueError(f"agent 'random' needs a Discrete action space; {env_id} takes text")
+    for kind, names, slug in (("agent", [a.name for a in cfg.agents], _slug), ("env", cfg.envs, _slug),
+                              ("reward spec", cfg.rewards, reward_slug)):
+        folders: dict[str, Any] = {}
+        for name in names:
+            other = folders.setdefault(slug(name), name)
+            if other != name:
+                raise ValueError(f"{kind}s {other!r} and {name!r} would share the results folder "
+                                 f"{slug(name)!r}; rename one")
     runs = [Run(a, e, r, s) for a in cfg.agents for e in cfg.envs for r in cfg.rewards for s in cfg.seeds]
     # Slowest first, so the last runs to finish are short ones.
     cost = {"recurrent-ppo": 3, "dqn": 2}
@@ -363,21 +420,39 @@ def run_comparison(cfg: CompareConfig, out: str | Path, command: str | None = No
     if progress:
         print(f"{len(runs)} runs: {len(results)} finished before, {len(todo)} to do, {min(cfg.jobs, max(1, len(todo)))} in parallel")
     bar = tqdm(total=len(todo), desc="runs", unit="run", position=0, disable=not progress, dynamic_ncols=True)
+    failed: dict[Run, str] = {}
     if cfg.jobs == 1:
         for run in todo:
-            results[run] = execute(run, cfg, run.folder(out), position=1)
+            try:
+                results[run] = execute(run, cfg, run.folder(out), position=1)
+            except Exception as err:  # one failed run must not cost the others
+                failed[run] = f"{type(err).__name__}: {err}"
             bar.update()
     elif todo:
         with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(todo)), mp_context=get_context("spawn")) as pool:
             futures = {pool.submit(_execute_in_worker, run, cfg, str(run.folder(out)), 1 + i % cfg.jobs): run
                        for i, run in enumerate(todo)}
             for future in as_completed(futures):
-                results[futures[future]] = future.result()
+                try:
+                    results[futures[future]] = future.result()
+                except Exception as err:
+                    failed[futures[future]] = f"{type(err).__name__}: {err}"
                 bar.update()
     bar.close()
-    rows = write_outputs(cfg, runs, results, out)
-    write_run_json(cfg, out, command, started, revision, ran=len(todo), skipped=len(runs) - len(todo))
+    finished = [r for r in runs if r in results]
+    rows = write_outputs(cfg, finished, results, out) if finished else []
+    write_run_json(cfg, out, command, started, revision, ran=len(todo) - len(failed),
+                   skipped=len(runs) - len(todo))
+    if failed:
+        lines = "\n".join(f"  {r.agent.name} on {r.env_id} (reward {r.reward or 'default'}, seed {r.seed}): {why}"
+                          for r, why in failed.items())
+        raise RunsFailedError(f"{len(failed)} of {len(runs)} runs failed (the others are saved and the outputs "
+                              f"cover them; rerun the same command to retry only the failed ones):\n{lines}")
     return {"rows": rows, "ran": len(todo), "skipped": len(runs) - len(todo)}
+
+
+class RunsFailedError(RuntimeError):
+    """Some runs of a comparison raised; the message lists them and why."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -657,7 +732,8 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scenarios", type=int, default=100, help="held-out scenarios (default 100)")
     p.add_argument("--tries", type=int, default=4, help="tries per scenario, for pass^k (default 4)")
     p.add_argument("--config", type=Path, default=None, help="YAML file of agent hyperparameters and new agents")
-    p.add_argument("--stochastic", action="store_true", help="trained agents sample actions (default: greedy)")
+    p.add_argument("--stochastic", action="store_true",
+                   help="trained agents sample actions (default: greedy); DQN is then epsilon-greedy at its final epsilon")
     p.add_argument("--curve-points", type=int, default=10, help="held-out evaluations during training (default 10)")
     p.add_argument("--curve-scenarios", type=int, default=20, help="scenarios per curve point (default 20)")
     p.add_argument("--n-envs", type=int, default=4, help="parallel envs per training run (default 4)")
@@ -681,7 +757,11 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"rlhf-envs compare: error: {err}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    summary = run_comparison(cfg, args.out, command=" ".join(shlex.quote(a) for a in ["rlhf-envs", *sys.argv[1:]]))
+    try:
+        summary = run_comparison(cfg, args.out, command=" ".join(shlex.quote(a) for a in ["rlhf-envs", *sys.argv[1:]]))
+    except RunsFailedError as err:
+        print(f"rlhf-envs compare: error: {err}", file=sys.stderr)
+        return 1
     print()
     print((args.out / "leaderboard.md").read_text())
     print(f"{summary['ran']} runs executed, {summary['skipped']} reused, in {time.perf_counter() - started:.0f} s; "

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
-from agents.compare import CompareConfig, reward_slug, run_comparison
+from agents.compare import CompareConfig, RunsFailedError, reward_slug, run_comparison
 from agents.registry import resolve_agents
 
 ENV_ID = "RLHF-Chat-v0"
@@ -41,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     print(f"Training {', '.join(a.name for a in cfg.agents if a.trains)} on {ENV_ID} for {args.steps:,} steps "
           f"each ({cfg.jobs} in parallel), then evaluating every agent on the same {args.episodes} episodes...")
-    run_comparison(cfg, args.out, progress=True)
+    try:
+        run_comparison(cfg, args.out, progress=True)
+    except RunsFailedError as err:
+        print(f"rlhf-envs demo: error: {err}", file=sys.stderr)
+        return 1
     mode = "sampled (stochastic)" if args.stochastic else "deterministic (greedy)"
     print(f"\n## Leaderboard: {ENV_ID}, {args.episodes} held-out episodes, trained agents act {mode}\n")
     print((args.out / "leaderboard.md").read_text())

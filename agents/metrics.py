@@ -49,13 +49,17 @@ def _quantiles(samples: np.ndarray, level: float) -> tuple[float, float]:
 
 def iqm_ci(scores, n_boot: int = 2000, level: float = LEVEL, seed: int = 0) -> tuple[float, float, float]:
     """``(iqm, low, high)``: the IQM of a ``(runs, scenarios)`` array and its stratified
-    bootstrap interval (each scenario's runs resampled with replacement)."""
+    bootstrap interval (each scenario's runs resampled with replacement). With a single
+    run there is nothing to resample across runs, so scenarios are resampled instead."""
     x = _matrix(scores)
     rng = np.random.default_rng(seed)
     runs, scenarios = x.shape
     cols = np.arange(scenarios)
     samples = np.empty(n_boot)
     for b in range(n_boot):
+        if runs == 1:
+            samples[b] = iqm(x[0, rng.integers(0, scenarios, size=scenarios)])
+            continue
         rows = rng.integers(0, runs, size=(runs, scenarios))
         samples[b] = iqm(x[rows, cols])
     return (iqm(x), *_quantiles(samples, level))

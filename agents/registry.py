@@ -24,6 +24,7 @@ Hyperparameters are passed to the SB3 constructor and replace the suite's defaul
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +35,22 @@ import yaml
 from agents.training import ALGORITHMS, HYPERPARAMS, POLICIES
 
 KINDS = ("random", "expert", "best-of-n", "sb3")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``3e-4`` (no dot) as a string; learning rates are written that way,
+    so floats in exponent form are floats here, as in YAML 1.2."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
 # Keys a YAML entry may set, with what each means (for error messages).
 _YAML_KEYS = {
     "base": "the agent this one starts from",
@@ -130,7 +147,7 @@ def load_agent_config(path: str | Path | None) -> dict[str, AgentSpec]:
     if not path.is_file():
         raise FileNotFoundError(f"agent config {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_Loader) or {}
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML: {err}") from err
     if not isinstance(data, dict):

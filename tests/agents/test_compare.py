@@ -130,3 +130,47 @@ def test_leaderboard_rows_from_hand_made_results():
     assert rows["random"]["pass^2"] == pytest.approx(1 / 4)  # only (seed 1, scenario 1) succeeds twice
     assert rows["expert"]["pass^2"] == pytest.approx(3 / 4)
     assert rows["expert"]["p_improve"] == 1.0 and rows["random"]["p_improve"] == 0.5
+
+
+def test_duplicate_runs_and_folder_collisions_are_refused():
+    agents = resolve_agents(["expert"])
+    with pytest.raises(ValueError, match=r"seeds are listed more than once: \['0'\]"):
+        CompareConfig(agents=agents, envs=["RLHF-Tiny-v0"], seeds=[0, 0])
+    with pytest.raises(ValueError, match="envs are listed more than once"):
+        CompareConfig(agents=agents, envs=["RLHF-Tiny-v0", "RLHF-Tiny-v0"])
+    from agents.registry import AgentSpec
+
+    twins = [AgentSpec("my agent", "expert"), AgentSpec("my_agent", "expert")]
+    with pytest.raises(ValueError, match="agents 'my agent' and 'my_agent' would share the results folder"):
+        plan(CompareConfig(agents=twins, envs=["RLHF-Tiny-v0"]))
+
+
+def test_a_failed_run_does_not_cost_the_others(tmp_path):
+    from agents.compare import RunsFailedError, run_comparison
+
+    config = tmp_path / "agents.yaml"
+    config.write_text("ppo-broken:\n  base: ppo\n  hyperparams: {n_steps: 0}\n")
+    cfg = CompareConfig(agents=resolve_agents(["expert", "ppo-broken"], config), envs=["RLHF-Tiny-v0"], seeds=[0],
+                        steps=64, scenarios=2, tries=1, jobs=1)
+    with pytest.raises(RunsFailedError, match=r"(?s)1 of 2 runs failed.*ppo-broken on RLHF-Tiny-v0.*n_steps=0"):
+        run_comparison(cfg, tmp_path / "out", progress=False)
+    assert "| expert |" in (tmp_path / "out" / "leaderboard.md").read_text()
+
+
+def test_changed_evaluation_settings_re_evaluate_without_retraining(tmp_path):
+    from agents.compare import run_comparison
+
+    def cfg(scenarios):
+        return CompareConfig(agents=resolve_agents(["ppo"]), envs=["RLHF-Tiny-v0"], seeds=[0], steps=256,
+                             scenarios=scenarios, tries=1, curve_points=2, curve_scenarios=2, n_envs=2, jobs=1)
+
+    run_comparison(cfg(2), tmp_path, progress=False)
+    folder = tmp_path / "runs" / "RLHF-Tiny-v0" / "default" / "ppo" / "seed-0"
+    first = json.loads((folder / "result.json").read_text())
+    weights = (folder / "checkpoint" / "policy.safetensors").stat().st_mtime_ns
+    summary = run_comparison(cfg(3), tmp_path, progress=False)
+    second = json.loads((folder / "result.json").read_text())
+    assert summary["ran"] == 1 and len(second["gold"]) == 3
+    assert second["curve"] == first["curve"] and second["train_seconds"] == first["train_seconds"]
+    assert (folder / "checkpoint" / "policy.safetensors").stat().st_mtime_ns == weights  # not retrained
+    assert second["gold"][:2] == first["gold"]  # the same agent on the same first two scenarios

@@ -76,3 +76,9 @@ def test_iqm_interval_is_a_stratified_bootstrap():
     point, lo, hi = metrics.iqm_ci(x)
     assert point == pytest.approx(trim_mean(x, 0.25, axis=None))
     assert lo == pytest.approx(expected[0], abs=0.05) and hi == pytest.approx(expected[1], abs=0.05)
+
+
+def test_iqm_interval_with_one_run_resamples_scenarios():
+    x = np.random.default_rng(4).normal(size=(1, 50))
+    point, lo, hi = metrics.iqm_ci(x)
+    assert lo < point < hi

@@ -28,7 +28,7 @@ def test_every_builtin_agent_resolves_and_sb3_ones_build_on_the_chat_env():
 def test_yaml_changes_hyperparameters_and_adds_agents(tmp_path):
     path = tmp_path / "agents.yaml"
     path.write_text(
-        "ppo:\n  hyperparams: {learning_rate: 3.0e-4}\n"
+        "ppo:\n  hyperparams: {learning_rate: 3e-4}\n"  # YAML 1.1 would read this as a string
         "ppo-wide:\n  base: ppo\n  hyperparams: {policy_kwargs: {hidden_size: 128}}\n"
         "best-of-2:\n  base: best-of-n\n  n: 2\n"
     )
