@@ -29,7 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/rm_speed.py
 	$(BIN)/python benchmarks/lm_policy_speed.py
 
-# Every SB3 and sb3-contrib agent and the baselines, 3 seeds (about 40 minutes on 2 cores).
+# Every SB3 and sb3-contrib agent and the baselines, 3 seeds (about 20 minutes on 2 cores).
 compare: $(STAMP)
 	$(BIN)/rlhf-envs compare --agents random,expert,best-of-n,ppo,ppo-mlp,a2c,dqn,maskable-ppo,recurrent-ppo \
 		--envs RLHF-Chat-v0 --seeds 3 --steps 100000 --scenarios 100 --tries 4 --out results/compare
