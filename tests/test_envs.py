@@ -326,3 +326,14 @@ def test_render_before_reset_is_harmless():
     for mode in ("ansi", "human", "rgb_array"):
         env = rlhf_envs.DialogueEnv(render_mode=mode)
         env.render()
+
+
+def test_scenario_seed_fixes_the_task_while_the_episode_seed_varies_the_rest():
+    env = gym.make("RLHF-Chat-v0")
+    tries = [env.reset(seed=s, options={"scenario_seed": 77}) for s in (1, 2, 3, 4)]
+    summaries = [info for _, info in tries]
+    assert all(s == summaries[0] for s in summaries)  # same task, user and facts
+    assert len({obs["candidates"].tobytes() for obs, _ in tries}) > 1  # different wording / order
+    assert len({repr(env.reset(seed=1, options={"scenario_seed": c})[1]) for c in range(6)}) > 1
+    with pytest.raises(TypeError, match="scenario_seed'\\] must be an int"):
+        env.reset(seed=1, options={"scenario_seed": "77"})
