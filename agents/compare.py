@@ -467,13 +467,18 @@ def _matrices(runs: list[Run], results: dict[Run, dict[str, Any]]) -> dict[str, 
     return mats
 
 
-def leaderboard_rows(cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (env, reward spec, agent), best mean gold first within each group."""
-    rows = []
+def _by_group(runs: list[Run]) -> dict[tuple[str, str | None], dict[str, list[Run]]]:
+    """Runs by (env, reward spec), then by agent name, in the order given."""
     groups: dict[tuple[str, str | None], dict[str, list[Run]]] = {}
     for run in runs:
         groups.setdefault((run.env_id, run.reward), {}).setdefault(run.agent.name, []).append(run)
-    for (env_id, reward), by_agent in groups.items():
+    return groups
+
+
+def leaderboard_rows(cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (env, reward spec, agent), best mean gold first within each group."""
+    rows = []
+    for (env_id, reward), by_agent in _by_group(runs).items():
         mats = {name: _matrices(agent_runs, results) for name, agent_runs in by_agent.items()}
         ref = cfg.reference_agent
         group_rows = []
@@ -559,10 +564,7 @@ def _csv(rows: list[dict[str, Any]], cols: list[str]) -> str:
 def improvement_csv(runs: list[Run], results: dict[Run, dict[str, Any]]) -> str:
     """P(row > column) on gold reward for every pair of agents, per env and reward spec."""
     lines = ["env,reward,agent," + "over_agent,p_improve"]
-    groups: dict[tuple[str, str | None], dict[str, list[Run]]] = {}
-    for run in runs:
-        groups.setdefault((run.env_id, run.reward), {}).setdefault(run.agent.name, []).append(run)
-    for (env_id, reward), by_agent in groups.items():
+    for (env_id, reward), by_agent in _by_group(runs).items():
         gold = {name: _matrices(rs, results)["gold"] for name, rs in by_agent.items()}
         for x in gold:
             for y in gold:
