@@ -5,8 +5,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Ray RLlib pins its own gymnasium (1.2.2 for ray 2.60): it gets a virtual environment
+# of its own, where the RLlib test and the env/vector tests run against that gymnasium.
+RLLIB_VENV ?= .venv-rllib
+RLLIB_STAMP := $(RLLIB_VENV)/.installed
 
-.PHONY: demo test test-slow bench compare proxy-vs-gold build-lm lm-rlhf clean
+.PHONY: demo test rllib-venv test-slow bench compare proxy-vs-gold build-lm lm-rlhf clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,18 +19,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(RLLIB_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(RLLIB_VENV)
+	$(RLLIB_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(RLLIB_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(RLLIB_VENV)/bin/python -m pip install --quiet -e '.[rllib,test]'
+	touch $(RLLIB_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/rlhf-envs demo
 
-test: $(STAMP)
+test: $(STAMP) $(RLLIB_STAMP)
 	$(BIN)/python -m pytest
+	$(RLLIB_VENV)/bin/python -m pytest tests/test_rllib.py tests/test_vector.py tests/test_envs.py
+
+rllib-venv: $(RLLIB_STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -s
 
+# The benchmark suite (tables + results/bench/benchmarks.csv), then the LM policy's PPO speed.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/env_speed.py
-	$(BIN)/python benchmarks/rm_speed.py
+	$(BIN)/python benchmarks/suite.py
 	$(BIN)/python benchmarks/lm_policy_speed.py
 
 # Every SB3 and sb3-contrib agent and the baselines, 3 seeds (about 20 minutes on 2 cores).
@@ -44,4 +58,4 @@ lm-rlhf: $(STAMP)
 	$(BIN)/python benchmarks/lm_rlhf.py
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(RLLIB_VENV)

@@ -8,6 +8,7 @@ bar. Policies: ``"candidate"`` is the permutation-equivariant candidate scorer
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import gymnasium as gym
@@ -16,6 +17,7 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecEnv
 from tqdm.auto import tqdm
 
 from agents.candidate_policy import (
@@ -23,6 +25,8 @@ from agents.candidate_policy import (
     CandidateQPolicy,
     MaskableCandidateActorCriticPolicy,
 )
+from rlhf_envs.sb3 import make_sb3_vec_env
+from rlhf_envs.vector import DialogueVectorEnv
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "ppo": PPO, "a2c": A2C, "dqn": DQN, "maskable-ppo": MaskablePPO, "recurrent-ppo": RecurrentPPO,
@@ -132,6 +136,28 @@ class EpisodeLog(BaseCallback):
         return True
 
 
+def make_training_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> VecEnv:
+    """SB3 vector env of ``n_envs`` copies: for rlhf-envs ids the batched vector env
+    through :class:`rlhf_envs.sb3.SB3VecEnv` (one reward-model call per step), for
+    other ids SB3's ``make_vec_env``. Both seed sub-env ``i`` with ``seed + i``."""
+    kwargs = dict(env_kwargs or {}, render_mode=None)
+    if is_dialogue_env(env_id):
+        return make_sb3_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=kwargs)
+    return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=kwargs)
+
+
+def is_dialogue_env(env_id: str) -> bool:
+    """Whether ``env_id`` is registered with the batched dialogue vector env."""
+    module, _, name = env_id.rpartition(":")
+    try:
+        if module:  # the "module:id" form imports the module that registers the id
+            importlib.import_module(module)
+        spec = gym.spec(name)
+    except (gym.error.Error, ImportError):
+        return False
+    return spec.vector_entry_point in (DialogueVectorEnv, "rlhf_envs.vector:DialogueVectorEnv")
+
+
 def train(
     algo: str,
     env_id: str,
@@ -145,14 +171,15 @@ def train(
     callbacks: list[BaseCallback] | None = None,
     **overrides: Any,
 ) -> BaseAlgorithm:
-    """Train ``algo`` with ``policy`` on ``n_envs`` copies of ``env_id``.
+    """Train ``algo`` with ``policy`` on ``n_envs`` copies of ``env_id`` (see
+    :func:`make_training_env`).
 
     Args:
         progress: a label to show a progress bar, or ``None`` for none.
         position: the bar's line when several runs train in parallel.
         callbacks: more SB3 callbacks (e.g. :class:`EpisodeLog`).
     """
-    env = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=dict(env_kwargs or {}, render_mode=None))
+    env = make_training_env(env_id, n_envs, seed, env_kwargs)
     model = make_model(algo, env, policy, seed=seed, **overrides)
     all_callbacks = list(callbacks or [])
     if progress:

@@ -18,15 +18,15 @@ import time
 
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.env_util import make_vec_env
 
 import rlhf_envs  # noqa: F401  (registers the ids)
 from agents.lm_policy import LMActorCriticPolicy
 from rlhf_envs.lm.build import default_lm_path
+from rlhf_envs.sb3 import make_sb3_vec_env
 
 
 def steps_per_second(lm: str, share: bool, batch_size: int, n_steps: int, timesteps: int, seed: int = 0) -> float:
-    venv = make_vec_env("RLHF-ChatTokens-v0", n_envs=4, seed=seed, env_kwargs={"lm": lm, "kl_coef": 0.1})
+    venv = make_sb3_vec_env("RLHF-ChatTokens-v0", n_envs=4, seed=seed, env_kwargs={"lm": lm, "kl_coef": 0.1})
     model = PPO(LMActorCriticPolicy, venv, n_steps=n_steps, batch_size=batch_size, n_epochs=2, gamma=1.0,
                 learning_rate=1e-4, seed=seed, policy_kwargs={"lm": lm, "share_prefixes": share})
     start = time.perf_counter()

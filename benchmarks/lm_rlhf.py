@@ -32,7 +32,6 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.env_util import make_vec_env
 
 import rlhf_envs  # noqa: F401  (registers the ids)
 from agents.baselines import SB3Agent
@@ -42,6 +41,7 @@ from agents.lm_policy import KLPenaltyCallback, LMActorCriticPolicy
 from agents.training import EpisodeLog
 from rlhf_envs.lm.build import default_lm_path
 from rlhf_envs.lm.reference import load_reference_lm
+from rlhf_envs.sb3 import make_sb3_vec_env
 from rlhf_envs.statistics import bootstrap_ci
 
 ENV_ID = "RLHF-ChatTokens-v0"
@@ -148,7 +148,7 @@ def main() -> None:
         agent.name = f"best-of-{n} ({args.proxy})"
         report(agent.name, evaluate(agent, ENV_ID, eval_seeds, env_kwargs))
 
-    venv = make_vec_env(ENV_ID, n_envs=args.n_envs, seed=args.seed, env_kwargs=env_kwargs)
+    venv = make_sb3_vec_env(ENV_ID, n_envs=args.n_envs, seed=args.seed, env_kwargs=env_kwargs)
     model = PPO(
         LMActorCriticPolicy, venv, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
         gamma=1.0, gae_lambda=args.gae_lambda,

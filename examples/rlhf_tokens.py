@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.env_util import make_vec_env
 
 import rlhf_envs  # noqa: F401  (registers RLHF-ChatTokens-v0)
 from agents.baselines import SB3Agent
 from agents.evaluation import evaluate
 from agents.lm_policy import KLPenaltyCallback, LMActorCriticPolicy
+from rlhf_envs.sb3 import make_sb3_vec_env
 
 ENV_ID = "RLHF-ChatTokens-v0"
 
@@ -46,7 +46,7 @@ class Args:
 def main(args: Args) -> dict[str, float]:
     torch.set_num_threads(2)
     env_kwargs = {"reward": args.proxy, "kl_coef": args.kl_coef}
-    venv = make_vec_env(ENV_ID, n_envs=4, seed=args.seed, env_kwargs=env_kwargs)
+    venv = make_sb3_vec_env(ENV_ID, n_envs=4, seed=args.seed, env_kwargs=env_kwargs)
     lm_path = str(venv.get_attr("reference_lm")[0].path)
     model = PPO(LMActorCriticPolicy, venv, n_steps=256, batch_size=128, n_epochs=2, gamma=1.0,
                 learning_rate=1e-4, target_kl=0.05, seed=args.seed, policy_kwargs={"lm": lm_path})

@@ -5,7 +5,10 @@ scores 16 replies in one forward pass far faster than in 16 passes. Gymnasium's
 ``SyncVectorEnv`` steps each sub-env (and so calls the reward model) one at a time; this
 env splits each sub-env's step in two (:meth:`DialogueEnv.begin_turn`,
 :meth:`DialogueEnv.finish_turn`) and makes one reward-model call and one gold-model call
-per vector step in between. The sub-envs share one reward model.
+per vector step in between. The sub-envs share one reward model. With KL shaping on the
+tokens interface, the reference LM's forward passes of all sub-envs run as one batch too.
+
+Stable-Baselines3 trains on it through :class:`rlhf_envs.sb3.SB3VecEnv`.
 
 Registered as every id's ``vector_entry_point``, so
 ``gymnasium.make_vec("RLHF-Chat-v0", num_envs=16, reward="learned:runs/rm")`` builds it.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from copy import deepcopy
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -23,7 +27,28 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
 from rlhf_envs.env import CanonicalRewardSpecs, DialogueEnv, default_gold, score_turns
+from rlhf_envs.lm.reference import feed_batch
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
+
+
+@dataclass
+class SubEnvStep:
+    """What one sub-env did in a vector step.
+
+    ``obs``/``info`` are what the caller sees next: after an automatic reset, the new
+    episode's first observation and reset info. ``final_obs``/``final_info`` hold the
+    ended episode's last ones when the reset happened in this same step (SameStep).
+    ``reset`` says the sub-env was reset in this step.
+    """
+
+    obs: Any
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+    reset: bool = False
+    final_obs: Any = None
+    final_info: dict[str, Any] | None = None
 
 
 class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
@@ -108,52 +133,79 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
             if len(seeds) != self.num_envs:
                 raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} sub-envs")
         infos: dict[str, Any] = {}
+        self.reset_infos: list[dict[str, Any]] = []  # per sub-env, for the SB3 adapter
         for i, (env, s) in enumerate(zip(self.envs, seeds)):
             self._obs[i], info = env.reset(seed=s, options=options)
+            self.reset_infos.append(info)
             infos = self._add_info(infos, info, i)
         self._turns[:] = 0
         self._needs_reset[:] = False
         return self._batch(), infos
 
-    def step(self, actions):
-        rewards = np.zeros(self.num_envs, dtype=np.float64)
-        terminations = np.zeros(self.num_envs, dtype=bool)
-        truncations = np.zeros(self.num_envs, dtype=bool)
-        infos: dict[str, Any] = {}
-        stepping, exchanges = [], []
-        results: dict[int, tuple] = {}
-        for i, env in enumerate(self.envs):
+    def step_each(self, actions) -> list[SubEnvStep]:
+        """Step every sub-env (one batched reward-model call, one batched reference-LM
+        forward) and apply ``autoreset_mode``; one :class:`SubEnvStep` per sub-env.
+
+        :meth:`step` batches these for Gymnasium; :class:`rlhf_envs.sb3.SB3VecEnv` turns
+        them into Stable-Baselines3's format without going through batched infos.
+        """
+        if len(actions) != self.num_envs:
+            raise ValueError(f"got {len(actions)} actions for {self.num_envs} sub-envs")
+        steps: list[SubEnvStep | None] = [None] * self.num_envs
+        stepping = [i for i in range(self.num_envs) if not self._needs_reset[i]]
+        # KL shaping: the reference LM's pending tokens of every sub-env in one forward.
+        scorers = [getattr(self.envs[i].interface, "reference_scorer", None) for i in stepping]
+        feed_batch([s for s in scorers if s is not None])
+        for i in range(self.num_envs):
             if self._needs_reset[i]:  # NextStep autoreset: this step only resets
-                self._obs[i], info = env.reset()
+                obs, info = self.envs[i].reset()
                 self._turns[i] = 0
-                infos = self._add_info(infos, info, i)
-                continue
-            exchange = env.begin_turn(actions[i])
+                steps[i] = SubEnvStep(obs, 0.0, False, False, info, reset=True)
+        exchanges, scoring, results = [], [], {}
+        for i in stepping:
+            exchange = self.envs[i].begin_turn(actions[i])
             if exchange is None:  # a token inside a reply: nothing to score
-                results[i] = env.continue_turn()
+                results[i] = self.envs[i].continue_turn()
             else:
                 exchanges.append(exchange)
-                stepping.append(i)
+                scoring.append(i)
         if exchanges:
             scores, parts, gold = score_turns(self.reward_model, self.gold_model, exchanges)
-            for k, i in enumerate(stepping):
+            for k, i in enumerate(scoring):
                 components = {name: float(values[k]) for name, values in parts.items()}
                 results[i] = self.envs[i].finish_turn(float(scores[k]), components, float(gold[k]))
-        for i in sorted(results):
+        for i in stepping:
             obs, reward, terminated, _, info = results[i]
             self._turns[i] += 1
             # As Gymnasium's TimeLimit: truncated at the limit, even if also terminated.
             truncated = self.max_episode_steps is not None and self._turns[i] >= self.max_episode_steps
-            rewards[i], terminations[i], truncations[i] = reward, terminated, truncated
+            step = SubEnvStep(obs, float(reward), bool(terminated), bool(truncated), info)
             if self.autoreset_mode == AutoresetMode.SAME_STEP and (terminated or truncated):
-                infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
-                obs, info = self.envs[i].reset()
+                step.final_obs, step.final_info = obs, info
+                step.obs, step.info = self.envs[i].reset()
+                step.reset = True
                 self._turns[i] = 0
-            self._obs[i] = obs
-            infos = self._add_info(infos, info, i)
+            steps[i] = step
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            self._needs_reset = terminations | truncations
-        return self._batch(), rewards, terminations, truncations, infos
+            self._needs_reset = np.array([s.terminated or s.truncated for s in steps], dtype=bool)
+        for i, step in enumerate(steps):
+            self._obs[i] = step.obs
+        return steps
+
+    def step(self, actions):
+        steps = self.step_each(actions)
+        infos: dict[str, Any] = {}
+        for i, step in enumerate(steps):
+            if step.final_obs is not None:
+                infos = self._add_info(infos, {"final_obs": step.final_obs, "final_info": step.final_info}, i)
+            infos = self._add_info(infos, step.info, i)
+        return (
+            self._batch(),
+            np.array([s.reward for s in steps], dtype=np.float64),
+            np.array([s.terminated for s in steps], dtype=bool),
+            np.array([s.truncated for s in steps], dtype=bool),
+            infos,
+        )
 
     def _batch(self):
         self._observations = concatenate(self.single_observation_space, self._obs, self._observations)
@@ -166,5 +218,5 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
         return tuple(env.render() for env in self.envs)
 
     def close_extras(self, **kwargs: Any) -> None:
-        for env in self.envs:
+        for env in getattr(self, "envs", ()):  # (absent when __init__ raised)
             env.close()

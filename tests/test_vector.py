@@ -99,3 +99,209 @@ def test_bad_arguments_are_explained():
     env = DialogueVectorEnv(num_envs=2, domain="tiny", num_candidates=3, encoding_dim=64)
     with pytest.raises(ValueError, match="got 3 seeds for 2 sub-envs"):
         env.reset(seed=[1, 2, 3])
+
+
+# --- many seeds and autoresets, both modes, and the SB3 adapter --------------------------
+
+
+@pytest.mark.parametrize("mode", ["NextStep", "SameStep"])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_matches_single_envs_over_seeds_with_short_time_limits(mode, seed):
+    """Equal to N single envs driven by hand with Gymnasium's autoreset rules, episodes
+    cut at 1-4 steps so resets of both kinds happen often."""
+    limit = 1 + seed % 4
+    native = gym.make_vec("RLHF-Tiny-v0", num_envs=4, autoreset_mode=mode, max_episode_steps=limit)
+    singles = [gym.make("RLHF-Tiny-v0", max_episode_steps=limit) for _ in range(4)]
+    obs, _ = native.reset(seed=seed * 100)
+    for i, env in enumerate(singles):
+        single_obs, _ = env.reset(seed=seed * 100 + i)
+        np.testing.assert_array_equal(obs["candidates"][i], single_obs["candidates"])
+    pending = [False] * 4
+    rng = np.random.default_rng(seed)
+    resets = 0
+    for t in range(60):
+        actions = rng.integers(3, size=4)
+        obs, rewards, terminated, truncated, infos = native.step(actions)
+        for i, env in enumerate(singles):
+            if pending[i]:  # NextStep: this step only resets sub-env i
+                single_obs, _ = env.reset()
+                assert rewards[i] == 0 and not terminated[i] and not truncated[i]
+                pending[i] = False
+                resets += 1
+            else:
+                single_obs, r, term, trunc, info = env.step(actions[i])
+                assert (rewards[i], terminated[i], truncated[i]) == (r, term, trunc), (t, i)
+                if term or trunc:
+                    if mode == "SameStep":  # the step's info is final_info; the reset's is on top
+                        for key in single_obs:
+                            np.testing.assert_array_equal(infos["final_obs"][i][key], single_obs[key])
+                        assert infos["final_info"]["reply"][i] == info["reply"]
+                        assert infos["final_info"]["gold_reward"][i] == info["gold_reward"]
+                        single_obs, _ = env.reset()
+                        resets += 1
+                    else:
+                        assert infos["reply"][i] == info["reply"]
+                        pending[i] = True
+                else:
+                    assert infos["reply"][i] == info["reply"]
+            for key in single_obs:
+                np.testing.assert_array_equal(obs[key][i], single_obs[key], err_msg=f"step {t}, env {i}, {key}")
+    assert resets >= 20
+
+
+def _sb3_steps(venv, actions):
+    venv.reset()
+    return [venv.step(a) for a in actions]
+
+
+@pytest.mark.parametrize("limit", [3, 20])
+def test_sb3_adapter_matches_make_vec_env(limit):
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from rlhf_envs.sb3 import make_sb3_vec_env
+
+    kwargs = {"max_episode_steps": limit}
+    ours = make_sb3_vec_env("RLHF-Tiny-v0", n_envs=3, seed=9, env_kwargs=kwargs)
+    theirs = make_vec_env("RLHF-Tiny-v0", n_envs=3, seed=9, env_kwargs=kwargs)
+    assert ours.observation_space == theirs.observation_space and ours.action_space == theirs.action_space
+    first_ours, first_theirs = ours.reset(), theirs.reset()
+    for key in first_ours:
+        np.testing.assert_array_equal(first_ours[key], first_theirs[key])
+    assert ours.reset_infos == theirs.reset_infos
+    rng = np.random.default_rng(limit)
+    counts = {"done": 0, "TimeLimit.truncated": 0}
+    for t in range(120):
+        actions = rng.integers(3, size=3)
+        obs_a, rew_a, done_a, infos_a = ours.step(actions)
+        obs_b, rew_b, done_b, infos_b = theirs.step(actions)
+        for key in obs_a:
+            np.testing.assert_array_equal(obs_a[key], obs_b[key], err_msg=f"step {t}, {key}")
+        assert rew_a.dtype == rew_b.dtype == np.float32
+        np.testing.assert_array_equal(rew_a, rew_b)
+        np.testing.assert_array_equal(done_a, done_b)
+        for a, b in zip(infos_a, infos_b):
+            assert set(a) == set(b), (t, set(a) ^ set(b))
+            assert a["TimeLimit.truncated"] == b["TimeLimit.truncated"]
+            assert (a["reply"], a["gold_reward"], a["success"]) == (b["reply"], b["gold_reward"], b["success"])
+            if "terminal_observation" in b:
+                for key in b["terminal_observation"]:
+                    np.testing.assert_array_equal(a["terminal_observation"][key], b["terminal_observation"][key])
+                assert (a["episode"]["r"], a["episode"]["l"]) == pytest.approx((b["episode"]["r"], b["episode"]["l"]))
+                counts["done"] += 1
+                counts["TimeLimit.truncated"] += a["TimeLimit.truncated"]
+        assert ours.reset_infos == theirs.reset_infos
+    assert counts["done"] > 10
+    assert (counts["TimeLimit.truncated"] > 0) == (limit == 3)
+
+
+def test_ppo_learns_the_same_on_the_adapter_as_on_make_vec_env():
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from agents.candidate_policy import CandidateActorCriticPolicy
+    from rlhf_envs.sb3 import make_sb3_vec_env
+
+    params = {}
+    for name, venv in (("adapter", make_sb3_vec_env("RLHF-Tiny-v0", n_envs=2, seed=3)),
+                       ("make_vec_env", make_vec_env("RLHF-Tiny-v0", n_envs=2, seed=3))):
+        model = PPO(CandidateActorCriticPolicy, venv, n_steps=32, batch_size=32, n_epochs=2, seed=3, device="cpu")
+        model.learn(128)
+        params[name] = model.policy.state_dict()
+        assert len(model.ep_info_buffer) > 0  # episode statistics reach SB3's logger
+    for key, value in params["adapter"].items():
+        torch.testing.assert_close(value, params["make_vec_env"][key], rtol=0, atol=0, msg=key)
+
+
+def test_maskable_ppo_gets_masks_through_the_adapter():
+    from sb3_contrib import MaskablePPO
+    from sb3_contrib.common.maskable.utils import get_action_masks
+
+    from rlhf_envs.sb3 import make_sb3_vec_env
+
+    venv = make_sb3_vec_env("RLHF-Tiny-v0", n_envs=2, seed=0)
+    venv.reset()
+    assert get_action_masks(venv).shape == (2, 3)
+    MaskablePPO("MultiInputPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, device="cpu").learn(32)
+
+
+def test_adapter_refuses_what_it_cannot_serve():
+    from rlhf_envs.sb3 import SB3VecEnv
+
+    with pytest.raises(ValueError, match="autoreset_mode='SameStep'"):
+        SB3VecEnv(DialogueVectorEnv(num_envs=2, domain="tiny", num_candidates=3, encoding_dim=64))
+    with pytest.raises(TypeError, match="wraps a rlhf_envs DialogueVectorEnv"):
+        SB3VecEnv(gym.make_vec("CartPole-v1", num_envs=2))
+
+
+def test_tokens_kl_shaping_one_batched_reference_forward_per_step():
+    """With kl_coef, all sub-envs' reference log-probabilities come from one forward pass
+    per vector step and equal those of single envs (to float rounding)."""
+    kwargs = {"kl_coef": 0.1, "max_reply_tokens": 6, "gold": "rubric"}  # (fluency would forward too)
+    native = gym.make_vec("RLHF-ChatTokens-v0", num_envs=3, autoreset_mode="SameStep", max_episode_steps=25, **kwargs)
+    singles = [gym.make("RLHF-ChatTokens-v0", max_episode_steps=25, **kwargs) for _ in range(3)]
+    obs, _ = native.reset(seed=21)
+    for i, env in enumerate(singles):
+        env.reset(seed=21 + i)
+    model = native.envs[0].reference_lm.model
+    calls = []
+    handle = model.register_forward_hook(lambda module, args, kwargs_, out: calls.append(1), with_kwargs=True)
+    rng = np.random.default_rng(0)
+    mask = native.envs[0].action_masks()
+    allowed = np.flatnonzero(mask)
+    turns = 0
+    try:
+        for t in range(40):
+            actions = rng.choice(allowed, size=3)
+            before = len(calls)
+            obs, rewards, terminated, truncated, infos = native.step(actions)
+            assert len(calls) - before == 1, f"step {t}: {len(calls) - before} reference forwards"
+            for i, env in enumerate(singles):
+                handle.remove()
+                single_obs, r, term, trunc, _ = env.step(actions[i])
+                handle = model.register_forward_hook(lambda m, a, k, o: calls.append(1), with_kwargs=True)
+                np.testing.assert_allclose(rewards[i], r, rtol=0, atol=1e-5, err_msg=f"step {t}, env {i}")
+                assert (terminated[i], truncated[i]) == (term, trunc)
+                if term or trunc:
+                    single_obs, _ = env.reset()
+                for key in single_obs:
+                    np.testing.assert_array_equal(obs[key][i], single_obs[key])
+            turns += int(np.sum(infos.get("_reply", [])))
+    finally:
+        handle.remove()
+    assert turns >= 6  # replies ended (and new turns' contexts were fed) along the way
+
+
+def test_subproc_workers_each_load_the_learned_reward_model(tmp_path, monkeypatch):
+    """SubprocVecEnv with a learned RM named by a relative path: every worker loads the
+    checkpoint itself (the path is made absolute when the env is made) and the rewards
+    equal those of the batched vector env."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    from rlhf_envs.feedback.annotators import FeedbackCollector
+    from rlhf_envs.rewards.learned import train_reward_model
+    from rlhf_envs.sb3 import make_sb3_vec_env
+
+    pairs = FeedbackCollector("RLHF-Tiny-v0", seed=0).preferences(200, progress=False)
+    train_reward_model(pairs, "linear", progress=False).model.save(tmp_path / "rm", note="test")
+    monkeypatch.chdir(tmp_path)
+    kwargs = {"reward": "learned:rm"}
+    subproc = make_vec_env("rlhf_envs:RLHF-Tiny-v0", n_envs=2, seed=1, env_kwargs=kwargs, vec_env_cls=SubprocVecEnv)
+    try:
+        batched = make_sb3_vec_env("RLHF-Tiny-v0", n_envs=2, seed=1, env_kwargs=kwargs)
+        assert {spec.kwargs["reward"] for spec in subproc.get_attr("spec")} == {f"learned:{tmp_path / 'rm'}"}
+        subproc.reset()
+        batched.reset()
+        rng = np.random.default_rng(0)
+        rewards = []
+        for _ in range(20):
+            actions = rng.integers(3, size=2)
+            _, r_sub, d_sub, _ = subproc.step(actions)
+            _, r_bat, d_bat, _ = batched.step(actions)
+            np.testing.assert_allclose(r_sub, r_bat, rtol=0, atol=1e-6)
+            np.testing.assert_array_equal(d_sub, d_bat)
+            rewards.extend(r_bat)
+        assert len(set(np.round(rewards, 4))) > 3  # the learned model's scores, not a constant
+    finally:
+        subproc.close()

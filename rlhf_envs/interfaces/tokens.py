@@ -112,7 +112,10 @@ class TokensInterface(Interface):
         for turn in state.history[len(self._turn_ids):]:
             self._turn_ids.append(self.lm.turn_ids(turn.role, turn.text))
         self._context = self.lm.prompt_ids(self._turn_ids, self.context_length - self.max_reply_tokens)
-        self._reply, self._spent, self._scorer, self._expert = [], 0, None, []
+        self._reply, self._spent, self._expert = [], 0, []
+        # Lazy: no forward pass until a log-probability is needed, so a vector env can
+        # batch the context forwards of all its sub-envs (see reference_scorer).
+        self._scorer = self.lm.start(self._context) if self.kl_coef > 0 else None
 
     def observe(self, state: DialogueState, rng: np.random.Generator) -> dict[str, np.ndarray]:
         if self._context is None:
@@ -123,6 +126,15 @@ class TokensInterface(Interface):
         ids[self.context_length - len(window):] = window
         mask[self.context_length - len(window):] = 1
         return {"input_ids": ids, "attention_mask": mask}
+
+    @property
+    def reference_scorer(self) -> IncrementalScorer | None:
+        """The reference LM's scorer of this turn, with KL shaping (``None`` without):
+        a vector env feeds the pending tokens of all its sub-envs' scorers in one batch
+        (:func:`rlhf_envs.lm.reference.feed_batch`) before their actions are taken."""
+        if self.kl_coef > 0 and self._context is not None and self._scorer is None:
+            self._scorer = self.lm.start(self._context + self._reply)  # (after unpickling)
+        return self._scorer
 
     def action_masks(self) -> np.ndarray:
         """Allowed tokens (``True``): all but padding and special tokens other than
@@ -151,9 +163,7 @@ class TokensInterface(Interface):
         else:
             self.shaping = 0.0
             if self.kl_coef > 0:
-                if self._scorer is None:  # (also after unpickling, mid-reply)
-                    self._scorer = self.lm.start(self._context + self._reply)
-                logprob = self._scorer.logprob(token)
+                logprob = self.reference_scorer.logprob(token)
                 self.shaping = self.kl_coef * logprob
                 info["ref_logprob"] = logprob
             self._reply.append(token)

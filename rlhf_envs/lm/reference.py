@@ -236,37 +236,116 @@ class ReferenceLM:
 class IncrementalScorer:
     """Next-token log-probabilities as a reply is written one token at a time.
 
-    The context is read once; each :meth:`advance` feeds one token through the model
-    with the key/value cache. Exact: the same numbers as scoring the whole window again.
+    Tokens are fed lazily: :meth:`advance` only records the token, and the forward pass
+    (one token through the model with the key/value cache, or the whole context the
+    first time) runs when :meth:`logprob` needs it. That lets a vector env run the
+    pending forwards of all its sub-envs as one batch (:func:`feed_batch`). Exact: the
+    same numbers as scoring the whole window again (to float rounding).
     """
 
     def __init__(self, lm: ReferenceLM, context: Sequence[int]):
         self.lm = lm
-        self.length = 0
-        self._past = None
-        self._feed(list(context) or [lm.eot_id])
+        self.length = 0  # tokens in the key/value cache
+        self._kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer, (1, heads, length, dim)
+        self._pending: list[int] = list(context) or [lm.eot_id]
+        self.logprobs: np.ndarray | None = None
+        self._check()
 
-    @torch.no_grad()
-    def _feed(self, tokens: list[int]) -> None:
-        if self.length + len(tokens) > self.lm.max_positions:
+    def _check(self) -> None:
+        if self.length + len(self._pending) > self.lm.max_positions:
             raise ValueError(
-                f"the window would hold {self.length + len(tokens)} tokens; the model reads at most "
+                f"the window would hold {self.length + len(self._pending)} tokens; the model reads at most "
                 f"{self.lm.max_positions}"
             )
-        ids = torch.tensor([tokens], dtype=torch.long)
-        pos = torch.arange(self.length, self.length + len(tokens))[None]
-        with self.lm.lock:
-            result = self.lm.model(input_ids=ids, position_ids=pos, use_cache=True, **{self.lm.cache_keyword: self._past})
-        self._past = _cache_of(result)
-        self.length += len(tokens)
-        self.logprobs = torch.log_softmax(result.logits[0, -1].float(), dim=-1).numpy()
+
+    @property
+    def pending(self) -> bool:
+        """Whether tokens wait to be fed (the next :meth:`logprob` runs a forward pass)."""
+        return bool(self._pending)
 
     def logprob(self, token: int) -> float:
         """log p(token | everything fed so far)."""
+        if self._pending:
+            feed_batch([self])
         return float(self.logprobs[int(token)])
 
     def advance(self, token: int) -> None:
-        self._feed([int(token)])
+        self._pending.append(int(token))
+        self._check()
+
+
+def _cache_layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-layer (keys, values) of a transformers cache (recent ``Cache`` objects or the
+    legacy tuple of tuples)."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    if hasattr(cache, "to_legacy_cache"):
+        return [tuple(kv) for kv in cache.to_legacy_cache()]
+    return [tuple(kv) for kv in cache]
+
+
+def _make_cache(layers: list[tuple[torch.Tensor, torch.Tensor]]):
+    from transformers import DynamicCache
+
+    if hasattr(DynamicCache, "from_legacy_cache"):
+        return DynamicCache.from_legacy_cache(tuple(layers))
+    return DynamicCache(ddp_cache_data=layers)
+
+
+@torch.no_grad()
+def feed_batch(scorers: Sequence[IncrementalScorer]) -> None:
+    """Run the pending tokens of several scorers of one LM in a single forward pass.
+
+    Each row is laid out as ``[pad][cached tokens][pad][new tokens]``: cached keys and
+    values are left-padded to the longest cache, new tokens to the longest feed, and the
+    attention mask and position ids skip the padding, so every row gets the numbers it
+    would get alone.
+    """
+    scorers = [s for s in scorers if s._pending]
+    if not scorers:
+        return
+    lm = scorers[0].lm
+    if any(s.lm is not lm for s in scorers):
+        raise ValueError("feed_batch() needs scorers of one reference LM")
+    n = len(scorers)
+    past = max(s.length for s in scorers)
+    new = max(len(s._pending) for s in scorers)
+    ids = torch.full((n, new), lm.pad_id, dtype=torch.long)
+    mask = torch.zeros((n, past + new), dtype=torch.long)
+    positions = torch.zeros((n, new), dtype=torch.long)
+    for i, s in enumerate(scorers):
+        k = len(s._pending)
+        ids[i, new - k:] = torch.tensor(s._pending, dtype=torch.long)
+        mask[i, past - s.length: past] = 1
+        mask[i, past + new - k:] = 1
+        positions[i, new - k:] = torch.arange(s.length, s.length + k)
+    cache = None
+    if past:
+        layers = []
+        template = next(s._kv for s in scorers if s._kv is not None)
+        for layer, (keys, _) in enumerate(template):
+            shape = (n, keys.shape[1], past, keys.shape[3])
+            k_all, v_all = keys.new_zeros(shape), keys.new_zeros(shape)
+            for i, s in enumerate(scorers):
+                if s.length:
+                    k_all[i, :, past - s.length:] = s._kv[layer][0][0]
+                    v_all[i, :, past - s.length:] = s._kv[layer][1][0]
+            layers.append((k_all, v_all))
+        cache = _make_cache(layers)
+    with lm.lock:
+        result = lm.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{lm.cache_keyword: cache}
+        )
+    out_layers = _cache_layers(_cache_of(result))
+    logprobs = torch.log_softmax(result.logits[:, -1].float(), dim=-1).numpy()
+    for i, s in enumerate(scorers):
+        k = len(s._pending)
+        keep = [
+            (torch.cat((keys[i:i + 1, :, past - s.length: past], keys[i:i + 1, :, past + new - k:]), dim=2),
+             torch.cat((values[i:i + 1, :, past - s.length: past], values[i:i + 1, :, past + new - k:]), dim=2))
+            for keys, values in out_layers
+        ]
+        s._kv, s.length, s._pending, s.logprobs = keep, s.length + k, [], logprobs[i]
 
 
 _CACHE: dict[str, ReferenceLM] = {}

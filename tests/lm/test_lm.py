@@ -111,6 +111,33 @@ def test_incremental_scoring_matches_scoring_the_whole_window(lm):
     assert len(batch[1]) == 4 and np.all(batch[1] < 0)
 
 
+def test_batched_feeding_matches_each_scorer_alone(lm):
+    """One forward for scorers at different cache lengths, some starting a new context,
+    gives each the log-probabilities it gets alone."""
+    from rlhf_envs.lm.reference import feed_batch
+
+    contexts = [
+        lm.turn_ids("user", "I want to return my jeans, order 1234567890.") + lm.agent_prefix_ids,
+        lm.turn_ids("user", "Hi.") + lm.agent_prefix_ids,
+        lm.turn_ids("user", "My password does not work and I am locked out of my account.") + lm.agent_prefix_ids,
+    ]
+    reply = lm.encode(" Sure, could you tell me your full name please?") + [lm.eot_id]
+    alone = [lm.start(c) for c in contexts]
+    together = [lm.start(c) for c in contexts]
+    for t, token in enumerate(reply):
+        active = [i for i in range(3) if t >= i]  # later rows join later: caches differ in length
+        if t == 5:  # row 0 restarts on a new context while the others go on
+            alone[0], together[0] = lm.start(contexts[1][:3]), lm.start(contexts[1][:3])
+        feed_batch([together[i] for i in active])
+        for i in active:
+            assert not together[i].pending
+            np.testing.assert_allclose(together[i].logprob(token), alone[i].logprob(token), atol=1e-4)
+            np.testing.assert_allclose(together[i].logprobs, alone[i].logprobs, atol=1e-4)
+            alone[i].advance(token)
+            together[i].advance(token)
+    assert [s.length for s in together] == [s.length for s in alone]
+
+
 def test_sampling_is_reproducible_and_ends_at_end_of_turn(lm):
     context = lm.turn_ids("user", "Hi, I need help with my order.") + lm.agent_prefix_ids
     a = lm.sample(context, n=4, max_new_tokens=40, seed=3)

@@ -316,6 +316,10 @@ def test_minilm_reward_model_trains_saves_and_reloads(tiny_pairs, tmp_path):
     assert len(encoded["input_ids"]) == 64
     tail = model.scorer.tokenizer.decode(encoded["input_ids"][-12:])
     assert "refund is on its way" in tail
+    # Mixed lengths are scored in groups of similar length, interleaved back in order.
+    mixed = (["User: hi.", long_context] * 3, [p.chosen for p in test[:6]])
+    np.testing.assert_allclose(model.score_texts(*mixed),
+                               [model.score_texts([c], [r])[0] for c, r in zip(*mixed)], rtol=1e-4, atol=1e-4)
 
 
 def test_minilm_rating_classifier_scores_by_expected_rating(tmp_path):

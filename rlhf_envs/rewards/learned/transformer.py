@@ -145,7 +145,35 @@ class TransformerScorer(nn.Module):
         return [inputs[i] for i in index]
 
     def forward(self, inputs: list[dict[str, list[int]]]) -> torch.Tensor:
-        """``(N, num_outputs)`` logits for encoded examples (padded to the longest here)."""
+        """``(N, num_outputs)`` logits for encoded examples.
+
+        Training pads a batch to its longest example. Scoring on a CPU groups examples of
+        similar length (within 25%) and pads each group to its own longest: a CPU spends
+        compute on every padding token, so one padded pass over mixed lengths can cost
+        more than several passes without padding.
+        """
+        device = next(self.model.parameters()).device
+        if self.training or device.type != "cpu" or len(inputs) < 2:
+            return self._forward_padded(inputs)
+        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]["input_ids"]))
+        groups, group = [], [order[0]]
+        for i in order[1:]:
+            if len(inputs[i]["input_ids"]) > 1.25 * len(inputs[group[0]]["input_ids"]):
+                groups.append(group)
+                group = []
+            group.append(i)
+        groups.append(group)
+        if len(groups) == 1:
+            return self._forward_padded(inputs)
+        out = None
+        for group in groups:
+            logits = self._forward_padded([inputs[i] for i in group])
+            if out is None:
+                out = logits.new_empty((len(inputs), logits.shape[1]))
+            out[group] = logits
+        return out
+
+    def _forward_padded(self, inputs: list[dict[str, list[int]]]) -> torch.Tensor:
         width = max(len(x["input_ids"]) for x in inputs)
         pad = self.tokenizer.pad_token_id
         ids = torch.full((len(inputs), width), pad, dtype=torch.long)

@@ -1,0 +1,472 @@
+"""The benchmark suite: where an RLHF env's time goes, in one command.
+
+    python benchmarks/suite.py [--quick] [--threads 1] [--out results/bench]
+
+Sections (each figure is timed in this process next to its reference, so the ratios hold
+on any machine; torch is held to ``--threads`` threads):
+
+1. ``env``: random-action steps/s of every registered id (interface x domain), as a
+   ratio to CartPole-v1.
+2. ``ppo``: PPO training fps on RLHF-Chat-v0 (through :class:`rlhf_envs.sb3.SB3VecEnv`)
+   as a ratio to CartPole-v1 with the same settings (SB3's defaults with 1 env, the
+   suite's with 4), next to a null env with RLHF-Chat-v0's spaces and no work (the
+   ceiling for this observation size). Target >= 0.7.
+3. ``learned-rm``: for a linear and a MiniLM reward model (untrained: speed does not
+   depend on the weights): preference pairs scored per second; 16 turns scored in one
+   call vs 16 calls; and turns/s of N = 1, 4, 16, 64 conversations, the batched vector
+   env (one reward-model call per step) vs Gymnasium's SyncVectorEnv of single envs (N
+   calls). Target >= 4x at 16 envs.
+4. ``kl``: the tokens env with and without KL shaping (``kl_coef``), single env and 16
+   envs (one batched reference-LM forward per step vs one per sub-env).
+5. ``memory``: peak resident memory of a process that makes each env and steps it, and
+   of one that only imports the package (its baseline).
+6. ``length``: step cost at turn 1 and at turn 20 of a conversation (the simulated user
+   is made endlessly patient so conversations last). Target: turn 20 within 1.5x of turn 1.
+
+Prints one Markdown table per section and writes every row to ``<out>/benchmarks.csv``
+(section, case, value, unit, reference, ratio, target) and ``<out>/run.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import rlhf_envs
+
+ROOT = Path(__file__).resolve().parents[1]
+PPO_TARGET = 0.7
+BATCH_TARGET = 4.0
+LENGTH_TARGET = 1.5
+
+
+@dataclass
+class Row:
+    section: str
+    case: str
+    value: float
+    unit: str
+    reference: float | None = None  # the same measure of the reference run
+    ratio: float | None = None  # value / reference (or the section's stated ratio)
+    target: str = ""
+
+    def met(self) -> str:
+        if not self.target or self.ratio is None:
+            return ""
+        op, bound = self.target.split(" ")
+        ok = self.ratio >= float(bound) if op == ">=" else self.ratio <= float(bound)
+        return "yes" if ok else "NO"
+
+
+def best_of(fn, repeats: int) -> float:
+    """Fastest of ``repeats`` timings in seconds (the least disturbed by other work)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+# --- 1. env steps/s -----------------------------------------------------------------------
+
+
+def random_actor(env: gym.Env, rng: np.random.Generator):
+    """Random actions a step can take: any candidate, any allowed token, a short string."""
+    unwrapped = env.unwrapped
+    if getattr(unwrapped, "interface", None) is not None and unwrapped.interface.name == "tokens":
+        allowed = np.flatnonzero(unwrapped.action_masks())
+        return lambda: int(rng.choice(allowed))
+    if isinstance(env.action_space, gym.spaces.Text):
+        words = ("sure", "let", "me", "check", "your", "order", "please", "thanks", "account", "refund")
+        return lambda: " ".join(rng.choice(words, size=int(rng.integers(3, 12))))
+    env.action_space.seed(int(rng.integers(1 << 31)))
+    return env.action_space.sample
+
+
+def steps_per_second(env_id: str, steps: int) -> float:
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    act = random_actor(env, np.random.default_rng(0))
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(act())
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def bench_env(args) -> list[Row]:
+    steps = 2_000 if args.quick else 10_000
+    cartpole = steps_per_second("CartPole-v1", steps * 5)
+    rows = [Row("env", "CartPole-v1", cartpole, "steps/s", cartpole, 1.0)]
+    for env_id in sorted(i for i in gym.registry if i.startswith("RLHF-")):
+        kwargs = gym.spec(env_id).kwargs
+        n = steps * 4 if kwargs.get("interface") == "tokens" else steps
+        sps = steps_per_second(env_id, n)
+        case = f"{env_id} ({kwargs.get('interface')}, {kwargs.get('domain')})"
+        rows.append(Row("env", case, sps, "steps/s", cartpole, sps / cartpole))
+    return rows
+
+
+# --- 2. PPO fps ---------------------------------------------------------------------------
+
+
+class NullDialogueEnv(gym.Env):
+    """RLHF-Chat-v0's spaces with no work behind them: one fixed observation, episodes of
+    six steps. PPO's fps here is the ceiling any env with this observation can reach, so
+    it separates the cost of the env from the cost of its observation size."""
+
+    def __init__(self, render_mode=None):
+        spec_env = gym.make("RLHF-Chat-v0")
+        self.observation_space = spec_env.observation_space
+        self.action_space = spec_env.action_space
+        self._obs = self.observation_space.sample()
+        self._t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        return self._obs, {}
+
+    def step(self, action):
+        self._t += 1
+        return self._obs, 0.0, self._t >= 6, False, {}
+
+
+def ppo_fps(env_id, policy, steps: int, n_envs: int, params: dict) -> float:
+    """PPO training fps (collection and updates) after one warm-up rollout and update."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from agents.training import make_training_env
+
+    if isinstance(env_id, str) and env_id.startswith("RLHF"):
+        venv = make_training_env(env_id, n_envs, 0)  # the batched vector env (SB3VecEnv)
+    else:
+        venv = make_vec_env(env_id, n_envs=n_envs, seed=0)
+    model = PPO(policy, venv, seed=0, device="cpu", verbose=0, **params)
+    model.learn(params.get("n_steps", 2048) * n_envs)
+    start = time.perf_counter()
+    model.learn(steps, reset_num_timesteps=False)
+    return steps / (time.perf_counter() - start)
+
+
+def bench_ppo(args) -> list[Row]:
+    from agents.candidate_policy import CandidateActorCriticPolicy
+    from agents.training import HYPERPARAMS
+
+    steps = 4_096 if args.quick else 16_384
+    rows = []
+    configs = [("SB3 defaults, 1 env", 1, {}), ("suite settings, 4 envs", 4, HYPERPARAMS["ppo"])]
+    for label, n_envs, params in configs:
+        ref = ppo_fps("CartPole-v1", "MlpPolicy", steps, n_envs, params)
+        rows.append(Row("ppo", f"{label}: CartPole-v1, MlpPolicy", ref, "fps", ref, 1.0))
+        for name, policy in (("MultiInputPolicy", "MultiInputPolicy"), ("candidate policy", CandidateActorCriticPolicy)):
+            null = ppo_fps(NullDialogueEnv, policy, steps, n_envs, params)
+            fps = ppo_fps("RLHF-Chat-v0", policy, steps, n_envs, params)
+            rows.append(Row("ppo", f"{label}: null env with RLHF-Chat-v0's spaces, {name} (ceiling)", null,
+                            "fps", ref, null / ref))
+            rows.append(Row("ppo", f"{label}: RLHF-Chat-v0, {name}", fps, "fps", ref, fps / ref, f">= {PPO_TARGET}"))
+    return rows
+
+
+# --- 3. learned reward models: batched vector env vs SyncVectorEnv ------------------------
+
+
+def learned_models(args) -> dict:
+    from rlhf_envs.rewards.learned import LearnedRewardModel
+    from rlhf_envs.rewards.learned.linear import LinearScorer
+    from rlhf_envs.rewards.learned.transformer import TransformerScorer
+
+    # Untrained weights: speed does not depend on them.
+    return {
+        "linear": LearnedRewardModel(LinearScorer()),
+        "minilm": LearnedRewardModel(TransformerScorer.from_pretrained("minilm", 1, 256)),
+    }
+
+
+def vector_turns_per_second(mode: str, n: int, model, steps: int) -> float:
+    vec = gym.make_vec("RLHF-Chat-v0", num_envs=n, vectorization_mode=mode, reward=model)
+    vec.reset(seed=0)
+    rng = np.random.default_rng(0)
+    featurizer = getattr(model.scorer, "featurizer", None)
+    for _ in range(2):  # into the conversations: longer contexts, as in training
+        vec.step(rng.integers(6, size=n))
+    if featurizer is not None:
+        featurizer._cache.clear()  # every turn of a real run is new text
+    start = time.perf_counter()
+    for _ in range(steps):
+        vec.step(rng.integers(6, size=n))
+    elapsed = time.perf_counter() - start
+    vec.close()
+    return n * steps / elapsed
+
+
+def sixteen_turns():
+    """The turns of 16 conversations, each a few expert steps in (scoring inputs)."""
+    from rlhf_envs.rewards.protocol import Exchange
+
+    exchanges = []
+    for i in range(16):
+        env = gym.make("RLHF-Chat-v0").unwrapped
+        env.reset(seed=i)
+        for _ in range(i % 4):
+            env.step(env.expert_action())
+            if env.state.ended:
+                env.reset(seed=i)
+                break
+        exchanges.append(Exchange(env.state.scenario, env.state.history, env.interface.candidates[0].text, env.state))
+    return exchanges
+
+
+def bench_learned_rm(args) -> list[Row]:
+    from rlhf_envs.feedback.annotators import FeedbackCollector
+
+    rows = []
+    pairs = FeedbackCollector("RLHF-Chat-v0", seed=7).preferences(128 if args.quick else 512, progress=False)
+    exchanges = sixteen_turns()
+    sizes = (1, 4, 16) if args.quick else (1, 4, 16, 64)
+    for name, model in learned_models(args).items():
+        featurizer = getattr(model.scorer, "featurizer", None)
+
+        def fresh(featurizer=featurizer):
+            if featurizer is not None:  # every turn of a real run is new text
+                featurizer._cache.clear()
+
+        prompts = [p.prompt for p in pairs] * 2
+        texts = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+        model.score_texts(prompts[:16], texts[:16])  # warm-up
+        fresh()
+        pairs_per_s = len(pairs) / best_of(lambda m=model, c=prompts, r=texts: m.score_texts(c, r), 1)
+        rows.append(Row("learned-rm", f"{name}: preference pairs scored, 64 per call", pairs_per_s, "pairs/s"))
+        repeats = 10 if name == "linear" else 3
+        batched = best_of(lambda model=model, fresh=fresh: (fresh(), model.score(exchanges)), repeats)
+        single = best_of(lambda model=model, fresh=fresh: (fresh(), [model.score([e]) for e in exchanges]), repeats)
+        rows.append(Row("learned-rm", f"{name}: 16 turns scored in one call vs 16 calls (scoring only)",
+                        16 / batched, "turns/s", 16 / single, single / batched))
+        for n in sizes:
+            turns = (200 if name == "linear" else 24) * (1 if args.quick else 2)
+            steps = max(2, turns // n)
+            best = {"vector_entry_point": 0.0, "sync": 0.0}
+            for _ in range(2):  # alternate the two, keep each one's best: fair to both
+                for mode in best:
+                    best[mode] = max(best[mode], vector_turns_per_second(mode, n, model, steps))
+            native, sync = best["vector_entry_point"], best["sync"]
+            target = f">= {BATCH_TARGET}" if n == 16 else ""
+            rows.append(Row("learned-rm", f"{name}, {n} envs: batched vector env vs SyncVectorEnv", native,
+                            "turns/s", sync, native / sync, target))
+    return rows
+
+
+# --- 4. KL shaping ------------------------------------------------------------------------
+
+
+def tokens_vector_steps_per_second(mode: str, n: int, kl_coef: float, steps: int) -> float:
+    vec = gym.make_vec("RLHF-ChatTokens-v0", num_envs=n, vectorization_mode=mode, kl_coef=kl_coef, gold="rubric")
+    vec.reset(seed=0)
+    first = vec.envs[0] if hasattr(vec, "envs") else None
+    allowed = np.flatnonzero(first.unwrapped.action_masks())
+    rng = np.random.default_rng(0)
+    vec.step(rng.choice(allowed, size=n))
+    start = time.perf_counter()
+    for _ in range(steps):
+        vec.step(rng.choice(allowed, size=n))
+    elapsed = time.perf_counter() - start
+    vec.close()
+    return n * steps / elapsed
+
+
+def bench_kl(args) -> list[Row]:
+    steps = 400 if args.quick else 2_000
+    rows = []
+    single = {}
+    for kl in (0.0, 0.1):
+        env = gym.make("RLHF-ChatTokens-v0", kl_coef=kl, gold="rubric")
+        env.reset(seed=0)
+        act = random_actor(env, np.random.default_rng(0))
+
+        def run(env=env, act=act):
+            for _ in range(steps):
+                _, _, terminated, truncated, _ = env.step(act())
+                if terminated or truncated:
+                    env.reset()
+
+        single[kl] = steps / best_of(run, 2)
+    rows.append(Row("kl", "tokens, 1 env, kl_coef=0", single[0.0], "steps/s", single[0.0], 1.0))
+    rows.append(Row("kl", "tokens, 1 env, kl_coef=0.1", single[0.1], "steps/s", single[0.0], single[0.1] / single[0.0]))
+    vec_steps = max(10, steps // 16)
+    best = {"vector_entry_point": 0.0, "sync": 0.0}
+    for _ in range(2):
+        for mode in best:
+            best[mode] = max(best[mode], tokens_vector_steps_per_second(mode, 16, 0.1, vec_steps))
+    rows.append(Row("kl", "tokens, 16 envs, kl_coef=0.1: batched vector env vs SyncVectorEnv",
+                    best["vector_entry_point"], "steps/s", best["sync"], best["vector_entry_point"] / best["sync"]))
+    return rows
+
+
+# --- 5. memory ----------------------------------------------------------------------------
+
+_MEMORY_CHILD = """
+import sys, gymnasium as gym, numpy as np, torch
+torch.set_num_threads(1)
+import rlhf_envs
+sys.path.insert(0, {root!r})
+env_id = sys.argv[1]
+if env_id != "-":
+    from benchmarks.suite import random_actor
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    act = random_actor(env, np.random.default_rng(0))
+    for _ in range(int(sys.argv[2])):
+        _, _, terminated, truncated, _ = env.step(act())
+        if terminated or truncated:
+            env.reset()
+# VmHWM: this process's peak (ru_maxrss would carry the parent's peak over fork+exec).
+print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024)
+"""
+
+
+def peak_rss_mb(env_id: str, steps: int) -> float:
+    code = _MEMORY_CHILD.format(root=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code, env_id, str(steps)], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def bench_memory(args) -> list[Row]:
+    steps = 300 if args.quick else 2_000
+    base = peak_rss_mb("-", 0)
+    rows = [Row("memory", "import rlhf_envs (baseline)", base, "MB peak RSS", base, 1.0)]
+    for env_id in sorted(i for i in gym.registry if i.startswith("RLHF-")):
+        rss = peak_rss_mb(env_id, steps)
+        rows.append(Row("memory", f"{env_id}, {steps} steps", rss, "MB peak RSS", base, rss / base))
+    return rows
+
+
+# --- 6. step cost vs dialogue length ------------------------------------------------------
+
+
+def turn_costs(env_id: str, episodes: int, turns: int = 20, **kwargs) -> np.ndarray:
+    """Mean seconds per step at each agent turn (1..turns), over ``episodes`` long
+    conversations: the user never runs out of patience and the agent never does the
+    step that is due, so every conversation lasts ``turns`` turns."""
+    env = gym.make(env_id, **kwargs).unwrapped
+    tokens = env.interface.name == "tokens"
+    rng = np.random.default_rng(0)
+    allowed = np.flatnonzero(env.action_masks()) if tokens else None
+    totals = np.zeros(turns)
+    counts = np.zeros(turns)
+    for episode in range(episodes):
+        env.reset(seed=episode)
+        env.mood.patience = 10**9
+        for turn in range(turns):
+            if env.state.ended:
+                break
+            if tokens:
+                reply = [int(t) for t in rng.choice(allowed, size=env.interface.max_reply_tokens)]
+            elif env.interface.name == "text":
+                reply = ["Let me look into that for you, one moment please."]
+            else:
+                expert = env.expert_action()
+                reply = [int(rng.choice([a for a in range(env.action_space.n) if a != expert]))]
+            for action in reply:
+                start = time.perf_counter()
+                env.step(action)
+                totals[turn] += time.perf_counter() - start
+                counts[turn] += 1
+    return totals / np.maximum(counts, 1)
+
+
+def bench_length(args) -> list[Row]:
+    episodes = 10 if args.quick else 40
+    rows = []
+    cases = [
+        ("RLHF-Chat-v0", {}, "select, rubric"),
+        ("RLHF-ChatText-v0", {}, "text, rubric + fluency"),
+        ("RLHF-ChatTokens-v0", {"kl_coef": 0.1}, "tokens, rubric + fluency, kl_coef=0.1 (per token)"),
+    ]
+    for env_id, kwargs, label in cases:
+        n = max(2, episodes // 4) if "Tokens" in env_id else episodes
+        costs = turn_costs(env_id, n, **kwargs)
+        first, last = costs[:2].mean(), costs[-2:].mean()  # turns 1-2 and 19-20: less noise
+        rows.append(Row("length", f"{env_id} ({label}): turns 19-20 vs 1-2", last * 1e3, "ms/step",
+                        first * 1e3, last / first, f"<= {LENGTH_TARGET}"))
+    for name, model in learned_models(args).items():
+        costs = turn_costs("RLHF-Chat-v0", max(4, episodes // 4), reward=model)
+        first, last = costs[:2].mean(), costs[-2:].mean()
+        rows.append(Row("length", f"RLHF-Chat-v0 (select, learned {name}): turns 19-20 vs 1-2", last * 1e3,
+                        "ms/step", first * 1e3, last / first))
+    return rows
+
+
+SECTIONS = {
+    "env": bench_env, "ppo": bench_ppo, "learned-rm": bench_learned_rm, "kl": bench_kl,
+    "memory": bench_memory, "length": bench_length,
+}
+
+
+def fmt(x: float | None) -> str:
+    if x is None:
+        return ""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, from {', '.join(SECTIONS)}")
+    parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run; noisier figures)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--out", default="results/bench", help="folder for benchmarks.csv and run.json")
+    args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown sections {unknown}; choose from {', '.join(SECTIONS)}")
+    torch.set_num_threads(args.threads)
+    import stable_baselines3
+
+    header = (f"python {platform.python_version()}, torch {torch.__version__} ({args.threads} thread(s)), "
+              f"gymnasium {gym.__version__}, stable-baselines3 {stable_baselines3.__version__}, "
+              f"rlhf-envs {rlhf_envs.__version__}, {platform.machine()}")
+    print(f"command: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}\n{header}\n", flush=True)
+    rows: list[Row] = []
+    started = time.time()
+    for section in sections:
+        t = time.perf_counter()
+        found = SECTIONS[section](args)
+        rows.extend(found)
+        print(f"## {section} ({time.perf_counter() - t:.0f} s)\n")
+        print("| case | value | unit | reference | ratio | target | met |\n|---|---|---|---|---|---|---|")
+        for r in found:
+            print(f"| {r.case} | {fmt(r.value)} | {r.unit} | {fmt(r.reference)} | "
+                  f"{'' if r.ratio is None else f'{r.ratio:.2f}'} | {r.target} | {r.met()} |")
+        print(flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "benchmarks.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=[*asdict(rows[0]).keys(), "met"])
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**asdict(r), "met": r.met()})
+    (out / "run.json").write_text(json.dumps({
+        "command": sys.argv, "environment": header, "seconds": round(time.time() - started),
+        "peak_rss_mb_of_suite": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }, indent=2))
+    print(f"wrote {out / 'benchmarks.csv'} ({len(rows)} rows) in {time.time() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
