@@ -127,3 +127,22 @@ def test_evaluate_saved_agent_example_loads_a_checkpoint(tmp_path):
     assert 0.0 <= result["success"] <= 1.0
     with pytest.raises(FileNotFoundError, match="is not an agent checkpoint"):
         module["main"](module["Args"](checkpoint=str(tmp_path), episodes=1))
+
+
+def test_benchmark_suite_prints_tables_and_writes_csv(tmp_path):
+    """A smoke run of two cheap sections: the command, its tables and its CSV (the
+    figures themselves are for `make bench`, not for assertions)."""
+    import csv
+
+    command = [sys.executable, str(ROOT / "benchmarks" / "suite.py"), "--quick", "--sections", "kl,length",
+               "--out", str(tmp_path)]
+    run = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "## kl" in run.stdout and "## length" in run.stdout and "| case | value |" in run.stdout
+    with open(tmp_path / "benchmarks.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["section"] for r in rows} == {"kl", "length"}
+    assert all(float(r["value"]) > 0 for r in rows)
+    assert any(r["target"] == "<= 1.5" and r["met"] in ("yes", "NO") for r in rows)
+    bad = subprocess.run([*command[:2], "--sections", "nope"], check=False, capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown sections ['nope']" in bad.stderr
