@@ -365,15 +365,15 @@ def turn_costs(env_id: str, episodes: int, turns: int = 20, **kwargs) -> np.ndar
     env = gym.make(env_id, **kwargs).unwrapped
     tokens = env.interface.name == "tokens"
     rng = np.random.default_rng(0)
-    allowed = np.flatnonzero(env.action_masks()) if tokens else None
+    if tokens:  # random words of exactly max_reply_tokens tokens: no early end-of-turn
+        eot = env.reference_lm.eot_id
+        allowed = np.array([t for t in np.flatnonzero(env.action_masks()) if t != eot])
     totals = np.zeros(turns)
     counts = np.zeros(turns)
     for episode in range(episodes):
         env.reset(seed=episode)
         env.mood.patience = 10**9
         for turn in range(turns):
-            if env.state.ended:
-                break
             if tokens:
                 reply = [int(t) for t in rng.choice(allowed, size=env.interface.max_reply_tokens)]
             elif env.interface.name == "text":
@@ -382,10 +382,14 @@ def turn_costs(env_id: str, episodes: int, turns: int = 20, **kwargs) -> np.ndar
                 expert = env.expert_action()
                 reply = [int(rng.choice([a for a in range(env.action_space.n) if a != expert]))]
             for action in reply:
+                if env.state.ended:
+                    break
                 start = time.perf_counter()
                 env.step(action)
                 totals[turn] += time.perf_counter() - start
                 counts[turn] += 1
+            if env.state.ended:
+                break
     return totals / np.maximum(counts, 1)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlhf_envs.vector import DialogueVectorEnv
@@ -59,7 +60,8 @@ class SB3VecEnv(VecEnv):
     - ``venv``: a :class:`DialogueVectorEnv` built with ``autoreset_mode="SameStep"``.
     - ``monitor``: add ``infos[i]["episode"]`` (return ``r``, length ``l``, time ``t``)
       at each episode end, as SB3's ``Monitor`` does, for SB3's episode logging
-      (default ``True``).
+      (default ``True``; ``env_is_wrapped(Monitor)`` then says so). Monitor's own
+      methods (``get_episode_rewards``, ...) and CSV log are not provided.
 
     ``env_method``, ``get_attr`` and ``set_attr`` reach the sub-envs (``DialogueEnv``),
     so sb3-contrib's ``MaskablePPO`` gets ``action_masks`` from each.
@@ -88,16 +90,14 @@ class SB3VecEnv(VecEnv):
     # --- the VecEnv API ------------------------------------------------------------------
 
     def reset(self):
-        seeds = None if all(s is None for s in self._seeds) else list(self._seeds)
-        options = [o for o in self._options]
-        if any(options) and any(o != options[0] for o in options):
-            raise ValueError("SB3VecEnv.reset takes one options dict for all sub-envs; got different ones per sub-env")
-        obs, _ = self.venv.reset(seed=seeds, options=options[0] or None)
+        try:
+            obs, _ = self.venv.reset(seed=list(self._seeds), options=[o or None for o in self._options])
+        finally:  # seeds and options are used once, as DummyVecEnv does
+            self._reset_seeds()
+            self._reset_options()
         self.reset_infos = list(self.venv.reset_infos)
         self._returns[:] = 0
         self._lengths[:] = 0
-        self._reset_seeds()
-        self._reset_options()
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -151,7 +151,10 @@ class SB3VecEnv(VecEnv):
         return [getattr(env, method_name)(*method_args, **method_kwargs) for env in self._targets(indices)]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices=None) -> list[bool]:
-        return [False for _ in self._targets(indices)]  # sub-envs are bare DialogueEnvs
+        # Sub-envs are bare DialogueEnvs; with ``monitor`` the adapter records what SB3's
+        # Monitor does, so evaluate_policy and EvalCallback see a monitored env.
+        wrapped = self.monitor and issubclass(Monitor, wrapper_class)
+        return [wrapped for _ in self._targets(indices)]
 
 
 def make_sb3_vec_env(
@@ -168,17 +171,23 @@ def make_sb3_vec_env(
     Args:
         env_id: a registered rlhf-envs id (``"RLHF-Chat-v0"``, ...).
         n_envs: number of sub-envs.
-        seed: seed of the first reset (``None``: unseeded).
+        seed: seed of the first reset (``None``: drawn from numpy's global generator).
         env_kwargs: arguments of the env (``reward``, ``domain``, ...).
         monitor: add ``info["episode"]`` at episode ends (SB3's episode logging).
     """
     kwargs = dict(env_kwargs or {})
     kwargs.setdefault("render_mode", None)
+    if kwargs.get("max_episode_steps", 0) is None:  # as gym.make: None means the registered limit
+        del kwargs["max_episode_steps"]
     venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point",
                         autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
     if not isinstance(venv, DialogueVectorEnv):
         raise TypeError(f"{env_id!r} is not an rlhf-envs id (its vector env is {type(venv).__name__})")
     adapter = SB3VecEnv(venv, monitor=monitor)
+    # As make_vec_env: seed() always (None draws from numpy's global generator, so
+    # set_random_seed makes it reproducible), and each sub-env's action space.
+    adapter.seed(seed)
     if seed is not None:
-        adapter.seed(seed)
+        for i, env in enumerate(venv.envs):
+            env.action_space.seed(seed + i)
     return adapter

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from copy import deepcopy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
@@ -125,22 +127,53 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
         self._turns = np.zeros(self.num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
 
-    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | Sequence[dict[str, Any] | None] | None = None,
+    ):
+        """Reset every sub-env. ``seed``: one int (sub-env ``i`` gets ``seed + i``) or one
+        per sub-env. ``options``: one dict for all, or one per sub-env (as SB3's
+        ``set_options`` gives them)."""
         if seed is None or isinstance(seed, (int, np.integer)):
             seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
         else:
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} sub-envs")
+        if options is None or isinstance(options, dict):
+            per_env = [options] * self.num_envs
+        else:
+            per_env = list(options)
+            if len(per_env) != self.num_envs:
+                raise ValueError(f"got {len(per_env)} options dicts for {self.num_envs} sub-envs")
         infos: dict[str, Any] = {}
         self.reset_infos: list[dict[str, Any]] = []  # per sub-env, for the SB3 adapter
         for i, (env, s) in enumerate(zip(self.envs, seeds)):
-            self._obs[i], info = env.reset(seed=s, options=options)
+            self._obs[i], info = env.reset(seed=s, options=per_env[i] or None)
             self.reset_infos.append(info)
             infos = self._add_info(infos, info, i)
         self._turns[:] = 0
         self._needs_reset[:] = False
         return self._batch(), infos
+
+    @property
+    def spec(self) -> EnvSpec | None:
+        return getattr(self, "_spec", None)
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        # The vector env's spec (set by make_vec), and for each sub-env the spec of the
+        # single env it stands for: what SB3's get_attr("spec") returns on make_vec_env.
+        CanonicalRewardSpecs.spec.fset(self, value)
+        single = None
+        if self._spec is not None:
+            vector_only = ("num_envs", "vectorization_mode", "autoreset_mode", "max_episode_steps", "copy")
+            kwargs = {k: v for k, v in self._spec.kwargs.items() if k not in vector_only}
+            single = dataclasses.replace(self._spec, kwargs=kwargs, max_episode_steps=self.max_episode_steps)
+        for env in getattr(self, "envs", ()):
+            env.spec = single
 
     def step_each(self, actions) -> list[SubEnvStep]:
         """Step every sub-env (one batched reward-model call, one batched reference-LM

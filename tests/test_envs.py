@@ -145,6 +145,21 @@ def test_env_pickles_mid_episode_and_continues_identically(env_id):
     assert _obs_bytes(a[0]) == _obs_bytes(b[0])
 
 
+def test_tokens_env_with_kl_shaping_pickles_mid_reply():
+    """The reference LM's key/value cache is not pickled; the clone rebuilds it from the
+    token ids and earns the same shaped rewards (to float rounding)."""
+    env = gym.make("RLHF-ChatTokens-v0", kl_coef=0.1)
+    env.reset(seed=1)
+    for k in range(3):  # into the reply: the cache holds context and tokens
+        env.step(_action(env, k))
+    clone = pickle.loads(pickle.dumps(env))
+    for k in range(3, 6):
+        a, b = env.step(_action(env, k)), clone.step(_action(env, k))
+        assert a[1] == pytest.approx(b[1], abs=1e-5) and a[1] != 0
+        assert a[4]["ref_logprob"] == pytest.approx(b[4]["ref_logprob"], abs=1e-4)
+        assert _obs_bytes(a[0]) == _obs_bytes(b[0])
+
+
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_render_modes(env_id, capsys):
     env = gym.make(env_id, render_mode="ansi")

@@ -149,11 +149,6 @@ def test_matches_single_envs_over_seeds_with_short_time_limits(mode, seed):
     assert resets >= 20
 
 
-def _sb3_steps(venv, actions):
-    venv.reset()
-    return [venv.step(a) for a in actions]
-
-
 @pytest.mark.parametrize("limit", [3, 20])
 def test_sb3_adapter_matches_make_vec_env(limit):
     from stable_baselines3.common.env_util import make_vec_env
@@ -192,6 +187,46 @@ def test_sb3_adapter_matches_make_vec_env(limit):
         assert ours.reset_infos == theirs.reset_infos
     assert counts["done"] > 10
     assert (counts["TimeLimit.truncated"] > 0) == (limit == 3)
+
+
+def test_sb3_adapter_matches_dummy_vec_env_beyond_stepping():
+    """Seeding, reset options (shared and per sub-env), attribute access, Monitor and
+    rendering behave as on SB3's make_vec_env."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.monitor import Monitor
+
+    from rlhf_envs.sb3 import make_sb3_vec_env
+
+    kwargs = {"render_mode": "rgb_array"}
+    ours = make_sb3_vec_env("RLHF-Tiny-v0", n_envs=2, seed=4, env_kwargs=kwargs)
+    theirs = make_vec_env("RLHF-Tiny-v0", n_envs=2, seed=4, env_kwargs=kwargs)
+
+    def same_obs(a, b):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+    same_obs(ours.reset(), theirs.reset())
+    for venv in (ours, theirs):
+        venv.seed(30)
+    same_obs(ours.reset(), theirs.reset())
+    for venv in (ours, theirs):  # one shared options dict, then one per sub-env
+        venv.set_options({"scenario_seed": 5})
+    same_obs(ours.reset(), theirs.reset())
+    assert ours.reset_infos == theirs.reset_infos and ours.reset_infos[0] == ours.reset_infos[1]
+    for venv in (ours, theirs):
+        venv.set_options([{"scenario_seed": 5}, {"scenario_seed": 6}])
+    same_obs(ours.reset(), theirs.reset())
+    assert ours.reset_infos == theirs.reset_infos
+    assert ours._options == [{}, {}]  # used once
+    assert [s.id for s in ours.get_attr("spec")] == [s.id for s in theirs.get_attr("spec")] == ["RLHF-Tiny-v0"] * 2
+    assert ours.get_attr("spec")[0].kwargs["domain"] == "tiny"
+    assert ours.env_method("expert_action") == theirs.env_method("expert_action")
+    assert ours.env_method("expert_action", indices=[1]) == theirs.env_method("expert_action", indices=[1])
+    ours.set_attr("marker", 7, indices=0)
+    assert ours.get_attr("marker", indices=[0]) == [7]
+    assert ours.env_is_wrapped(Monitor) == theirs.env_is_wrapped(Monitor) == [True, True]
+    images_a, images_b = ours.get_images(), theirs.get_images()
+    assert len(images_a) == 2 and all(np.array_equal(a, b) for a, b in zip(images_a, images_b))
 
 
 def test_ppo_learns_the_same_on_the_adapter_as_on_make_vec_env():

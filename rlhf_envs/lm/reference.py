@@ -307,6 +307,20 @@ def feed_batch(scorers: Sequence[IncrementalScorer]) -> None:
     lm = scorers[0].lm
     if any(s.lm is not lm for s in scorers):
         raise ValueError("feed_batch() needs scorers of one reference LM")
+    width = max(s.length for s in scorers) + max(len(s._pending) for s in scorers)
+    if width > lm.max_positions and len(scorers) > 1:
+        # Wider than the model's positions (a long cache beside a new context): some
+        # models' attention masks cannot take that, so such groups go apart.
+        fresh = [s for s in scorers if s.length == 0]
+        going = [s for s in scorers if s.length > 0]
+        groups = [fresh, going] if fresh and going else [[s] for s in scorers]
+        for group in groups:
+            feed_batch(group)
+        return
+    _feed_rows(lm, scorers)
+
+
+def _feed_rows(lm: ReferenceLM, scorers: Sequence[IncrementalScorer]) -> None:
     n = len(scorers)
     past = max(s.length for s in scorers)
     new = max(len(s._pending) for s in scorers)

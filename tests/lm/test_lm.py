@@ -111,6 +111,12 @@ def test_incremental_scoring_matches_scoring_the_whole_window(lm):
     assert len(batch[1]) == 4 and np.all(batch[1] < 0)
 
 
+def _alone(lm, context):
+    scorer = lm.start(context)
+    scorer.logprob(0)  # runs its forward pass
+    return scorer
+
+
 def test_batched_feeding_matches_each_scorer_alone(lm):
     """One forward for scorers at different cache lengths, some starting a new context,
     gives each the log-probabilities it gets alone."""
@@ -136,6 +142,15 @@ def test_batched_feeding_matches_each_scorer_alone(lm):
             alone[i].advance(token)
             together[i].advance(token)
     assert [s.length for s in together] == [s.length for s in alone]
+    # A long cache beside a new context is wider than the model's positions: fed apart.
+    long_context = (contexts[2] * 8)[: lm.max_positions - 8]
+    wide = [lm.start(long_context), lm.start(contexts[0] * 2)]
+    feed_batch([wide[0]])
+    wide[0].advance(reply[0])
+    assert wide[0].length + 1 + len(contexts[0] * 2) > lm.max_positions
+    feed_batch(wide)
+    np.testing.assert_allclose(wide[1].logprobs, _alone(lm, contexts[0] * 2).logprobs, atol=1e-4)
+    np.testing.assert_allclose(wide[0].logprobs, _alone(lm, long_context + [reply[0]]).logprobs, atol=1e-4)
 
 
 def test_sampling_is_reproducible_and_ends_at_end_of_turn(lm):
