@@ -16,9 +16,9 @@ Registered as every id's ``vector_entry_point``, so
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from copy import deepcopy
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
