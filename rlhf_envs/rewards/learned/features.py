@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from functools import lru_cache
 
 import numpy as np
 
@@ -146,6 +147,13 @@ def _recent(turns: list[Turn]) -> tuple[str, str, str]:
     return last_user, systems, last_agent
 
 
+@lru_cache(maxsize=16384)
+def _word_set(text: str) -> frozenset[str]:
+    # Cached: every turn compares the reply with all earlier agent replies, so without
+    # it a turn's cost would grow with the length of the dialogue.
+    return frozenset(value_marked_tokens(text, None))
+
+
 def _repetition_bucket(words: list[str], agent_turns: list[str]) -> int:
     """0-4: the highest word-set Jaccard similarity with an earlier agent reply, binned."""
     if not agent_turns or not words:
@@ -153,7 +161,7 @@ def _repetition_bucket(words: list[str], agent_turns: list[str]) -> int:
     mine = set(words)
     best = 0.0
     for text in agent_turns:
-        other = set(value_marked_tokens(text, None))
+        other = _word_set(text)
         union = len(mine | other)
         if union:
             best = max(best, len(mine & other) / union)
