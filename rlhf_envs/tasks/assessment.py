@@ -11,15 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rlhf_envs.tasks.policy import Step
+from rlhf_envs.tasks.policy import Rule, Step
 from rlhf_envs.tasks.understanding import ReplyAnalysis, word_overlap
 from rlhf_envs.tasks.values import mentions
 
 if TYPE_CHECKING:
     from rlhf_envs.tasks.state import DialogueState
 
-# Violations that make a conversation a failure however it ends.
-CRITICAL_VIOLATIONS = ("skipped_verification", "off_policy", "privacy_leak", "invented_fact")
+# Violations that make a conversation a failure however it ends (besides the domain's
+# critical rules, which are named after the rule).
+CRITICAL_VIOLATIONS = ("skipped_verification", "off_policy", "privacy_leak", "invented_fact", "missing_disclosure")
 REPETITION_THRESHOLD = 0.8
 
 
@@ -31,7 +32,10 @@ class Assessment:
         analysis: the context-free reading of the reply.
         step: the policy step that was due (``None`` once the conversation is over).
         completes: the reply completes the due step.
-        violations: critical policy violations in this reply (see ``CRITICAL_VIOLATIONS``).
+        violations: critical policy violations in this reply (see ``CRITICAL_VIOLATIONS``),
+            plus the ids of the domain's critical rules it breaks.
+        minor: ids of the domain's minor rules it breaks.
+        undisclosed: disclosures the due step requires that the reply leaves out.
         invented: values it states that neither the scenario, the policy nor the
             dialogue supports.
         leaked: private facts it discloses that the user has not given.
@@ -46,6 +50,8 @@ class Assessment:
     step: Step | None
     completes: bool
     violations: tuple[str, ...]
+    minor: tuple[str, ...]
+    undisclosed: tuple[str, ...]
     invented: frozenset[str]
     leaked: tuple[str, ...]
     missing: tuple[str, ...]
@@ -106,16 +112,33 @@ def assess(state: "DialogueState", reply: str) -> Assessment:
         violations.append("invented_fact")
 
     missing: tuple[str, ...] = ()
+    undisclosed: tuple[str, ...] = ()
     completes = False
+    lower = reply.lower()
     if step is not None:
         missing = tuple(name for name in step.mention if not mentions(facts[name], reply, a.values))
         completes = _completes(step, a, missing, state)
+        if completes and step.disclose:
+            disclosures = domain.policy.disclosures
+            undisclosed = tuple(d for d in step.disclose if not any(p.search(lower) for p in disclosures[d]))
+            if undisclosed:
+                # Doing the step without its warnings is worse than not doing it yet.
+                completes = False
+                violations.append("missing_disclosure")
+    minor: list[str] = []
+    if domain.policy.rules:
+        done = {s.id for s in state.path[: state.pos]}
+        for rule in domain.policy.rules.values():
+            if rule_applies(rule, facts, done, domain.decisions) and rule.broken_by(lower):
+                (violations if rule.severity == "critical" else minor).append(rule.id)
     repetition = max((word_overlap(a.word_set, prev) for prev in state.agent_words), default=0.0)
     return Assessment(
         analysis=a,
         step=step,
         completes=completes,
         violations=tuple(dict.fromkeys(violations)),
+        minor=tuple(minor),
+        undisclosed=undisclosed,
         invented=invented,
         leaked=leaked,
         missing=missing,
@@ -124,6 +147,15 @@ def assess(state: "DialogueState", reply: str) -> Assessment:
         wrong_refusal=wrong_refusal,
         premature_close=a.offered_help and not completes and (step is None or step.kind != "close"),
     )
+
+
+def rule_applies(rule: Rule, facts, done: set[str], decisions) -> bool:
+    """Whether ``rule`` holds in this scenario at this point of the plan."""
+    if rule.when is not None and not decisions[rule.when](facts):
+        return False
+    if rule.unless is not None and decisions[rule.unless](facts):
+        return False
+    return rule.after is None or rule.after not in done
 
 
 def _completes(step: Step, a: ReplyAnalysis, missing: tuple[str, ...], state: "DialogueState") -> bool:

@@ -15,7 +15,13 @@ Failure types:
 - ``privacy_leak``: the right content plus a private detail the user has not given;
 - ``verbose``: the right content buried in filler;
 - ``evasive`` and ``off_topic``: no progress at all;
-- ``repeated``: the agent's previous reply again.
+- ``repeated``: the agent's previous reply again;
+- ``missing_disclosure`` (domains whose steps require disclosures): the right act with
+  its risk warning or safety-netting sentence left out;
+- one type per rule of the domain that ``agent.yaml`` gives distractor phrasings for
+  (``guaranteed_return``, ``missed_red_flag``, ...), proposed only where the rule applies.
+
+``Domain.failure_types`` lists a domain's types.
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ from typing import Callable
 
 import numpy as np
 
+from rlhf_envs.tasks.assessment import rule_applies
 from rlhf_envs.tasks.domain import template_fields
 from rlhf_envs.tasks.expert import compose, expert_reply, opening, pick
 from rlhf_envs.tasks.state import DialogueState
+from rlhf_envs.tasks.understanding import SENTENCE_RE
 from rlhf_envs.tasks.values import extract_values
 
 FAILURE_TYPES = (
@@ -56,11 +64,12 @@ def propose(state: DialogueState, k: int, rng: np.random.Generator) -> list[Cand
     correct = expert_reply(state, rng)
     chosen = [Candidate(correct, CORRECT)]
     texts = {correct}
-    for index in rng.permutation(len(FAILURE_TYPES)):
+    types = state.domain.failure_types
+    for index in rng.permutation(len(types)):
         if len(chosen) == k:
             break
-        label = FAILURE_TYPES[index]
-        text = _MAKERS[label](state, correct, rng)
+        label = types[index]
+        text = _MAKERS.get(label, _rule_breach)(state, correct, rng, label)
         if text and text not in texts:
             chosen.append(Candidate(text, label))
             texts.add(text)
@@ -69,7 +78,7 @@ def propose(state: DialogueState, k: int, rng: np.random.Generator) -> list[Cand
         if len(chosen) == k:
             break
         label = _FILLERS[attempt % len(_FILLERS)]
-        text = _MAKERS[label](state, correct, rng)
+        text = _MAKERS[label](state, correct, rng, label)
         if text and (text not in texts or attempt >= 40):
             chosen.append(Candidate(text, label))
             texts.add(text)
@@ -109,35 +118,35 @@ def _perturb_once(text: str, rng: np.random.Generator) -> str:
     return re.sub(r"\d+", new_digits, text)
 
 
-def _rude(state, correct, rng):
+def _rude(state, correct, rng, label=None):
     d = state.domain.agent["distractors"]
     if rng.random() < 0.6:
         return pick(rng, d["rude"]).format(core=correct)
     return pick(rng, d["rude_alone"])
 
 
-def _verbose(state, correct, rng):
+def _verbose(state, correct, rng, label=None):
     fillers = state.domain.agent["distractors"]["filler"]
     picked = rng.choice(len(fillers), size=min(3, len(fillers)), replace=False)
     return compose(correct, *(fillers[i] for i in picked))
 
 
-def _evasive(state, correct, rng):
+def _evasive(state, correct, rng, label=None):
     return pick(rng, state.domain.agent["distractors"]["evasive"])
 
 
-def _off_topic(state, correct, rng):
+def _off_topic(state, correct, rng, label=None):
     return pick(rng, state.domain.agent["distractors"]["off_topic"])
 
 
-def _repeated(state, correct, rng):
+def _repeated(state, correct, rng, label=None):
     for turn in reversed(state.history):
         if turn.role == "agent":
             return turn.text if turn.text != correct else None
     return None
 
 
-def _privacy_leak(state, correct, rng):
+def _privacy_leak(state, correct, rng, label=None):
     step = state.current_step
     facts = state.scenario.facts
     options = [
@@ -148,11 +157,11 @@ def _privacy_leak(state, correct, rng):
         return None
     name = pick(rng, options)
     slot = state.domain.slots.get(name)
-    label = slot.name if slot else name.replace("_", " ")
-    return pick(rng, state.domain.agent["distractors"]["leak"]).format(core=correct, name=label, value=facts[name])
+    slot_name = slot.name if slot else name.replace("_", " ")
+    return pick(rng, state.domain.agent["distractors"]["leak"]).format(core=correct, name=slot_name, value=facts[name])
 
 
-def _invented_fact(state, correct, rng):
+def _invented_fact(state, correct, rng, label=None):
     facts = state.scenario.facts
     step = state.current_step
     stated = [name for name in step.mention if extract_values(str(facts[name])) and str(facts[name]) in correct]
@@ -175,7 +184,7 @@ def _invented_fact(state, correct, rng):
     return template.format(**fields)
 
 
-def _skipped_verification(state, correct, rng):
+def _skipped_verification(state, correct, rng, label=None):
     # The next action of the path, done now although checks come before it.
     for step in state.path[state.pos + 1:]:
         if step.kind == "act":
@@ -185,7 +194,7 @@ def _skipped_verification(state, correct, rng):
     return None
 
 
-def _off_policy(state, correct, rng):
+def _off_policy(state, correct, rng, label=None):
     domain = state.domain
     in_path = {s.id for s in state.path}
     path_actions = {s.action for s in state.path if s.kind == "act"}
@@ -203,7 +212,40 @@ def _off_policy(state, correct, rng):
     return compose(opening(state, rng), text)
 
 
-_MAKERS: dict[str, Callable[[DialogueState, str, np.random.Generator], str | None]] = {
+def _missing_disclosure(state, correct, rng, label=None):
+    # The correct reply without the sentences that make its disclosures.
+    step = state.current_step
+    if not step.disclose:
+        return None
+    patterns = [p for d in step.disclose for p in state.domain.policy.disclosures[d]]
+    kept = [s for s in SENTENCE_RE.split(correct) if not any(p.search(s.lower()) for p in patterns)]
+    text = " ".join(kept)
+    return text if kept and text != correct else None
+
+
+def _rule_breach(state, correct, rng, rule_id):
+    # A reply that breaks the domain rule ``rule_id``, proposed only where the rule applies.
+    domain = state.domain
+    rule = domain.policy.rules[rule_id]
+    done = {s.id for s in state.path[: state.pos]}
+    if not rule_applies(rule, state.scenario.facts, done, domain.decisions):
+        return None
+    facts = state.scenario.facts
+    usable = [
+        t for t in domain.agent["distractors"][rule_id]
+        if all(facts.get(f.removeprefix("fake_")) is not None for f in template_fields(t) if f not in ("core", "opening"))
+    ]
+    if not usable:
+        return None
+    template = pick(rng, usable)
+    fields = {"core": correct, "opening": opening(state, rng)}
+    for field in template_fields(template):
+        if field.startswith("fake_"):
+            fields[field] = perturb(facts[field.removeprefix("fake_")], rng, state.grounded_values)
+    return domain.fill(template, state.scenario, **fields)
+
+
+_MAKERS: dict[str, Callable[..., str | None]] = {
     "rude": _rude,
     "invented_fact": _invented_fact,
     "off_policy": _off_policy,
@@ -213,5 +255,6 @@ _MAKERS: dict[str, Callable[[DialogueState, str, np.random.Generator], str | Non
     "evasive": _evasive,
     "off_topic": _off_topic,
     "repeated": _repeated,
+    "missing_disclosure": _missing_disclosure,
 }
 _FILLERS = ("evasive", "off_topic", "rude")

@@ -8,6 +8,8 @@ A domain folder holds:
 - ``agent.yaml``: model phrasings and distractor ingredients;
 - ``user.yaml``: personas, openings and reactions of the simulated user;
 - ``profiles.yaml``: what the domain's people and things look like;
+- ``rubric.yaml`` (optional): the domain's changes to the scripted rubric's points and
+  annotator personas (see ``rewards/rubric.py``);
 - ``hooks.py``: ``sample_profile(data, rng)``, ``complete_facts(facts, data, rng)`` and
   ``DECISIONS`` (the policy's branch rules).
 
@@ -37,8 +39,10 @@ from rlhf_envs.tasks.values import extract_values
 
 BUILTIN_DOMAINS = ("customer_service", "tiny")
 # Template fields the shared machinery fills in besides the scenario's facts.
-_MACHINERY_FIELDS = frozenset({"verdict", "ask", "purpose", "goal", "core", "name", "value"})
+_MACHINERY_FIELDS = frozenset({"verdict", "ask", "purpose", "goal", "core", "opening", "name", "value"})
 _FILES = ("policy", "slots", "actions", "agent", "user", "profiles")
+# Distractor ingredients every domain's agent.yaml gives (besides one entry per rule).
+GENERIC_DISTRACTORS = ("rude", "rude_alone", "evasive", "off_topic", "filler", "leak", "invented")
 
 
 class DomainError(ValueError):
@@ -76,6 +80,8 @@ class Domain:
             if not path.exists():
                 raise DomainError(f"domain {name!r}: missing {path}; a domain folder needs {', '.join(f + '.yaml' for f in _FILES)} and hooks.py")
             data[stem] = yaml.safe_load(path.read_text()) or {}
+        rubric_path = folder / "rubric.yaml"
+        self.rubric: Mapping[str, Any] = (yaml.safe_load(rubric_path.read_text()) or {}) if rubric_path.exists() else {}
         self.data = data
         self.decisions: Mapping[str, Callable[[Mapping[str, Any]], bool]] = dict(hooks.DECISIONS)
         self.slots = {
@@ -171,7 +177,48 @@ class Domain:
         for action, spec in self.actions.items():
             if "patterns" not in spec:
                 raise DomainError(f"{where}: action {action!r} in actions.yaml has no patterns")
+        distractors = self.agent.get("distractors", {})
+        missing = [k for k in GENERIC_DISTRACTORS if not distractors.get(k)]
+        if missing:
+            raise DomainError(f"{where}: agent.yaml distractors lack {missing}; every domain gives {list(GENERIC_DISTRACTORS)}")
+        unknown = set(distractors) - set(GENERIC_DISTRACTORS) - set(self.policy.rules)
+        if unknown:
+            raise DomainError(
+                f"{where}: agent.yaml distractors {sorted(unknown)} are neither generic ingredients "
+                f"({', '.join(GENERIC_DISTRACTORS)}) nor rules of policy.yaml ({', '.join(self.policy.rules) or 'none'})"
+            )
+        self._check_rubric(where)
         self._check_templates(where)
+
+    def _check_rubric(self, where: str) -> None:
+        from rlhf_envs.rewards.rubric import COMPONENTS, rubric_data
+
+        if not isinstance(self.rubric, Mapping) or set(self.rubric) - {"points", "personas"}:
+            raise DomainError(f"{where}: rubric.yaml may hold only 'points' and 'personas'")
+        shared = rubric_data()["points"]
+        for component, values in (self.rubric.get("points") or {}).items():
+            if component not in shared or set(values or {}) - set(shared[component]):
+                raise DomainError(
+                    f"{where}: rubric.yaml points.{component} {sorted(values or {})} is not among the shared "
+                    f"rubric's points: {', '.join(f'{c}.{k}' for c in shared for k in shared[c])}"
+                )
+        for persona, weights in (self.rubric.get("personas") or {}).items():
+            bad = set(weights or {}) - set(COMPONENTS)
+            if bad:
+                raise DomainError(f"{where}: rubric.yaml persona {persona!r} weighs unknown component(s) {sorted(bad)}; components: {', '.join(COMPONENTS)}")
+
+    @cached_property
+    def failure_types(self) -> tuple[str, ...]:
+        """The named failure types of this domain's distractors: the shared ones, then
+        ``missing_disclosure`` if a step requires disclosures, then each rule that
+        agent.yaml gives distractor phrasings for."""
+        from rlhf_envs.tasks.candidates import FAILURE_TYPES
+
+        extra = []
+        if any(step.disclose for step in self.policy.steps.values()):
+            extra.append("missing_disclosure")
+        extra += [rid for rid in self.policy.rules if self.agent["distractors"].get(rid)]
+        return FAILURE_TYPES + tuple(extra)
 
     def _check_templates(self, where: str) -> None:
         """Every ``{field}`` in every template names a declared fact (or one of the few

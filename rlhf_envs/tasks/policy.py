@@ -15,18 +15,36 @@ Step kinds:
 - ``inform``: tell the user the ``mention`` facts (and one of ``keywords`` if given).
 - ``decline``: apologise and refuse, as the policy requires; ``offer_manager`` if it says so.
 - ``close``: ask whether the user needs anything else.
+
+A step may also list ``disclose``: statements the reply must make when it does the step
+(a risk warning before a recommendation, safety-netting with advice). They are defined
+under ``disclosures`` as regular expressions on the lower-cased reply.
+
+``rules`` are the rules of conduct that hold at every step ("never promise a return",
+"never name a prescription drug"): a reply that matches one of a rule's ``forbid``
+patterns breaks it, where the rule applies:
+
+- ``if: hook`` / ``unless: hook``: only in scenarios where the hook holds (or does not);
+- ``after: step``: until that step of the plan is done (naming a medicine before the
+  allergies are checked).
+
+A ``critical`` rule (the default) is a safety violation that fails the episode; a
+``minor`` one costs ``conduct`` points in the rubric (jargon, for instance).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 STEP_KINDS = ("ask", "check", "act", "inform", "decline", "close")
 _STEP_FIELDS = {
     "kind", "slots", "need", "action", "mention", "keywords", "decide", "system",
-    "verdict", "offer_manager", "purpose", "say",
+    "verdict", "offer_manager", "purpose", "say", "disclose",
 }
+_RULE_FIELDS = {"forbid", "if", "unless", "after", "severity", "description"}
+RULE_SEVERITIES = ("critical", "minor")
 
 
 class PolicyBookError(ValueError):
@@ -50,6 +68,31 @@ class Step:
     offer_manager: bool = False
     purpose: str | None = None
     say: tuple[str, ...] = ()
+    disclose: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule of conduct: a reply matching any of ``forbid`` breaks it where it applies.
+
+    Attributes:
+        id: the rule's name; also the label of the distractors that break it.
+        forbid: compiled patterns (on the lower-cased reply).
+        when, unless: a hook that must hold (or must not) for the rule to apply.
+        after: a step id; the rule applies until that step is done.
+        severity: ``"critical"`` (fails the episode) or ``"minor"``.
+    """
+
+    id: str
+    forbid: tuple[re.Pattern[str], ...]
+    when: str | None = None
+    unless: str | None = None
+    after: str | None = None
+    severity: str = "critical"
+    description: str = ""
+
+    def broken_by(self, lower_text: str) -> bool:
+        return any(p.search(lower_text) for p in self.forbid)
 
 
 @dataclass(frozen=True)
@@ -128,6 +171,8 @@ class PolicyBook:
     flows: Mapping[str, tuple[str, ...]]
     flow_titles: Mapping[str, str]
     policy_values: tuple[str, ...]
+    rules: Mapping[str, Rule] = field(default_factory=dict)
+    disclosures: Mapping[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
 
     @classmethod
     def from_data(
@@ -143,9 +188,17 @@ class PolicyBook:
         """Parse ``policy.yaml`` contents; every reference is checked against ``hooks``,
         ``slots`` (what a user can be asked), ``facts`` (every fact name) and ``actions``,
         so typos fail at load time."""
+        disclosures = {
+            did: _compile(_require(spec, "patterns", f"{source}: disclosure {did!r}"), f"{source}: disclosure {did!r}")
+            for did, spec in (data.get("disclosures") or {}).items()
+        }
         steps = {
-            sid: _parse_step(sid, spec, source, slots, facts, actions, hooks)
+            sid: _parse_step(sid, spec, source, slots, facts, actions, hooks, disclosures)
             for sid, spec in _require(data, "steps", source).items()
+        }
+        rules = {
+            rid: _parse_rule(rid, spec, source, steps, hooks)
+            for rid, spec in (data.get("rules") or {}).items()
         }
         subflows: dict[str, Subflow] = {}
         flows: dict[str, tuple[str, ...]] = {}
@@ -166,7 +219,10 @@ class PolicyBook:
                 subflows[sub_id] = subflow
                 ids.append(sub_id)
             flows[flow_id] = tuple(ids)
-        return cls(steps, subflows, flows, titles, tuple(str(v) for v in data.get("policy_values", ())))
+        return cls(
+            steps, subflows, flows, titles, tuple(str(v) for v in data.get("policy_values", ())),
+            rules, disclosures,
+        )
 
 
 def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
@@ -175,7 +231,41 @@ def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
     return mapping[key]
 
 
-def _parse_step(sid, spec, source, slots, facts, actions, hooks) -> Step:
+def _compile(patterns, where: str) -> tuple[re.Pattern[str], ...]:
+    if isinstance(patterns, str) or not patterns:
+        raise PolicyBookError(f"{where}: patterns must be a non-empty list of regular expressions")
+    out = []
+    for pattern in patterns:
+        try:
+            out.append(re.compile(str(pattern)))
+        except re.error as exc:
+            raise PolicyBookError(f"{where}: bad regular expression {pattern!r}: {exc}") from None
+    return tuple(out)
+
+
+def _parse_rule(rid, spec, source, steps, hooks) -> Rule:
+    where = f"{source}: rule {rid!r}"
+    if not isinstance(spec, Mapping):
+        raise PolicyBookError(f"{where}: a rule is a mapping with keys {sorted(_RULE_FIELDS)}")
+    unknown = set(spec) - _RULE_FIELDS
+    if unknown:
+        raise PolicyBookError(f"{where}: unknown field(s) {sorted(unknown)}; accepted: {sorted(_RULE_FIELDS)}")
+    for key in ("if", "unless"):
+        if spec.get(key) is not None and spec[key] not in hooks:
+            raise PolicyBookError(f"{where}: {key}-hook {spec[key]!r} is not defined in hooks.py")
+    if spec.get("after") is not None and spec["after"] not in steps:
+        raise PolicyBookError(f"{where}: after-step {spec['after']!r} is not a step of the policy book")
+    severity = spec.get("severity", "critical")
+    if severity not in RULE_SEVERITIES:
+        raise PolicyBookError(f"{where}: severity {severity!r} is not one of {RULE_SEVERITIES}")
+    return Rule(
+        id=rid, forbid=_compile(_require(spec, "forbid", where), where), when=spec.get("if"),
+        unless=spec.get("unless"), after=spec.get("after"), severity=severity,
+        description=str(spec.get("description", "")),
+    )
+
+
+def _parse_step(sid, spec, source, slots, facts, actions, hooks, disclosures) -> Step:
     where = f"{source}: step {sid!r}"
     unknown = set(spec) - _STEP_FIELDS
     if unknown:
@@ -204,12 +294,18 @@ def _parse_step(sid, spec, source, slots, facts, actions, hooks) -> Step:
     if step_slots and not 1 <= need <= len(step_slots):
         raise PolicyBookError(f"{where}: need={need} must be between 1 and {len(step_slots)}")
     say = spec.get("say", ())
+    disclose = tuple(spec.get("disclose", ()))
+    for name in disclose:
+        if name not in disclosures:
+            raise PolicyBookError(f"{where}: disclosure {name!r} is not defined under 'disclosures'")
+    if disclose and kind not in ("act", "inform"):
+        raise PolicyBookError(f"{where}: only act and inform steps can require disclosures, not {kind!r}")
     return Step(
         id=sid, kind=kind, slots=step_slots, need=need, action=action, mention=mention,
         keywords=tuple(k.lower() for k in spec.get("keywords", ())), decide=decide,
         system=spec.get("system"), verdict=(str(verdict.get(False, "")), str(verdict.get(True, ""))),
         offer_manager=bool(spec.get("offer_manager", False)), purpose=spec.get("purpose"),
-        say=(say,) if isinstance(say, str) else tuple(say),
+        say=(say,) if isinstance(say, str) else tuple(say), disclose=disclose,
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from rlhf_envs.rewards.protocol import Turn
-from rlhf_envs.tasks.assessment import CRITICAL_VIOLATIONS, Assessment, assess
+from rlhf_envs.tasks.assessment import Assessment, assess
 from rlhf_envs.tasks.policy import Step
 from rlhf_envs.tasks.scenario import Scenario
 from rlhf_envs.tasks.values import extract_values, mentions
@@ -116,7 +116,7 @@ class DialogueState:
             tuple(turns),
             pos=self.pos + int(assessment.completes),
             agent_words=self.agent_words + (assessment.analysis.word_set,),
-            violations=self.violations + tuple(v for v in assessment.violations if v in CRITICAL_VIOLATIONS),
+            violations=self.violations + assessment.violations,
             last_event=EVENT_OF_KIND[step.kind] if assessment.completes and step else "after_complaint",
             ended=ended,
         )

@@ -13,18 +13,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-
-def _pick(rng: np.random.Generator, options):
-    return options[int(rng.integers(len(options)))]
-
-
-def _digits(rng: np.random.Generator, n: int) -> str:
-    """``n`` random digits, the first not zero."""
-    return str(int(rng.integers(10 ** (n - 1), 10**n)))
-
-
-def _phone(rng: np.random.Generator) -> str:
-    return f"({_digits(rng, 3)}) {_digits(rng, 3)}-{_digits(rng, 4)}"
+from rlhf_envs.tasks.sampling import digits as _digits
+from rlhf_envs.tasks.sampling import phone as _phone
+from rlhf_envs.tasks.sampling import pick as _pick
 
 
 def sample_profile(data: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:

@@ -7,10 +7,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from rlhf_envs.tasks.sampling import pick
+
 
 def sample_profile(data: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    first = data["first_names"][int(rng.integers(len(data["first_names"])))]
-    last = data["last_names"][int(rng.integers(len(data["last_names"])))]
+    first, last = pick(rng, data["first_names"]), pick(rng, data["last_names"])
     today = dt.date.fromisoformat(data["today"])
     return {
         "first_name": first,
