@@ -74,13 +74,12 @@ def personas(domain=None) -> tuple[str, ...]:
     return tuple(domain_rubric(domain)["personas"])
 
 
-def _builtin_personas() -> set[str]:
-    from rlhf_envs.tasks import BUILTIN_DOMAINS
+@lru_cache(maxsize=1)
+def _builtin_personas() -> frozenset[str]:
+    # Read from the built-in domains' rubric.yaml files without loading the domains.
+    from rlhf_envs.tasks.domain import builtin_rubric_personas
 
-    names = set(personas())
-    for name in BUILTIN_DOMAINS:
-        names.update(personas(name))
-    return names
+    return frozenset(personas()) | builtin_rubric_personas()
 
 
 class RubricRewardModel:

@@ -37,7 +37,7 @@ from rlhf_envs.tasks.scenario import Scenario, sample_fact
 from rlhf_envs.tasks.understanding import Lexicon
 from rlhf_envs.tasks.values import extract_values
 
-BUILTIN_DOMAINS = ("customer_service", "tiny")
+BUILTIN_DOMAINS = ("customer_service", "finance", "medical", "tiny")
 # Template fields the shared machinery fills in besides the scenario's facts.
 _MACHINERY_FIELDS = frozenset({"verdict", "ask", "purpose", "goal", "core", "opening", "name", "value"})
 _FILES = ("policy", "slots", "actions", "agent", "user", "profiles")
@@ -278,6 +278,16 @@ def get_domain(name: str | Path) -> Domain:
     if name not in BUILTIN_DOMAINS and Path(name).expanduser().is_dir():
         name = str(Path(name).expanduser().resolve())
     return _load_domain(name)
+
+
+def builtin_rubric_personas() -> frozenset[str]:
+    """Persona names the built-in domains' ``rubric.yaml`` files add (read, not loaded)."""
+    names: set[str] = set()
+    for name in BUILTIN_DOMAINS:
+        path = Path(__file__).with_name(name) / "rubric.yaml"
+        if path.is_file():
+            names.update((yaml.safe_load(path.read_text()) or {}).get("personas") or {})
+    return frozenset(names)
 
 
 @lru_cache(maxsize=None)

@@ -9,8 +9,8 @@ import pytest
 
 from rlhf_envs.rewards import Exchange, RubricRewardModel, Turn, personas
 from rlhf_envs.rewards.rubric import COMPONENTS
-from rlhf_envs.tasks import get_domain
-from rlhf_envs.tasks.candidates import CORRECT, FAILURE_TYPES, propose
+from rlhf_envs.tasks import BUILTIN_DOMAINS, get_domain
+from rlhf_envs.tasks.candidates import CORRECT, propose
 from rlhf_envs.tasks.expert import expert_reply
 from rlhf_envs.tasks.state import DialogueState
 from rlhf_envs.tasks.user_simulator import UserSimulator
@@ -38,18 +38,21 @@ def expert_states(seeds, domain=DOMAIN, subflows=None):
             state = state.after(reply, a, user.text, user.ended)
 
 
-@pytest.mark.parametrize("persona", personas())
-def test_every_distractor_scores_below_the_correct_reply(persona):
+@pytest.mark.parametrize(
+    "domain_name, persona", [(d, p) for d in BUILTIN_DOMAINS if d != "tiny" for p in personas(d)]
+)
+def test_every_distractor_scores_below_the_correct_reply(domain_name, persona):
+    domain = get_domain(domain_name)
     rubric = RubricRewardModel(persona)
     margins = defaultdict(list)
-    for state, rng in expert_states(range(120)):
+    for state, rng in expert_states(range(120), domain):
         candidates = propose(state, 10, rng)
         scores = rubric.score([exchange(state, c.text) for c in candidates])
         correct = scores[[c.label for c in candidates].index(CORRECT)]
         for c, s in zip(candidates, scores):
             if c.label != CORRECT:
                 margins[c.label].append(correct - s)
-    assert set(margins) == set(FAILURE_TYPES)
+    assert set(margins) == set(domain.failure_types)
     for label, values in margins.items():
         assert min(values) > 0, f"{persona}: a {label} reply scored at least as high as the correct one"
 

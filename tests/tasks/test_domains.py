@@ -27,8 +27,13 @@ def start(domain, seed, subflows=None):
     return rng, sim, state, sim.mood(scenario)
 
 
-def label_holds(label: str, a: Assessment) -> bool:
+def label_holds(label: str, a: Assessment, domain) -> bool:
     """What each candidate label promises about the reply."""
+    rule = domain.policy.rules.get(label)
+    if rule is not None:
+        return label in (a.violations if rule.severity == "critical" else a.minor)
+    if label == "missing_disclosure":
+        return "missing_disclosure" in a.violations and bool(a.undisclosed)
     if label == CORRECT:
         return a.completes and not a.violations and not a.rude and not a.wrong_refusal
     if label == "rude":
@@ -58,7 +63,7 @@ def test_expert_completes_every_subflow_without_violations(name):
         for _ in range(len(state.path) + 1):
             reply = expert_reply(state, rng)
             a = state.assess(reply)
-            assert label_holds(CORRECT, a), (state.scenario.subflow, state.current_step.id, reply, a)
+            assert label_holds(CORRECT, a, domain), (state.scenario.subflow, state.current_step.id, reply, a)
             user = sim.respond(state, a, mood, rng)
             state = state.after(reply, a, user.text, user.ended)
             if user.ended:
@@ -94,7 +99,7 @@ def test_candidates_do_what_their_labels_say(name):
             assert sum(c.label == CORRECT for c in candidates) == 1
             for c in candidates:
                 a = state.assess(c.text)
-                assert label_holds(c.label, a), (state.scenario.subflow, state.current_step.id, c, a)
+                assert label_holds(c.label, a, domain), (state.scenario.subflow, state.current_step.id, c, a)
                 seen[c.label] += 1
             choice = candidates[int(rng.integers(len(candidates)))]
             a = state.assess(choice.text)
@@ -102,5 +107,6 @@ def test_candidates_do_what_their_labels_say(name):
             state = state.after(choice.text, a, user.text, user.ended)
             if user.ended:
                 break
-    missing = set(FAILURE_TYPES) - set(seen)
+    assert set(FAILURE_TYPES) <= set(domain.failure_types)
+    missing = set(domain.failure_types) - set(seen)
     assert not missing, f"failure types never proposed: {missing}"
