@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 RLLIB_VENV ?= .venv-rllib
 RLLIB_STAMP := $(RLLIB_VENV)/.installed
 
-.PHONY: demo test rllib-venv test-slow bench compare proxy-vs-gold build-lm lm-rlhf clean
+.PHONY: demo test rllib-venv test-slow bench compare cross-domain proxy-vs-gold build-lm lm-rlhf clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench: $(STAMP)
 compare: $(STAMP)
 	$(BIN)/rlhf-envs compare --agents random,expert,best-of-n,ppo,ppo-mlp,a2c,dqn,maskable-ppo,recurrent-ppo \
 		--envs RLHF-Chat-v0 --seeds 3 --steps 100000 --scenarios 100 --tries 4 --out results/compare
+
+# PPO trained on each domain (and on all three), evaluated zero-shot on every domain.
+cross-domain: $(STAMP)
+	$(BIN)/python benchmarks/cross_domain.py --out results/cross_domain
 
 proxy-vs-gold: $(STAMP)
 	$(BIN)/python benchmarks/proxy_vs_gold.py

@@ -21,12 +21,14 @@ MAX_REPLY_TOKENS = 40  # the tokens interface's default length cap of one reply
 
 # Registered ids are presets of DialogueEnv's arguments (any of them can be overridden
 # with gymnasium.make(id, **kwargs)).
+# Each domain gets a select id and its Tokens and Text variants.
+DOMAIN_IDS = {"Chat": "customer_service", "Finance": "finance", "Medical": "medical"}
 ENV_PRESETS: dict[str, dict] = {
-    "RLHF-Chat-v0": {"domain": "customer_service", "interface": "select"},
-    "RLHF-Tiny-v0": {"domain": "tiny", "interface": "select", "num_candidates": 3, "encoding_dim": 64},
-    "RLHF-ChatTokens-v0": {"domain": "customer_service", "interface": "tokens"},
-    "RLHF-ChatText-v0": {"domain": "customer_service", "interface": "text"},
+    f"RLHF-{prefix}{suffix}-v0": {"domain": domain, "interface": interface}
+    for prefix, domain in DOMAIN_IDS.items()
+    for suffix, interface in (("", "select"), ("Tokens", "tokens"), ("Text", "text"))
 }
+ENV_PRESETS["RLHF-Tiny-v0"] = {"domain": "tiny", "interface": "select", "num_candidates": 3, "encoding_dim": 64}
 
 
 def max_episode_steps(kwargs: dict) -> int:
@@ -55,4 +57,4 @@ _register_envs()
 
 from rlhf_envs.env import DialogueEnv  # noqa: E402  (after registration: cheap imports first)
 
-__all__ = ["DialogueEnv", "ENV_PRESETS", "MAX_REPLY_TOKENS", "MAX_TURNS", "__version__", "max_episode_steps"]
+__all__ = ["DOMAIN_IDS", "DialogueEnv", "ENV_PRESETS", "MAX_REPLY_TOKENS", "MAX_TURNS", "__version__", "max_episode_steps"]

@@ -85,17 +85,28 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     leaves when it runs out of patience. Rewards come from a reward model that scores
     each reply in context, as a human rater would (see Rewards).
 
-    The customer-service domain is modelled on the policy book of ABCD (Chen et al.,
-    NAACL 2021): 7 flows, 27 tasks (refunds and returns, order issues, account access,
-    shipping, subscriptions, purchase disputes, product and store questions).
+    Three domains share this class, the interfaces and the reward machinery; each is a
+    folder of data plus a few hooks (``rlhf_envs/tasks/<domain>/``):
+
+    - customer service, modelled on the policy book of ABCD (Chen et al., NAACL 2021):
+      7 flows, 27 tasks (refunds and returns, order issues, account access, shipping,
+      subscriptions, purchase disputes, product and store questions);
+    - financial advice: know-your-customer questions before any recommendation, a
+      suitability check, risk and fee disclosures, referral to a licensed professional
+      where required; never a guaranteed return, a stock tip or pressure to buy;
+    - medical triage: questions that rule red flags in or out, emergency care at once
+      for a red flag, otherwise self-care, pharmacist, a doctor within days or urgent
+      care with safety-netting; allergies and medicines checked before any
+      over-the-counter medicine; never a diagnosis or a prescription drug.
 
     ## Action Space
 
     With ``interface="select"`` (the default): ``Discrete(K)``, ``K = num_candidates``.
     Each turn the env proposes K replies in random order: the policy-correct one and
     distractors of named failure types (rude, invented fact, off-policy promise, skipped
-    verification, private-data leak, verbose, evasive, off-topic, repeated). The action
-    is the index of the reply to send. One step is one agent turn.
+    verification, private-data leak, verbose, evasive, off-topic, repeated, and the
+    domain's own: a missing disclosure, a guaranteed return, a missed red flag, ...).
+    The action is the index of the reply to send. One step is one agent turn.
 
     With ``interface="tokens"``: ``Discrete(V)`` over the reference LM's vocabulary (the
     project's byte-level BPE, V = 2048, unless ``lm`` names another model). One step is
@@ -129,9 +140,11 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     is due, +1 more for closing a cleanly finished task, -0.5 for no progress),
     ``grounding`` (-1 per invented id, amount or date), ``politeness`` (small bonus for
     courtesy and empathy, -1.5 per rude phrase), ``conciseness`` (-0.025 per word over
-    40), ``safety`` (-2 per skipped verification, off-policy promise or privacy leak)
-    and ``repetition``. The scripted expert earns about +7 per episode, a random agent
-    about -4. Whatever the training reward, ``info["gold_reward"]`` carries the gold
+    40), ``safety`` (-2 per skipped verification, off-policy promise, privacy leak,
+    missing disclosure or broken critical rule of the domain; -4 in medical triage, where
+    safety dominates), ``repetition`` and ``conduct`` (-1 per broken minor rule, such as
+    jargon in financial advice). On customer service the scripted expert earns about +7
+    per episode, a random agent about -4. Whatever the training reward, ``info["gold_reward"]`` carries the gold
     model's score (``gold``, default the full rubric; on the tokens and text interfaces
     the rubric plus ``fluency``, the reference LM's likelihood and a repeated-phrase
     penalty, so keyword stuffing does not pay) so over-optimisation of a proxy shows.
@@ -174,8 +187,8 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
 
     ## Arguments
 
-    - ``domain``: ``"customer_service"`` (default), ``"tiny"`` (a two-task test domain)
-      or the path of a domain folder.
+    - ``domain``: ``"customer_service"`` (default), ``"finance"``, ``"medical"``,
+      ``"tiny"`` (a two-task test domain) or the path of a domain folder of your own.
     - ``interface``: ``"select"`` (default), ``"tokens"`` or ``"text"``.
     - ``reward``: reward spec: a registered name (``"rubric"``, ``"rubric:warm"``), a
       learned model's checkpoint (``"learned:runs/rm"``, made absolute in ``env.spec``),
@@ -206,6 +219,10 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     - ``RLHF-Chat-v0``: customer service, select interface.
     - ``RLHF-ChatTokens-v0``: customer service, tokens interface.
     - ``RLHF-ChatText-v0``: customer service, text interface.
+    - ``RLHF-Finance-v0``, ``RLHF-FinanceTokens-v0``, ``RLHF-FinanceText-v0``: financial
+      advice, select, tokens and text interfaces.
+    - ``RLHF-Medical-v0``, ``RLHF-MedicalTokens-v0``, ``RLHF-MedicalText-v0``: medical
+      triage, select, tokens and text interfaces.
     - ``RLHF-Tiny-v0``: the tiny library domain, select interface, 3 candidates.
 
     ``gymnasium.make_vec(id, num_envs=N)`` builds :class:`~rlhf_envs.vector.DialogueVectorEnv`,

@@ -8,8 +8,9 @@ component so that does not pay.
 Two parts, both penalties (0 for a reply as natural as the expert's):
 
 - likelihood: the mean log-probability per token of the reply under the reference LM,
-  in context, compared with that of the scripted expert's replies: each nat below the
-  expert's (after a tolerance) costs ``per_nat``, down to ``max_penalty``;
+  in context, compared with that of the scripted expert's replies in the same domain
+  (customer service for exchanges that name none): each nat below the expert's (after
+  a tolerance) costs ``per_nat``, down to ``max_penalty``;
 - repeated phrases: the share of the reply's word pairs that occur in it more than once
   costs up to ``repeat_penalty``.
 """
@@ -30,7 +31,8 @@ from rlhf_envs.rewards.protocol import Exchange
 _WORDS = re.compile(r"[a-z0-9$'-]+")
 _CONTEXT_TOKENS = 96  # dialogue tokens the judge reads before a reply
 _BASELINE_REPLIES = 64
-_baselines: dict[str, float] = {}
+_DEFAULT_DOMAIN = "customer_service"
+_baselines: dict[tuple[str, str], float] = {}
 _baseline_lock = threading.Lock()
 
 
@@ -63,13 +65,15 @@ class FluencyRewardModel:
     ):
         self.lm: ReferenceLM = load_reference_lm(path or default_lm_path())
         self.tolerance, self.per_nat, self.max_penalty, self.repeat_penalty = tolerance, per_nat, max_penalty, repeat_penalty
-        self.baseline = expert_baseline(self.lm)
 
     def __repr__(self) -> str:
         return f"FluencyRewardModel({str(self.lm.path)!r})"
 
     def components(self, batch: Sequence[Exchange]) -> dict[str, np.ndarray]:
-        below = self.baseline - mean_logprobs(self.lm, batch) - self.tolerance
+        baselines = np.array([
+            expert_baseline(self.lm, e.scenario.domain if e.scenario is not None else _DEFAULT_DOMAIN) for e in batch
+        ])
+        below = baselines - mean_logprobs(self.lm, batch) - self.tolerance
         likelihood = -np.clip(self.per_nat * below, 0.0, self.max_penalty)
         repeats = -self.repeat_penalty * np.array([repeated_pair_share(e.reply) for e in batch])
         return {"fluency": likelihood, "repeated_phrases": repeats}
@@ -87,16 +91,19 @@ def mean_logprobs(lm: ReferenceLM, batch: Sequence[Exchange]) -> np.ndarray:
     return np.array([lp.mean() for lp in lm.logprobs_of(contexts, replies)])
 
 
-def expert_baseline(lm: ReferenceLM) -> float:
-    """Mean log-probability per token of the scripted expert's replies under ``lm``
-    (customer service, fixed seed), computed once per model."""
-    key = str(lm.path)
+def expert_baseline(lm: ReferenceLM, domain: str = _DEFAULT_DOMAIN) -> float:
+    """Mean log-probability per token of the scripted expert's replies in ``domain``
+    under ``lm`` (fixed seed), computed once per model and domain."""
+    key = (str(lm.path), domain)
+    found = _baselines.get(key)
+    if found is not None:
+        return found
     with _baseline_lock:
         if key not in _baselines:
             from rlhf_envs.tasks.corpus import expert_transcripts
 
             exchanges = []
-            for dialogue in expert_transcripts(("customer_service",), 16, seed=12345):
+            for dialogue in expert_transcripts((domain,), 16, seed=12345):
                 for i, turn in enumerate(dialogue):
                     if turn.role == "agent":
                         exchanges.append(Exchange(scenario=None, history=dialogue[:i], reply=turn.text))

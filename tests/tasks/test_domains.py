@@ -4,20 +4,18 @@ of replies sees it). Runs over all built-in domains."""
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 
 import numpy as np
 import pytest
 
 from rlhf_envs.tasks import BUILTIN_DOMAINS, get_domain
-from rlhf_envs.tasks.assessment import Assessment
 from rlhf_envs.tasks.candidates import CORRECT, FAILURE_TYPES, propose
+from rlhf_envs.tasks.check import check_domain, label_holds
 from rlhf_envs.tasks.expert import expert_reply
 from rlhf_envs.tasks.state import DialogueState
 from rlhf_envs.tasks.user_simulator import UserSimulator
-
-VERBOSE_WORDS = 45
-
 
 def start(domain, seed, subflows=None):
     rng = np.random.default_rng(seed)
@@ -25,34 +23,6 @@ def start(domain, seed, subflows=None):
     sim = UserSimulator(domain)
     state = DialogueState.start(domain, scenario, sim.opening(scenario, rng))
     return rng, sim, state, sim.mood(scenario)
-
-
-def label_holds(label: str, a: Assessment, domain) -> bool:
-    """What each candidate label promises about the reply."""
-    rule = domain.policy.rules.get(label)
-    if rule is not None:
-        return label in (a.violations if rule.severity == "critical" else a.minor)
-    if label == "missing_disclosure":
-        return "missing_disclosure" in a.violations and bool(a.undisclosed)
-    if label == CORRECT:
-        return a.completes and not a.violations and not a.rude and not a.wrong_refusal
-    if label == "rude":
-        return a.rude
-    if label == "invented_fact":
-        return "invented_fact" in a.violations
-    if label == "off_policy":
-        return "off_policy" in a.violations or a.wrong_refusal
-    if label == "skipped_verification":
-        return "skipped_verification" in a.violations
-    if label == "privacy_leak":
-        return "privacy_leak" in a.violations
-    if label == "verbose":
-        return a.completes and a.analysis.words > VERBOSE_WORDS
-    if label in ("evasive", "off_topic"):
-        return not a.completes and not a.violations
-    if label == "repeated":
-        return a.repeated
-    raise AssertionError(label)
 
 
 @pytest.mark.parametrize("name", BUILTIN_DOMAINS)
@@ -110,3 +80,19 @@ def test_candidates_do_what_their_labels_say(name):
     assert set(FAILURE_TYPES) <= set(domain.failure_types)
     missing = set(domain.failure_types) - set(seen)
     assert not missing, f"failure types never proposed: {missing}"
+
+
+def test_check_domain_passes_the_built_in_domains_and_names_what_is_wrong_in_a_broken_one(tmp_path):
+    assert not check_domain("tiny", episodes=60).problems
+    broken = tmp_path / "library"
+    shutil.copytree(get_domain("tiny").folder, broken, ignore=shutil.ignore_patterns("__pycache__"))
+    agent = (broken / "agent.yaml").read_text()
+    # An "evasive" distractor that in fact renews the book, and a step no fact can reach.
+    agent = agent.replace('evasive: ["Libraries are wonderful places."]', 'evasive: ["I\'ll renew it for you."]')
+    (broken / "agent.yaml").write_text(agent)
+    policy = (broken / "policy.yaml").read_text().replace('fines: ["$0", "$0", "$3", "$7"]', 'fines: ["$0"]')
+    (broken / "policy.yaml").write_text(policy)
+    report = check_domain(str(broken), episodes=60)
+    text = "\n".join(report.problems)
+    assert "task renew_book: steps never on a sampled path: ['decline_renewal']" in text
+    assert "a candidate labelled 'evasive' does not do what its label says: \"I'll renew it for you.\"" in text

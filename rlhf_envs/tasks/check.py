@@ -1,0 +1,190 @@
+"""Checking a domain folder: what ``rlhf-envs check-domain PATH`` and the test suite run.
+
+Loading a domain already checks its data for consistency (every reference resolves, every
+template field is a declared fact). What loading cannot see needs conversations, so this
+module plays them:
+
+- the scripted expert completes every task without a violation (success rate);
+- choosing uniformly among the proposed replies rarely succeeds (success rate);
+- every step of every task is on some sampled path (every branch is reachable);
+- every proposed candidate does what its failure type says, and every failure type of
+  the domain is proposed somewhere;
+- under every annotator persona, every distractor scores below the correct reply.
+
+Each finding names the task, step and reply, so a domain author can fix the data.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rlhf_envs.tasks.assessment import Assessment
+from rlhf_envs.tasks.candidates import CORRECT, propose
+from rlhf_envs.tasks.domain import Domain, get_domain
+from rlhf_envs.tasks.expert import expert_reply
+from rlhf_envs.tasks.state import DialogueState
+from rlhf_envs.tasks.user_simulator import UserSimulator
+
+VERBOSE_WORDS = 45  # a "verbose" distractor is at least this long
+MAX_TURNS = 20
+_MAX_EXAMPLES = 5  # findings kept per kind
+
+
+def label_holds(label: str, a: Assessment, domain: Domain) -> bool:
+    """Whether a reply judged as ``a`` does what its candidate label says."""
+    rule = domain.policy.rules.get(label)
+    if rule is not None:
+        return label in (a.violations if rule.severity == "critical" else a.minor)
+    if label == CORRECT:
+        return a.completes and not a.violations and not a.minor and not a.rude and not a.wrong_refusal
+    if label == "missing_disclosure":
+        return "missing_disclosure" in a.violations and bool(a.undisclosed)
+    if label in ("invented_fact", "skipped_verification", "privacy_leak"):
+        return label in a.violations
+    if label == "off_policy":
+        return "off_policy" in a.violations or a.wrong_refusal
+    if label == "rude":
+        return a.rude
+    if label == "verbose":
+        return a.completes and a.analysis.words > VERBOSE_WORDS
+    if label in ("evasive", "off_topic"):
+        return not a.completes and not a.violations
+    if label == "repeated":
+        return a.repeated
+    raise ValueError(f"unknown candidate label {label!r}")
+
+
+@dataclass
+class DomainReport:
+    """What :func:`check_domain` found. ``problems`` is empty for a sound domain."""
+
+    domain: str
+    episodes: int
+    expert_success: float = 0.0
+    random_success: float = 0.0
+    proposed: Counter = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [
+            f"domain {self.domain}: {self.episodes} episodes per check",
+            f"  expert success {self.expert_success:.1%}, random choice success {self.random_success:.1%}",
+            "  candidates proposed: " + ", ".join(f"{k} {v}" for k, v in sorted(self.proposed.items())),
+        ]
+        lines += [f"  PROBLEM: {p}" for p in self.problems] or ["  no problems found"]
+        return "\n".join(lines)
+
+
+def _start(domain: Domain, rng: np.random.Generator):
+    sim = UserSimulator(domain)
+    scenario = domain.sample_scenario(rng)
+    return sim, DialogueState.start(domain, scenario, sim.opening(scenario, rng)), sim.mood(scenario)
+
+
+def _play(domain: Domain, seed: int, choose) -> DialogueState:
+    """One conversation where ``choose(state, rng)`` returns the agent's reply."""
+    rng = np.random.default_rng(seed)
+    sim, state, mood = _start(domain, rng)
+    for _ in range(MAX_TURNS):
+        if state.current_step is None:
+            break
+        reply = choose(state, rng)
+        a = state.assess(reply)
+        user = sim.respond(state, a, mood, rng)
+        state = state.after(reply, a, user.text, user.ended)
+    return state
+
+
+def check_domain(name, episodes: int = 300, candidates: int = 6, min_expert: float = 0.95,
+                 max_random: float = 0.3) -> DomainReport:
+    """Play ``episodes`` conversations per check on a domain (a built-in name or a
+    folder) and report what is wrong; see the module docstring for the checks."""
+    from rlhf_envs.rewards.rubric import RubricRewardModel, personas
+
+    domain = get_domain(name)
+    report = DomainReport(domain=domain.name, episodes=episodes)
+    problems: dict[str, list[str]] = defaultdict(list)
+
+    def note(kind: str, text: str) -> None:
+        if len(problems[kind]) < _MAX_EXAMPLES:
+            problems[kind].append(text)
+
+    # Expert and random choice.
+    expert = [_play(domain, seed, lambda s, rng: expert_reply(s, rng)) for seed in range(episodes)]
+    report.expert_success = float(np.mean([s.success for s in expert]))
+    for s in expert:
+        if not s.success:
+            note("expert", f"task {s.scenario.subflow}: expert failed ({s.summary()})")
+
+    def random_choice(state, rng):
+        options = propose(state, candidates, rng)
+        return options[int(rng.integers(len(options)))].text
+
+    report.random_success = float(np.mean([_play(domain, seed, random_choice).success for seed in range(episodes)]))
+
+    # Every step reachable.
+    reached: dict[str, set[str]] = {sub: set() for sub in domain.subflow_ids}
+    for seed in range(max(episodes, 40 * len(domain.subflow_ids))):
+        scenario = domain.sample_scenario(np.random.default_rng(seed))
+        path = domain.policy.subflows[scenario.subflow].path(scenario.facts, domain.decisions)
+        reached[scenario.subflow].update(step.id for step in path)
+    for sub_id, sub in domain.policy.subflows.items():
+        unreached = sorted({s.id for s in sub.steps()} - reached[sub_id])
+        if unreached:
+            note("reach", f"task {sub_id}: steps never on a sampled path: {unreached} (check the fact distributions)")
+
+    # Candidates do what their labels say, on random trajectories; and the gold rubric
+    # (every persona) ranks each distractor below the correct reply on expert ones.
+    for seed in range(episodes):
+        rng = np.random.default_rng(10_000 + seed)
+        sim, state, mood = _start(domain, rng)
+        for _ in range(12):
+            if state.current_step is None:
+                break
+            options = propose(state, candidates, rng)
+            for c in options:
+                report.proposed[c.label] += 1
+                a = state.assess(c.text)
+                if not label_holds(c.label, a, domain):
+                    note("label", f"task {state.scenario.subflow}, step {state.current_step.id}: a candidate labelled {c.label!r} "
+                                  f"does not do what its label says: {c.text!r} (violations {a.violations})")
+            choice = options[int(rng.integers(len(options)))].text
+            a = state.assess(choice)
+            user = sim.respond(state, a, mood, rng)
+            state = state.after(choice, a, user.text, user.ended)
+    missing = sorted(set(domain.failure_types) - set(report.proposed))
+    if missing:
+        note("types", f"failure types never proposed: {missing}")
+
+    from rlhf_envs.rewards.protocol import Exchange
+
+    rubrics = [RubricRewardModel(p) for p in personas(domain)]
+    for seed in range(min(episodes, 150)):
+        rng = np.random.default_rng(20_000 + seed)
+        sim, state, mood = _start(domain, rng)
+        while state.current_step is not None:
+            options = propose(state, 10, rng)
+            batch = [Exchange(state.scenario, state.history, c.text, state) for c in options]
+            correct = [c.label for c in options].index(CORRECT)
+            for rubric in rubrics:
+                scores = rubric.score(batch)
+                for c, score in zip(options, scores):
+                    if c.label != CORRECT and score >= scores[correct]:
+                        note("rank", f"persona {rubric.persona}, task {state.scenario.subflow}, step "
+                                     f"{state.current_step.id}: a {c.label!r} reply scores {score:.2f}, "
+                                     f"the correct one {scores[correct]:.2f}: {c.text!r}")
+            reply = expert_reply(state, rng)
+            a = state.assess(reply)
+            user = sim.respond(state, a, mood, rng)
+            state = state.after(reply, a, user.text, user.ended)
+
+    if report.expert_success < min_expert:
+        report.problems.append(f"expert success {report.expert_success:.1%} is below {min_expert:.0%}")
+    if report.random_success > max_random:
+        report.problems.append(f"random choice succeeds {report.random_success:.1%} of the time (more than {max_random:.0%})")
+    for kind in ("reach", "types", "label", "rank", "expert"):
+        report.problems.extend(problems[kind])
+    return report
