@@ -91,6 +91,17 @@ def test_rm_commands_report_bad_input_without_a_traceback(tmp_path):
     assert out.returncode != 0 and "NAME=WEIGHT" in out.stderr
 
 
+def test_check_domain_command_passes_a_domain_and_explains_a_folder_that_is_not_one(tmp_path):
+    out = _cli("check-domain", "tiny", "--episodes", "30", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "expert success 100.0%" in out.stdout and "no problems found" in out.stdout
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "hooks.py").write_text("DECISIONS = {}\n")
+    out = _cli("check-domain", "mine", cwd=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "the domain does not load" in out.stderr and "policy.yaml" in out.stderr
+
+
 def test_rlhf_tokens_example_runs_with_a_tiny_budget(tmp_path):
     module = runpy.run_path(str(ROOT / "examples" / "rlhf_tokens.py"))
     result = module["main"](module["Args"](steps=1024, episodes=2, out=str(tmp_path / "tuned")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_command(subparsers) -> None:
@@ -31,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         report = check_domain(args.domain, episodes=args.episodes)
     except (DomainError, PolicyBookError) as exc:
-        print(f"rlhf-envs check-domain: the domain does not load: {exc}")
+        print(f"rlhf-envs check-domain: the domain does not load: {exc}", file=sys.stderr)
         return 1
     print(report.summary())
     return 1 if report.problems else 0
