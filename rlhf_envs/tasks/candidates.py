@@ -242,7 +242,8 @@ def _rule_breach(state, correct, rng, rule_id):
     for field in template_fields(template):
         if field.startswith("fake_"):
             fields[field] = perturb(facts[field.removeprefix("fake_")], rng, state.grounded_values)
-    return domain.fill(template, state.scenario, **fields)
+    # An empty opening (after a check) must not leave a leading space as a tell.
+    return " ".join(domain.fill(template, state.scenario, **fields).split())
 
 
 _MAKERS: dict[str, Callable[..., str | None]] = {
