@@ -56,8 +56,8 @@ class LMBuildConfig:
         seed: the corpus seed (the held-out transcripts use ``seed + 1``).
     """
 
-    domains: tuple[str, ...] = ("customer_service", "tiny")
-    episodes: int = 3000
+    domains: tuple[str, ...] = ("customer_service", "finance", "medical", "tiny")
+    episodes: int = 4000
     held_out: int = 200
     vocab_size: int = DEFAULT_VOCAB_SIZE
     sft: SFTConfig = field(default_factory=SFTConfig)
