@@ -75,9 +75,9 @@ class CountingRubric(RubricRewardModel):
         super().__init__(persona=persona)
         self.calls: list[int] = []
 
-    def _points(self, batch):  # behind both score() and components()
+    def _weighted(self, batch):  # behind both score() and components()
         self.calls.append(len(batch))
-        return super()._points(batch)
+        return super()._weighted(batch)
 
 
 def test_one_batched_reward_call_per_step():

@@ -78,7 +78,8 @@ def test_a_weighted_mix_adds_up_and_reports_each_member():
         assert comps["politeness"] == pytest.approx(0.5 * (("please" in text) + ("thank" in text)))
         rubric_parts = {k: v for k, v in comps.items() if k.startswith("rubric/")}
         assert set(rubric_parts) == {"rubric/task", "rubric/grounding", "rubric/politeness",
-                                     "rubric/conciseness", "rubric/safety", "rubric/repetition"}
+                                     "rubric/conciseness", "rubric/safety", "rubric/repetition",
+                                     "rubric/conduct"}
         assert sum(rubric_parts.values()) == pytest.approx(plain)
         assert mixed == pytest.approx(plain + comps["politeness"]) == pytest.approx(sum(comps.values()))
 
