@@ -23,10 +23,10 @@ import numpy as np
 
 from rlhf_envs.tasks.assessment import Assessment
 from rlhf_envs.tasks.candidates import CORRECT, propose
+from rlhf_envs.tasks.conversation import Conversation
 from rlhf_envs.tasks.domain import Domain, get_domain
 from rlhf_envs.tasks.expert import expert_reply
 from rlhf_envs.tasks.state import DialogueState
-from rlhf_envs.tasks.user_simulator import UserSimulator
 
 VERBOSE_WORDS = 45  # a "verbose" distractor is at least this long
 MAX_TURNS = 20
@@ -78,24 +78,15 @@ class DomainReport:
         return "\n".join(lines)
 
 
-def _start(domain: Domain, rng: np.random.Generator):
-    sim = UserSimulator(domain)
-    scenario = domain.sample_scenario(rng)
-    return sim, DialogueState.start(domain, scenario, sim.opening(scenario, rng)), sim.mood(scenario)
-
-
 def _play(domain: Domain, seed: int, choose) -> DialogueState:
     """One conversation where ``choose(state, rng)`` returns the agent's reply."""
     rng = np.random.default_rng(seed)
-    sim, state, mood = _start(domain, rng)
+    conversation = Conversation(domain, rng)
     for _ in range(MAX_TURNS):
-        if state.current_step is None:
+        if conversation.over:
             break
-        reply = choose(state, rng)
-        a = state.assess(reply)
-        user = sim.respond(state, a, mood, rng)
-        state = state.after(reply, a, user.text, user.ended)
-    return state
+        conversation.turn(choose(conversation.state, rng))
+    return conversation.state
 
 
 def check_domain(name, episodes: int = 300, candidates: int = 6, min_expert: float = 0.95,
@@ -140,10 +131,11 @@ def check_domain(name, episodes: int = 300, candidates: int = 6, min_expert: flo
     # (every persona) ranks each distractor below the correct reply on expert ones.
     for seed in range(episodes):
         rng = np.random.default_rng(10_000 + seed)
-        sim, state, mood = _start(domain, rng)
+        conversation = Conversation(domain, rng)
         for _ in range(12):
-            if state.current_step is None:
+            if conversation.over:
                 break
+            state = conversation.state
             options = propose(state, candidates, rng)
             for c in options:
                 report.proposed[c.label] += 1
@@ -151,10 +143,7 @@ def check_domain(name, episodes: int = 300, candidates: int = 6, min_expert: flo
                 if not label_holds(c.label, a, domain):
                     note("label", f"task {state.scenario.subflow}, step {state.current_step.id}: a candidate labelled {c.label!r} "
                                   f"does not do what its label says: {c.text!r} (violations {a.violations})")
-            choice = options[int(rng.integers(len(options)))].text
-            a = state.assess(choice)
-            user = sim.respond(state, a, mood, rng)
-            state = state.after(choice, a, user.text, user.ended)
+            conversation.turn(options[int(rng.integers(len(options)))].text)
     missing = sorted(set(domain.failure_types) - set(report.proposed))
     if missing:
         note("types", f"failure types never proposed: {missing}")
@@ -164,8 +153,9 @@ def check_domain(name, episodes: int = 300, candidates: int = 6, min_expert: flo
     rubrics = [RubricRewardModel(p) for p in personas(domain)]
     for seed in range(min(episodes, 150)):
         rng = np.random.default_rng(20_000 + seed)
-        sim, state, mood = _start(domain, rng)
-        while state.current_step is not None:
+        conversation = Conversation(domain, rng)
+        while not conversation.over:
+            state = conversation.state
             options = propose(state, 10, rng)
             batch = [Exchange(state.scenario, state.history, c.text, state) for c in options]
             correct = [c.label for c in options].index(CORRECT)
@@ -176,10 +166,7 @@ def check_domain(name, episodes: int = 300, candidates: int = 6, min_expert: flo
                         note("rank", f"persona {rubric.persona}, task {state.scenario.subflow}, step "
                                      f"{state.current_step.id}: a {c.label!r} reply scores {score:.2f}, "
                                      f"the correct one {scores[correct]:.2f}: {c.text!r}")
-            reply = expert_reply(state, rng)
-            a = state.assess(reply)
-            user = sim.respond(state, a, mood, rng)
-            state = state.after(reply, a, user.text, user.ended)
+            conversation.turn(expert_reply(state, rng))
 
     if report.expert_success < min_expert:
         report.problems.append(f"expert success {report.expert_success:.1%} is below {min_expert:.0%}")

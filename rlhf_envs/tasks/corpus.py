@@ -12,29 +12,21 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from rlhf_envs.rewards.protocol import Turn
+from rlhf_envs.tasks.conversation import Conversation
 from rlhf_envs.tasks.domain import get_domain
 from rlhf_envs.tasks.expert import expert_reply
-from rlhf_envs.tasks.state import DialogueState
-from rlhf_envs.tasks.user_simulator import UserSimulator
 
 MAX_TURNS = 20  # agent turns after which a conversation is cut, as in the registered envs
 
 
 def expert_transcript(domain_name: str, rng: np.random.Generator) -> tuple[Turn, ...]:
     """One conversation of the scripted expert with the simulated user of a domain."""
-    domain = get_domain(domain_name)
-    user = UserSimulator(domain)
-    scenario = domain.sample_scenario(rng, None)
-    state = DialogueState.start(domain, scenario, user.opening(scenario, rng))
-    mood = user.mood(scenario)
+    conversation = Conversation(get_domain(domain_name), rng)
     for _ in range(MAX_TURNS):
-        if state.current_step is None:
+        if conversation.over:
             break
-        reply = expert_reply(state, rng)
-        assessment = state.assess(reply)
-        answer = user.respond(state, assessment, mood, rng)
-        state = state.after(reply, assessment, answer.text, answer.ended)
-    return state.history
+        conversation.turn(expert_reply(conversation.state, rng))
+    return conversation.state.history
 
 
 def expert_transcripts(domains: Sequence[str], episodes: int, seed: int = 0) -> Iterator[tuple[Turn, ...]]:

@@ -11,9 +11,9 @@ from rlhf_envs.rewards import Exchange, RubricRewardModel, Turn, personas
 from rlhf_envs.rewards.rubric import COMPONENTS
 from rlhf_envs.tasks import BUILTIN_DOMAINS, get_domain
 from rlhf_envs.tasks.candidates import CORRECT, propose
+from rlhf_envs.tasks.conversation import Conversation
 from rlhf_envs.tasks.expert import expert_reply
 from rlhf_envs.tasks.state import DialogueState
-from rlhf_envs.tasks.user_simulator import UserSimulator
 
 DOMAIN = get_domain("customer_service")
 
@@ -24,18 +24,12 @@ def exchange(state: DialogueState, reply: str) -> Exchange:
 
 def expert_states(seeds, domain=DOMAIN, subflows=None):
     """Every state along expert conversations (the contexts raters would see)."""
-    sim = UserSimulator(domain)
     for seed in seeds:
         rng = np.random.default_rng(seed)
-        scenario = domain.sample_scenario(rng, subflows)
-        state = DialogueState.start(domain, scenario, sim.opening(scenario, rng))
-        mood = sim.mood(scenario)
-        while state.current_step is not None:
-            yield state, rng
-            reply = expert_reply(state, rng)
-            a = state.assess(reply)
-            user = sim.respond(state, a, mood, rng)
-            state = state.after(reply, a, user.text, user.ended)
+        conversation = Conversation(domain, rng, subflows)
+        while not conversation.over:
+            yield conversation.state, rng
+            conversation.turn(expert_reply(conversation.state, rng))
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ import pytest
 from rlhf_envs.rewards import Exchange, RubricRewardModel, personas
 from rlhf_envs.tasks import get_domain
 from rlhf_envs.tasks.candidates import CORRECT, propose
+from rlhf_envs.tasks.conversation import Conversation
 from rlhf_envs.tasks.expert import compose, expert_reply, opening
 from rlhf_envs.tasks.state import DialogueState
-from rlhf_envs.tasks.user_simulator import UserSimulator
 
 MEDICAL = get_domain("medical")
 FINANCE = get_domain("finance")
@@ -27,17 +27,11 @@ def exchange(state: DialogueState, reply: str) -> Exchange:
 def play_expert(domain, seed: int, subflows=None):
     """Yield ``(state, rng)`` at every turn of one expert conversation, then the final state."""
     rng = np.random.default_rng(seed)
-    sim = UserSimulator(domain)
-    scenario = domain.sample_scenario(rng, subflows)
-    state = DialogueState.start(domain, scenario, sim.opening(scenario, rng))
-    mood = sim.mood(scenario)
-    while state.current_step is not None:
-        yield state, rng
-        reply = expert_reply(state, rng)
-        a = state.assess(reply)
-        user = sim.respond(state, a, mood, rng)
-        state = state.after(reply, a, user.text, user.ended)
-    yield state, rng
+    conversation = Conversation(domain, rng, subflows)
+    while not conversation.over:
+        yield conversation.state, rng
+        conversation.turn(expert_reply(conversation.state, rng))
+    yield conversation.state, rng
 
 
 def scenarios_with(domain, fact: str, value, wanted: int = 6, limit: int = 4000):
