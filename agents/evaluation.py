@@ -29,6 +29,7 @@ class EpisodeResult:
     satisfaction: float
     turns: int
     transcript: str
+    user_left: bool = False  # the user gave up before the task was done
 
 
 @dataclass
@@ -67,6 +68,7 @@ def run_episode(agent: Agent, env: gym.Env, seed: int, options: dict[str, Any] |
     return EpisodeResult(
         seed=seed, ret=ret, gold=gold, success=bool(info["success"]),
         satisfaction=float(info["satisfaction"]), turns=turns, transcript=env.render() or "",
+        user_left=bool(info.get("user_left", False)),
     )
 
 

@@ -28,6 +28,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -67,10 +68,32 @@ def _train_and_evaluate(train_on: str, seed: int, steps: int, episodes: int) -> 
     minutes = (time.perf_counter() - started) / 60
     rows = []
     for eval_on, env_id in DOMAINS.items():
-        ev = evaluate(SB3Agent(model, "ppo"), env_id, range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
+        agent = LabelCounter(SB3Agent(model, "ppo"))
+        ev = evaluate(agent, env_id, range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
         rows.append({"train": train_on, "seed": seed, "eval": eval_on, "gold": float(ev.values("gold").mean()),
-                     "success": float(ev.values("success").mean()), "train_minutes": round(minutes, 2)})
+                     "success": float(ev.values("success").mean()),
+                     "user_left": float(ev.values("user_left").mean()),
+                     "train_minutes": round(minutes, 2),
+                     "chosen": json.dumps(dict(agent.chosen.most_common()))})
     return rows
+
+
+class LabelCounter:
+    """Wraps an agent and counts the failure types of the candidates it sends (the
+    labels are the env's, for analysis; the agent never sees them)."""
+
+    def __init__(self, agent):
+        self.agent, self.name = agent, agent.name
+        self.deterministic = getattr(agent, "deterministic", True)
+        self.chosen: Counter = Counter()
+
+    def reset(self) -> None:
+        self.agent.reset()
+
+    def act(self, obs, env):
+        action = self.agent.act(obs, env)
+        self.chosen[env.unwrapped.interface.candidates[int(action)].label] += 1
+        return action
 
 
 def _references(episodes: int) -> dict[str, dict[str, float]]:

@@ -157,3 +157,21 @@ def test_benchmark_suite_prints_tables_and_writes_csv(tmp_path):
     assert any(r["target"] == "<= 1.5" and r["met"] in ("yes", "NO") for r in rows)
     bad = subprocess.run([*command[:2], "--sections", "nope"], check=False, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown sections ['nope']" in bad.stderr
+
+
+def test_cross_domain_benchmark_trains_on_each_domain_and_evaluates_on_all(tmp_path):
+    """A smoke run with a tiny budget: every train x eval cell is filled and the table has
+    a row per training domain (the figures are for `make cross-domain`)."""
+    import csv
+
+    command = [sys.executable, str(ROOT / "benchmarks" / "cross_domain.py"), "--steps", "64", "--seeds", "1",
+               "--episodes", "2", "--workers", "1", "--out", str(tmp_path)]
+    run = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert {(r["train"], r["eval"]) for r in rows} == {
+        (t, e) for t in ("customer service", "finance", "medical", "all three") for e in ("customer service", "finance", "medical")
+    }
+    assert all(json.loads(r["chosen"]) for r in rows)
+    table = (tmp_path / "table.md").read_text()
+    assert table.count("\n") == 8 and "| all three |" in table
