@@ -40,6 +40,7 @@ from rlhf_envs.lm.sft import SFTConfig, build_model, perplexity, train_lm, unigr
 from rlhf_envs.lm.tokenizer import DEFAULT_VOCAB_SIZE, train_tokenizer
 
 BUILD_FORMAT = 1  # bump when the build changes in a way the settings do not show
+_NOT_IN_TRANSCRIPTS = {"__init__.py", "check.py", "commands.py", "candidates.py"}
 LM_ENV_VAR = "RLHF_ENVS_LM"
 CACHE_ENV_VAR = "RLHF_ENVS_CACHE"
 
@@ -84,10 +85,13 @@ def _domains_fingerprint(domains: Sequence[str]) -> str:
         for path in sorted(folder.glob("*.yaml")) + [folder / "hooks.py"]:
             h.update(path.name.encode())
             h.update(path.read_bytes())
-    # The shared phrasing and the expert's code shape the transcripts too.
+    # The shared phrasing and the machinery that plays the conversations shape the
+    # transcripts too (not the modules that only check domains or propose candidates).
     tasks = Path(__file__).resolve().parents[1] / "tasks"
-    for name in ("language.yaml", "expert.py", "user_simulator.py", "corpus.py"):
-        h.update((tasks / name).read_bytes())
+    for path in sorted(tasks.glob("*.py")) + [tasks / "language.yaml"]:
+        if path.name not in _NOT_IN_TRANSCRIPTS:
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
     return h.hexdigest()
 
 

@@ -74,12 +74,10 @@ def personas(domain=None) -> tuple[str, ...]:
     return tuple(domain_rubric(domain)["personas"])
 
 
-@lru_cache(maxsize=1)
-def _builtin_personas() -> frozenset[str]:
-    # Read from the built-in domains' rubric.yaml files without loading the domains.
-    from rlhf_envs.tasks.domain import builtin_rubric_personas
+def _known_personas() -> frozenset[str]:
+    from rlhf_envs.tasks.domain import domain_rubric_personas
 
-    return frozenset(personas()) | builtin_rubric_personas()
+    return frozenset(personas()) | domain_rubric_personas()
 
 
 class RubricRewardModel:
@@ -88,7 +86,10 @@ class RubricRewardModel:
     Args:
         persona: whose weights to use: ``"balanced"`` (default, the gold standard),
             ``"stickler"``, ``"warm"``, ``"busy"``, or a persona a domain's
-            ``rubric.yaml`` adds (then only on that domain).
+            ``rubric.yaml`` adds (a built-in domain's, or that of a domain folder
+            loaded before, as the env loads its domain before its reward model). Such a
+            persona scores only that domain's replies: on another domain the first
+            score raises ``ValueError`` naming the personas available there.
         weights: explicit ``{component: weight}`` overriding the persona's.
 
     Each reply is scored with the points and weights of its own domain (read from
@@ -97,7 +98,7 @@ class RubricRewardModel:
     """
 
     def __init__(self, persona: str = "balanced", weights: Mapping[str, float] | None = None):
-        known = _builtin_personas()
+        known = _known_personas()
         if persona not in known:
             raise ValueError(f"unknown rubric persona {persona!r}; available: {', '.join(sorted(known))}")
         if weights:

@@ -129,7 +129,7 @@ def assess(state: "DialogueState", reply: str) -> Assessment:
     if domain.policy.rules:
         done = {s.id for s in state.path[: state.pos]}
         for rule in domain.policy.rules.values():
-            if rule_applies(rule, facts, done, domain.decisions) and rule.broken_by(lower):
+            if rule_applies(rule, facts, done, domain.decisions) and rule.broken_by(lower, facts):
                 (violations if rule.severity == "critical" else minor).append(rule.id)
     repetition = max((word_overlap(a.word_set, prev) for prev in state.agent_words), default=0.0)
     return Assessment(
@@ -151,10 +151,17 @@ def assess(state: "DialogueState", reply: str) -> Assessment:
 
 def rule_applies(rule: Rule, facts, done: set[str], decisions) -> bool:
     """Whether ``rule`` holds in this scenario at this point of the plan."""
-    if rule.when is not None and not decisions[rule.when](facts):
-        return False
-    if rule.unless is not None and decisions[rule.unless](facts):
-        return False
+    try:
+        if rule.when is not None and not decisions[rule.when](facts):
+            return False
+        if rule.unless is not None and decisions[rule.unless](facts):
+            return False
+    except KeyError as exc:
+        hook = rule.when or rule.unless
+        raise KeyError(
+            f"rule {rule.id!r}: hook {hook!r} needs fact {exc} that this task does not have; "
+            "a rule's hook must work for every task of the domain"
+        ) from None
     return rule.after is None or rule.after not in done
 
 

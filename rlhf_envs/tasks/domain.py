@@ -196,14 +196,24 @@ class Domain:
         if not isinstance(self.rubric, Mapping) or set(self.rubric) - {"points", "personas"}:
             raise DomainError(f"{where}: rubric.yaml may hold only 'points' and 'personas'")
         shared = rubric_data()["points"]
-        for component, values in (self.rubric.get("points") or {}).items():
-            if component not in shared or set(values or {}) - set(shared[component]):
+        accepted = ", ".join(f"{c}.{k}" for c in shared for k in shared[c])
+
+        def numbers(value, what: str) -> Mapping[str, Any]:
+            if not isinstance(value, Mapping) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
+            ):
+                raise DomainError(f"{where}: rubric.yaml {what} must map names to numbers, got {value!r}")
+            return value
+
+        for component, values in numbers_or_empty(self.rubric.get("points"), where).items():
+            values = numbers(values, f"points.{component}")
+            if component not in shared or set(values) - set(shared[component]):
                 raise DomainError(
-                    f"{where}: rubric.yaml points.{component} {sorted(values or {})} is not among the shared "
-                    f"rubric's points: {', '.join(f'{c}.{k}' for c in shared for k in shared[c])}"
+                    f"{where}: rubric.yaml points.{component} {sorted(values)} is not among the shared "
+                    f"rubric's points: {accepted}"
                 )
-        for persona, weights in (self.rubric.get("personas") or {}).items():
-            bad = set(weights or {}) - set(COMPONENTS)
+        for persona, weights in numbers_or_empty(self.rubric.get("personas"), where).items():
+            bad = set(numbers(weights, f"persona {persona!r}")) - set(COMPONENTS)
             if bad:
                 raise DomainError(f"{where}: rubric.yaml persona {persona!r} weighs unknown component(s) {sorted(bad)}; components: {', '.join(COMPONENTS)}")
 
@@ -256,6 +266,15 @@ class Domain:
             check(f"actions.yaml {action!r} promise", spec.get("promise", ""))
 
 
+def numbers_or_empty(value, where: str) -> Mapping[str, Any]:
+    """A rubric.yaml section: a mapping (or nothing)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise DomainError(f"{where}: rubric.yaml sections 'points' and 'personas' must be mappings, got {value!r}")
+    return value
+
+
 class _Fields(dict):
     def __init__(self, facts, extra):
         super().__init__(facts)
@@ -280,14 +299,26 @@ def get_domain(name: str | Path) -> Domain:
     return _load_domain(name)
 
 
-def builtin_rubric_personas() -> frozenset[str]:
-    """Persona names the built-in domains' ``rubric.yaml`` files add (read, not loaded)."""
+@lru_cache(maxsize=1)
+def _builtin_rubric_personas() -> frozenset[str]:
     names: set[str] = set()
     for name in BUILTIN_DOMAINS:
         path = Path(__file__).with_name(name) / "rubric.yaml"
         if path.is_file():
             names.update((yaml.safe_load(path.read_text()) or {}).get("personas") or {})
     return frozenset(names)
+
+
+def domain_rubric_personas() -> frozenset[str]:
+    """Persona names that domains' ``rubric.yaml`` files add: the built-in domains' (read,
+    not loaded) and those of every domain folder loaded in this process so far."""
+    names = set(_builtin_rubric_personas())
+    for domain in _LOADED.values():
+        names.update((domain.rubric or {}).get("personas") or {})
+    return frozenset(names)
+
+
+_LOADED: dict[str, Domain] = {}
 
 
 @lru_cache(maxsize=None)
@@ -307,4 +338,5 @@ def _load_domain(name: str) -> Domain:
     spec = importlib.util.spec_from_file_location(module_name, folder / "hooks.py")
     hooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hooks)
-    return Domain(name, folder, hooks)
+    domain = _LOADED[name] = Domain(name, folder, hooks)
+    return domain

@@ -162,3 +162,46 @@ def test_recommendations_follow_the_know_your_customer_questions_and_the_suitabi
                 assert decided and decided[0] < i, (final.scenario.subflow, ids)
                 assert any(p.kind == "ask" for p in final.path[:decided[0]]), ids
         assert final.success, final.summary()
+
+
+@pytest.mark.parametrize(
+    ("domain_name", "rule", "text", "broken"),
+    [
+        ("finance", "guaranteed_return", "No investment is risk-free, and nobody can guarantee a return.", False),
+        ("finance", "guaranteed_return", "No investment is risk-free, but this one is guaranteed to grow.", True),
+        ("finance", "guaranteed_return", "Don't worry about losses: this one is completely risk-free.", True),
+        ("finance", "guaranteed_return", "You can't lose money on it.", True),
+        ("finance", "pressure_selling", "There is no need to decide now.", False),
+        ("finance", "pressure_selling", "This offer ends today, so act now.", True),
+        ("medical", "over_triage", "If it gets worse, call 911 right away.", False),
+        ("medical", "over_triage", "You don't need to call 911 right now.", False),
+        ("medical", "over_triage", "Please call 911 right now.", True),
+        ("medical", "false_reassurance", "Don't worry, you'll be fine.", True),
+        ("medical", "false_reassurance", "I'll help you work out what to do.", False),
+    ],
+)
+def test_rules_read_negation_and_safety_netting(domain_name, rule, text, broken):
+    """A rule's pattern preceded by a negation ("nobody can guarantee") or, for
+    over-triage, by "if" (safety-netting) is not a breach; the same words meant as a
+    promise or an order are."""
+    assert get_domain(domain_name).policy.rules[rule].broken_by(text.lower()) is broken
+
+
+def test_a_medicine_the_patient_must_not_take_is_never_offered():
+    """After the allergy check, the expert names only a safe medicine, and naming one
+    that clashes with the patient's allergy or regular medicine breaks ``unsafe_medicine``
+    (ibuprofen for a patient on warfarin)."""
+    clashes = 0
+    for seed in range(600):
+        for state, rng in play_expert(MEDICAL, seed):
+            step = state.current_step
+            if step is None:
+                break
+            facts = state.scenario.facts
+            reply = expert_reply(state, rng)
+            assert "unsafe_medicine" not in state.assess(reply).violations, reply
+            if "check_allergies" in {s.id for s in state.path[: state.pos]} and facts["unsafe_medicine"]:
+                bad = reply + f" You could also take {facts['unsafe_medicine']}."
+                assert "unsafe_medicine" in state.assess(bad).violations, (facts["medications"], facts["allergies"], bad)
+                clashes += 1
+    assert clashes >= 10

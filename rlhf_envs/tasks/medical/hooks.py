@@ -71,6 +71,17 @@ def complete_facts(facts: dict[str, Any], data: Mapping[str, Any], rng: np.rando
     options = _safe_options(complaint, facts["allergies"], facts["medications"], data)
     facts["otc_medicine"] = options[0]["medicine"] if options else None
     facts["otc_use"] = options[0]["use"] if options else None
+    # What this patient must not be offered: medicines that clash with their allergy or
+    # their regular medicine, and the allergen itself.
+    unsafe = [
+        name for name, spec in data["medicines"].items()
+        if facts["allergies"] in spec["allergies"] or facts["medications"] in spec["medications"]
+    ]
+    facts["unsafe_medicine"] = unsafe[0] if unsafe else None
+    names = [n for name in unsafe for n in data["medicines"][name]["names"]]
+    if facts["allergies"] != "none":
+        names.append(facts["allergies"])
+    facts["unsafe_medicines"] = names
 
 
 def _safe_options(complaint: Mapping[str, Any], allergy: str, medications: str, data: Mapping[str, Any]) -> list:
