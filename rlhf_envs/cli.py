@@ -25,7 +25,7 @@ def _list_envs(args: argparse.Namespace) -> int:
     print("Environments:")
     for env_id in sorted(i for i in gym.registry if i.startswith("RLHF-")):
         kwargs = gym.registry[env_id].kwargs
-        print(f"  {env_id:<16} domain={kwargs.get('domain')} interface={kwargs.get('interface')}")
+        print(f"  {env_id:<24} domain={kwargs.get('domain')} interface={kwargs.get('interface')}")
     print("Reward models:")
     print(describe_registered())
     print(f"rlhf-envs {rlhf_envs.__version__}")
