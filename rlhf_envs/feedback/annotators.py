@@ -121,6 +121,7 @@ class Context:
     history: tuple
     state: Any
     candidates: tuple[str, ...]
+    seed: int | None = None  # the env's reset seed for this episode
 
     def exchange(self, reply: str) -> Exchange:
         return Exchange(self.scenario, self.history, reply, self.state)
@@ -177,13 +178,14 @@ class FeedbackCollector:
             episode = self._episodes
             self._episodes += 1
             name, how = _draw(self.behaviours, self.rng)
-            obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
+            seed = int(self.rng.integers(2**31))
+            obs, _ = self.env.reset(seed=seed)
             turn = 0
             while True:
                 state = base.state
                 yield Context(
                     episode, turn, name, state.scenario, state.history, state,
-                    tuple(c.text for c in base.interface.candidates),
+                    tuple(c.text for c in base.interface.candidates), seed,
                 )
                 if callable(how):
                     action = how(self.env, obs, self.rng)

@@ -1,0 +1,126 @@
+"""Retrain the reward model on everything labelled so far; promote it only if not worse.
+
+The labels of a fixed held-out slice of comparisons (:func:`store.is_heldout`, 20% by
+comparison id) never train any model; they judge each new model against the current one.
+A new model goes to ``RM_DIR/vN`` (safetensors + JSON) whether promoted or not, is
+recorded in the store's ``reward_models`` table, and on promotion ``RM_DIR/current``
+(a symbolic link, swapped atomically) points at it, so ``reward="learned:RM_DIR/current"``
+always names the promoted model. A lock file keeps two retraining jobs from taking the
+same version number.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlhf_envs.feedback.store import FeedbackStore, StoreError
+
+__all__ = ["RetrainResult", "retrain_reward_model"]
+
+MIN_TRAIN_LABELS = 20
+MIN_HELDOUT_LABELS = 5
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """One retraining: the new model's version and folder, its held-out accuracy and the
+    current model's on the same labels, and whether it was promoted."""
+
+    version: int
+    path: Path
+    promoted: bool
+    accuracy: float
+    baseline_version: int | None
+    baseline_accuracy: float | None
+    train_labels: int
+    heldout_labels: int
+    seconds: float
+
+    def summary(self) -> str:
+        against = ("no current model" if self.baseline_version is None else
+                   f"current v{self.baseline_version} {self.baseline_accuracy:.3f}")
+        verdict = "promoted" if self.promoted else "kept the current model (the new one is worse)"
+        return (f"RM v{self.version}: trained on {self.train_labels} labels in {self.seconds:.1f} s; held-out "
+                f"accuracy {self.accuracy:.3f} on {self.heldout_labels} labels vs {against}: {verdict}")
+
+
+@contextmanager
+def _exclusive(rm_dir: Path) -> Iterator[None]:
+    with open(rm_dir / ".retrain.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _point_current(rm_dir: Path, target: Path) -> None:
+    tmp = rm_dir / f".current-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(target.name)
+    os.replace(tmp, rm_dir / "current")  # atomic: readers see the old or the new model
+
+
+def retrain_reward_model(
+    store: FeedbackStore,
+    rm_dir: str | os.PathLike,
+    model: str = "linear",
+    *,
+    tolerance: float = 0.0,
+    seed: int = 0,
+    progress: bool = False,
+    **training: Any,
+) -> RetrainResult:
+    """Train a reward model on all A/B labels outside the held-out slice, compare it with
+    the current one on the held-out labels, and promote it if it is not worse.
+
+    Args:
+        store: the feedback database.
+        rm_dir: folder of the versioned models (created if missing).
+        model: ``"linear"`` or ``"minilm"`` (see :func:`train_reward_model`).
+        tolerance: promote when ``new >= current - tolerance`` (default 0: not worse).
+        seed: training seed.
+        progress: show a progress bar while training.
+        training: more :func:`train_reward_model` settings (epochs, lr, ...).
+
+    Raises:
+        StoreError: fewer than 20 training or 5 held-out A/B labels.
+    """
+    from rlhf_envs.rewards.learned import LearnedRewardModel, pairwise_accuracy, train_reward_model
+
+    rm_dir = Path(rm_dir)
+    rm_dir.mkdir(parents=True, exist_ok=True)
+    train = store.preference_pairs(heldout=False)
+    held = store.preference_pairs(heldout=True)
+    if len(train) < MIN_TRAIN_LABELS or len(held) < MIN_HELDOUT_LABELS:
+        raise StoreError(
+            f"{store.path} has {len(train)} training and {len(held)} held-out A/B labels; retraining needs at "
+            f"least {MIN_TRAIN_LABELS} and {MIN_HELDOUT_LABELS} (ties and skips do not count)")
+    started = time.perf_counter()
+    with _exclusive(rm_dir):
+        version = store.next_reward_model_version()
+        result = train_reward_model(train, model, seed=seed, progress=progress,
+                                    data_info={"database": str(store.path), "labels": len(train)}, **training)
+        accuracy = pairwise_accuracy(result.model, held, seed=seed).accuracy
+        current = store.current_reward_model()
+        baseline = None
+        if current is not None:
+            baseline = pairwise_accuracy(LearnedRewardModel.load(current["path"]), held, seed=seed).accuracy
+        promoted = baseline is None or accuracy >= baseline - tolerance
+        folder = result.model.save(rm_dir / f"v{version}", heldout_accuracy=accuracy, version=version)
+        store.record_reward_model(
+            version, str(folder.resolve()), train_labels=len(train), heldout_labels=len(held), accuracy=accuracy,
+            baseline_version=None if current is None else int(current["version"]), baseline_accuracy=baseline,
+            promoted=promoted, config={"model": model, "seed": seed, **{k: v for k, v in training.items()}})
+        if promoted:
+            _point_current(rm_dir, folder)
+    return RetrainResult(version, folder, promoted, accuracy, None if current is None else int(current["version"]),
+                         baseline, len(train), len(held), time.perf_counter() - started)

@@ -1,0 +1,133 @@
+// The labelling page. Every text from the server is set with textContent, never as HTML.
+"use strict";
+
+const state = { annotator: null, item: null, mode: "compare", shownAt: 0, busy: false };
+const $ = (id) => document.getElementById(id);
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: body ? { "Content-Type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+  return data;
+}
+
+function showProgress(p) {
+  let text = `You: ${p.yours} labels · everyone: ${p.total}`;
+  if (p.shared) text += ` · agreement with others: ${Math.round(100 * p.agreement)}% on ${p.shared} shared pairs`;
+  $("progress").textContent = text;
+}
+
+function showDialogue(turns) {
+  const box = $("dialogue");
+  box.replaceChildren();
+  for (const turn of turns) {
+    const line = document.createElement("p");
+    line.className = `turn ${turn.role}`;
+    const who = document.createElement("strong");
+    who.textContent = turn.role === "agent" ? "Agent" : turn.role === "system" ? "System" : "User";
+    line.append(who, document.createTextNode(" " + turn.text));
+    box.append(line);
+  }
+  box.scrollTop = box.scrollHeight;
+}
+
+async function loadNext() {
+  const id = encodeURIComponent(state.annotator);
+  try {
+    if (state.mode === "compare") {
+      state.item = await api("GET", `/api/next?annotator_id=${id}`);
+      $("text-a").textContent = state.item.reply_a;
+      $("text-b").textContent = state.item.reply_b;
+    } else {
+      state.item = await api("GET", `/api/next-rating?annotator_id=${id}&scale=${state.mode}`);
+      $("text-r").textContent = state.item.reply;
+    }
+    showDialogue(state.item.turns);
+    showProgress(state.item.progress);
+    $("reason").value = "";
+    state.shownAt = performance.now();
+    $("status").textContent = "";
+    document.body.dataset.ready = String(state.item.comparison_id ?? state.item.item_id);
+  } catch (err) {
+    $("status").textContent = `Could not load the next item: ${err.message}`;
+  }
+}
+
+async function send(value) {
+  if (!state.item || state.busy) return;  // one send at a time; the label id makes resends harmless
+  state.busy = true;
+  const item = state.item;
+  const reason = $("reason").value.trim() || null;
+  const seconds = Math.round((performance.now() - state.shownAt) / 100) / 10;
+  try {
+    if (state.mode === "compare") {
+      await api("POST", "/api/labels", { label_id: item.label_id, comparison_id: item.comparison_id,
+        annotator_id: state.annotator, choice: value, reason, seconds });
+    } else {
+      await api("POST", "/api/ratings", { label_id: item.label_id, item_id: item.item_id,
+        annotator_id: state.annotator, scale: state.mode, value: Number(value), reason });
+    }
+    document.body.dataset.sent = String((Number(document.body.dataset.sent) || 0) + 1);
+    await loadNext();
+  } catch (err) {
+    $("status").textContent = `Not saved: ${err.message}. Press the key again to retry.`;
+  } finally {
+    state.busy = false;
+  }
+}
+
+function setMode(mode) {
+  state.mode = mode;
+  for (const b of document.querySelectorAll("button.mode")) b.classList.toggle("active", b.id === `mode-${mode}`);
+  $("compare").hidden = mode !== "compare";
+  $("rate").hidden = mode === "compare";
+  $("thumbs-keys").hidden = mode !== "thumbs";
+  $("stars-keys").hidden = mode !== "stars";
+  if (state.annotator) loadNext();
+}
+
+const KEYS = {
+  compare: { "1": "a", "2": "b", t: "tie", s: "skip" },
+  thumbs: { u: "1", d: "0", "+": "1", "-": "0" },
+  stars: { "1": "1", "2": "2", "3": "3", "4": "4", "5": "5" },
+};
+
+document.addEventListener("keydown", (event) => {
+  if (!state.annotator || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.target instanceof HTMLInputElement) return;  // typing a reason or a name
+  const value = KEYS[state.mode][event.key.toLowerCase()];
+  if (value !== undefined) {
+    event.preventDefault();
+    send(value);
+  }
+});
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("signin").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $("name").value.trim();
+    if (!name) {
+      $("signin-error").textContent = "Please enter your name first.";
+      return;
+    }
+    try {
+      const who = await api("POST", "/api/annotators", { name });
+      state.annotator = who.annotator_id;
+      $("signin").hidden = true;
+      $("work").hidden = false;
+      document.activeElement.blur();
+      await loadNext();
+    } catch (err) {
+      $("signin-error").textContent = err.message;
+    }
+  });
+  for (const b of document.querySelectorAll("[data-choice]")) b.addEventListener("click", () => send(b.dataset.choice));
+  for (const b of document.querySelectorAll("[data-value]")) b.addEventListener("click", () => send(b.dataset.value));
+  $("mode-compare").addEventListener("click", () => setMode("compare"));
+  $("mode-thumbs").addEventListener("click", () => setMode("thumbs"));
+  $("mode-stars").addEventListener("click", () => setMode("stars"));
+});

@@ -1,0 +1,275 @@
+"""The SQLite feedback store: schema and migrations, idempotent labels, refusals that
+write nothing, import/export, and many writer processes at once."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from rlhf_envs.feedback import PreferencePair, read_preferences, read_ratings, write_preferences
+from rlhf_envs.feedback.agreement import annotator_agreement, cohen_kappa, rm_accuracy_over_time
+from rlhf_envs.feedback.store import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    FeedbackStore,
+    LabelConflict,
+    StoreError,
+    UnknownItem,
+    is_heldout,
+)
+
+HH_FILE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "hh-rlhf" / "harmless-base-1800.jsonl"
+
+
+@pytest.fixture
+def store(tmp_path):
+    with FeedbackStore(tmp_path / "feedback.sqlite") as s:
+        yield s
+
+
+def _comparison(store, n=0, **kw):
+    return store.add_comparison(f"User: question {n}", f"answer A{n}", f"answer B{n}", source="test", **kw)
+
+
+def test_new_database_is_wal_with_current_schema(store):
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"annotators", "comparisons", "labels", "rating_items", "ratings", "reward_models"} <= tables
+    assert store.integrity_check() == "ok"
+
+
+def test_old_schema_is_migrated_without_losing_rows(tmp_path):
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0])  # a database written by the schema-1 release
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO annotators VALUES ('ann-0000000001', 'Ada', 0)")
+    conn.execute("INSERT INTO comparisons (context, reply_a, reply_b, source, created_at) VALUES ('', 'x', 'y', 'old', 0)")
+    conn.execute("INSERT INTO labels (label_id, comparison_id, annotator_id, choice, created_at) "
+                 "VALUES ('label-0001', 1, 'ann-0000000001', 'b', 0)")
+    conn.commit()
+    conn.close()
+    with FeedbackStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert [(p.chosen, p.rejected) for p in store.preference_pairs()] == [("y", "x")]
+        indexes = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "labels_by_comparison" in indexes
+
+
+def test_newer_schema_and_non_databases_are_refused(tmp_path):
+    newer = tmp_path / "newer.sqlite"
+    sqlite3.connect(newer).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer than this rlhf-envs knows"):
+        FeedbackStore(newer)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database, just text " * 100)
+    with pytest.raises(StoreError, match="not a usable SQLite database"):
+        FeedbackStore(junk)
+    with pytest.raises(StoreError, match="does not exist"):
+        FeedbackStore(tmp_path / "missing-folder" / "f.sqlite")
+
+
+def test_labels_are_idempotent_and_conflicts_are_refused(store):
+    ada, bob = store.annotator("Ada"), store.annotator("Bob")
+    assert ada.startswith("ann-") and "Ada" not in ada
+    assert store.annotator("  Ada ") == ada  # the same person, however the name was padded
+    c = _comparison(store)
+    assert store.add_label("label-0001", c, ada, "a") is True
+    assert store.add_label("label-0001", c, ada, "a") is False  # the same form sent again
+    with pytest.raises(LabelConflict, match="already used for a different label"):
+        store.add_label("label-0001", c, ada, "b")
+    with pytest.raises(LabelConflict, match="already labelled"):
+        store.add_label("label-0002", c, ada, "b")  # a second tab, a new label id
+    assert store.add_label("label-0003", c, bob, "tie") is True
+    assert store.counts()["labels"] == 2
+
+
+@pytest.mark.parametrize("args, error, message", [
+    (("label-0009", 1, "A", "maybe"), StoreError, "choice 'maybe' is not one of a, b, tie, skip"),
+    (("short", 1, "A", "a"), StoreError, "label_id must be 8 to 100"),
+    (("label-0009", 999, "A", "a"), UnknownItem, "no comparison with id 999"),
+    (("label-0009", 1, "ann-nobody", "a"), UnknownItem, "unknown annotator"),
+    (("label-0009", "1", "A", "a"), StoreError, "comparison_id must be an integer"),
+])
+def test_bad_labels_write_nothing(store, args, error, message):
+    ada = store.annotator("Ada")
+    _comparison(store)
+    args = tuple(ada if a == "A" else a for a in args)
+    with pytest.raises(error, match=message):
+        store.add_label(*args)
+    assert store.counts()["labels"] == 0
+    with pytest.raises(StoreError, match="reason has 2,001 characters"):
+        store.add_label("label-0010", 1, ada, "a", reason="x" * 2001)
+    with pytest.raises(StoreError, match="seconds must be a finite number"):
+        store.add_label("label-0010", 1, ada, "a", seconds=float("nan"))
+    assert store.counts()["labels"] == 0
+
+
+def test_bad_comparisons_and_names_are_refused(store):
+    with pytest.raises(StoreError, match="identical"):
+        store.add_comparison("", "same", "same", source="t")
+    with pytest.raises(StoreError, match="reply B is empty"):
+        store.add_comparison("", "a", "   ", source="t")
+    with pytest.raises(StoreError, match="at most 20,000"):
+        store.add_comparison("x" * 20_001, "a", "b", source="t")
+    for name in ("", "   ", "a" * 65, "tab\there"):
+        with pytest.raises(StoreError, match="annotator name is required"):
+            store.annotator(name)
+    assert store.counts() == dict.fromkeys(store.counts(), 0)
+
+
+def test_ratings_round_trip_and_validate(store, tmp_path):
+    ada = store.annotator("Ada")
+    item = store.add_rating_item("User: hi", "Hello, how can I help?", source="test")
+    assert store.add_rating("rating-0001", item, ada, "stars", 4) is True
+    assert store.add_rating("rating-0001", item, ada, "stars", 4) is False
+    with pytest.raises(StoreError, match="stars rating is an integer from 1 to 5"):
+        store.add_rating("rating-0002", item, ada, "stars", 6)
+    with pytest.raises(StoreError, match="thumbs rating is an integer from 0 to 1"):
+        store.add_rating("rating-0002", item, ada, "thumbs", True)
+    assert store.add_rating("rating-0003", item, ada, "thumbs", 1) is True
+    out = tmp_path / "stars.jsonl"
+    assert store.export_ratings(out, "stars") == 1
+    [rating] = read_ratings(out)
+    assert (rating.completion, rating.label, rating.scale, rating.metadata["annotator"]) == (
+        "Hello, how can I help?", 4, "stars", ada)
+
+
+def test_heldout_slice_is_fixed_and_keeps_a_comparison_together(store):
+    ada, bob = store.annotator("Ada"), store.annotator("Bob")
+    for n in range(200):
+        c = _comparison(store, n)
+        store.add_label(f"ada-{n:05d}", c, ada, "a" if n % 2 else "b")
+        store.add_label(f"bob-{n:05d}", c, bob, "a")
+    held, train = store.preference_pairs(heldout=True), store.preference_pairs(heldout=False)
+    assert len(held) + len(train) == 400
+    assert 0.1 < len(held) / 400 < 0.3
+    held_ids = {p.metadata["comparison"] for p in held}
+    assert held_ids.isdisjoint(p.metadata["comparison"] for p in train)
+    assert held_ids == {c for c in range(1, 201) if is_heldout(c)}
+
+
+def test_export_is_trl_jsonl_without_names(store, tmp_path):
+    ada = store.annotator("Ada Lovelace")
+    c = store.add_comparison("User: hi", "Hello!", "Go away.", source="test", metadata={"gold_margin": 2.5})
+    store.add_label("label-0001", c, ada, "b")
+    store.add_label("label-0002", _comparison(store, 1), ada, "skip")  # skips are not preferences
+    out = tmp_path / "export.jsonl"
+    assert store.export_preferences(out) == 1
+    text = out.read_text()
+    assert "Ada" not in text and "Lovelace" not in text
+    [pair] = read_preferences(out)
+    assert (pair.prompt, pair.chosen, pair.rejected) == ("User: hi", "Go away.", "Hello!")
+    assert pair.metadata["annotator"] == ada
+    assert pair.metadata["gold_margin"] == -2.5  # stored for A over B, exported for chosen over rejected
+    assert set(json.loads(text)) >= {"prompt", "chosen", "rejected"}
+
+
+def test_import_trl_and_hh_rlhf_then_export_again(store, tmp_path):
+    pairs = [PreferencePair(f"User: q{n}", f"good {n}", f"bad {n}", {"annotator": f"rater{n % 3}"}) for n in range(50)]
+    src = tmp_path / "pairs.jsonl"
+    write_preferences(src, pairs)
+    assert store.import_file(src) == {"comparisons": 50, "labels": 50}
+    choices = [r["choice"] for r in store.labels()]
+    assert 10 < choices.count("a") < 40  # the chosen reply is placed as A or B at random
+    out = tmp_path / "out.jsonl"
+    store.export_preferences(out)
+    assert sorted((p.prompt, p.chosen, p.rejected) for p in read_preferences(out)) == sorted(
+        (p.prompt, p.chosen, p.rejected) for p in pairs)
+    assert len(store.annotator_summary()) == 3
+    if HH_FILE.exists():
+        with pytest.raises(ValueError, match=r"line \d+: the final reply in 'chosen' is empty"):
+            store.import_file(HH_FILE)  # the sample has a few transcripts that end without a reply
+        assert store.counts()["comparisons"] == 50
+        with pytest.warns(UserWarning, match="skipped 6 invalid lines"):
+            counts = store.import_file(HH_FILE, skip_invalid=True)
+        assert counts["labels"] == counts["comparisons"] == 1800 - counts["skipped"] >= 1700
+        assert store.integrity_check() == "ok"
+
+
+def test_malformed_import_stores_nothing(store, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p", "chosen": "a"}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        store.import_file(bad)
+    assert store.counts()["comparisons"] == 0
+
+
+def test_cohen_kappa_matches_hand_computation():
+    # 10 items: observed agreement 0.7; marginals a: 5/10 vs 6/10, b: 5/10 vs 4/10, so
+    # chance agreement 0.5 and kappa (0.7 - 0.5) / (1 - 0.5) = 0.4.
+    first = list("aaaaabbbbb")
+    second = list("aaaababbba")
+    assert cohen_kappa(first, second) == pytest.approx(0.4)
+    assert cohen_kappa(list("abab"), list("abab")) == 1.0
+    assert cohen_kappa(list("aaaa"), list("aaaa")) == 1.0
+    report = annotator_agreement([(1, "x", "a"), (1, "y", "a"), (2, "x", "b"), (2, "y", "a"), (3, "x", "skip"),
+                                  (3, "y", "a"), (4, "x", "a")])
+    assert (report.items, report.pairs, report.observed) == (2, 2, 0.5)
+
+
+def test_rm_accuracy_over_time_uses_the_serving_models_margin():
+    rows = [{"choice": "a", "rm_margin": 1.0, "rm_version": 1}, {"choice": "b", "rm_margin": 1.0, "rm_version": 1},
+            {"choice": "b", "rm_margin": -0.5, "rm_version": 2}, {"choice": "tie", "rm_margin": 1.0, "rm_version": 2},
+            {"choice": "a", "rm_margin": None, "rm_version": None}]
+    [point] = rm_accuracy_over_time(rows, bucket=10)
+    assert point == {"labels": 3, "n": 3, "accuracy": pytest.approx(2 / 3), "versions": [1, 2]}
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from rlhf_envs.feedback.store import FeedbackStore
+    path, who, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    store = FeedbackStore(path)
+    me = store.annotator(who)
+    for i in range(n):
+        label_id = f"{who}-{i:05d}"
+        store.add_label(label_id, i + 1, me, "ab"[i % 2])
+        assert store.add_label(label_id, i + 1, me, "ab"[i % 2]) is False  # a resend: no second row
+    print("done", flush=True)
+""")
+
+READER = textwrap.dedent("""
+    import sys, time
+    from rlhf_envs.feedback.store import FeedbackStore
+    store = FeedbackStore(sys.argv[1])
+    seen = 0
+    deadline = time.time() + 120
+    while seen < int(sys.argv[2]) and time.time() < deadline:
+        now = len(store.preference_pairs())
+        assert now >= seen, (now, seen)  # a reader never sees labels disappear
+        seen = now
+    print(seen, flush=True)
+""")
+
+
+def test_four_writer_processes_lose_and_double_nothing(tmp_path):
+    path = tmp_path / "busy.sqlite"
+    with FeedbackStore(path) as store:
+        for n in range(500):
+            _comparison(store, n)
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"writer{k}", "500"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(4)]
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(path), "2000"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    outputs = []
+    for p in [*writers, reader]:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        outputs.append(out.strip())
+    assert outputs == ["done"] * 4 + ["2000"]
+    with FeedbackStore(path) as store:
+        labels = store.labels()
+        assert len(labels) == 2000
+        assert len({r["label_id"] for r in labels}) == 2000
+        per = {a["id"]: a["labels"] for a in store.annotator_summary()}
+        assert sorted(per.values()) == [500] * 4
+        assert store.integrity_check() == "ok"
