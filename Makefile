@@ -10,7 +10,11 @@ STAMP := $(VENV)/.installed
 RLLIB_VENV ?= .venv-rllib
 RLLIB_STAMP := $(RLLIB_VENV)/.installed
 
-.PHONY: demo test rllib-venv test-slow bench compare cross-domain proxy-vs-gold build-lm lm-rlhf clean
+# The labelling page's browser tests drive Debian's Chromium (Playwright never downloads
+# its own browser here); installed when missing, as root or through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test browser rllib-venv test-slow bench compare cross-domain proxy-vs-gold build-lm lm-rlhf clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +33,13 @@ $(RLLIB_STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/rlhf-envs demo
 
-test: $(STAMP) $(RLLIB_STAMP)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser tests"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+		echo "could not install chromium: the browser tests will be skipped"; }
+
+test: $(STAMP) $(RLLIB_STAMP) browser
 	$(BIN)/python -m pytest
 	$(RLLIB_VENV)/bin/python -m pytest tests/test_rllib.py tests/test_vector.py tests/test_envs.py -k "not random_fuzzing"
 

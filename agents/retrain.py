@@ -42,6 +42,7 @@ class Round:
     labels: int
     rm_version: int | None
     rm_accuracy: float | None
+    previous_accuracy: float | None  # the replaced model's, on the same held-out labels
     promoted: bool | None
     steps: int
     gold: tuple[float, float, float]
@@ -189,7 +190,7 @@ def simulate(store: Any, rm_dir: Path, policy_out: Path, *, env_id: str = "RLHF-
     # The initial policy: PPO's untrained candidate scorer (the "SFT" start of the loop).
     policy = make_model("ppo", make_training_env(env_id, 4, seed, {}), "candidate", seed=seed)
     print(f"{env_id}: held-out gold of the scripted expert {expert:.2f}, random {random:.2f} ({episodes} episodes)")
-    header = f"{'round':>5} {'labels':>7} {'RM':>4} {'RM acc':>7} {'promoted':>8} {'PPO steps':>9} " \
+    header = f"{'round':>5} {'labels':>7} {'RM':>4} {'RM acc':>7} {'vs old':>7} {'promoted':>8} {'PPO steps':>9} " \
              f"{'gold [95% CI]':>22} {'normalised':>10} {'success':>7} {'time':>6}"
     print(header)
     results: list[Round] = []
@@ -198,14 +199,16 @@ def simulate(store: Any, rm_dir: Path, policy_out: Path, *, env_id: str = "RLHF-
         ev = evaluate(SB3Agent(policy, "policy", True), env_id, eval_seeds)
         gold = ev.mean_ci("gold")
         row = Round(r, store.counts()["labels"], None if rm is None else rm.version,
-                    None if rm is None else rm.accuracy, None if rm is None else rm.promoted,
+                    None if rm is None else rm.accuracy, None if rm is None else rm.baseline_accuracy,
+                    None if rm is None else rm.promoted,
                     int(policy.num_timesteps), gold, (gold[0] - random) / (expert - random),
                     float(ev.values("success").mean()), time.perf_counter() - started)
         results.append(row)
         acc = "-" if row.rm_accuracy is None else f"{row.rm_accuracy:.3f}"
+        old = "-" if rm is None or rm.baseline_accuracy is None else f"{rm.baseline_accuracy:.3f}"
         promoted = "-" if row.promoted is None else ("yes" if row.promoted else "no")
         print(f"{r:>5} {row.labels:>7} {('v' + str(row.rm_version)) if row.rm_version else '-':>4} {acc:>7} "
-              f"{promoted:>8} {row.steps:>9} {gold[0]:>7.2f} [{gold[1]:>5.2f}, {gold[2]:>5.2f}] "
+              f"{old:>7} {promoted:>8} {row.steps:>9} {gold[0]:>7.2f} [{gold[1]:>5.2f}, {gold[2]:>5.2f}] "
               f"{row.normalised:>10.3f} {row.success:>7.0%} {row.seconds:>5.0f}s", flush=True)
 
     report(0, None, time.perf_counter())

@@ -266,7 +266,7 @@ def render_admin(store: FeedbackStore, heading: str) -> str:
     time_rows = "".join(
         f"<tr><td>{p['labels']}</td><td>{p['n']}</td><td>{p['accuracy']:.1%}</td>"
         f"<td>{e(', '.join('v' + str(v) for v in p['versions']))}</td>"
-        f"<td><span class='bar' data-width='{round(100 * p['accuracy'])}'>{'#' * round(20 * p['accuracy'])}"
+        f"<td><span class='bar'>{'#' * round(20 * p['accuracy'])}"
         f"</span></td></tr>" for p in over_time)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Admin - {e(heading)}</title>

@@ -37,21 +37,26 @@ function showDialogue(turns) {
 
 async function loadNext() {
   const id = encodeURIComponent(state.annotator);
+  const mode = state.mode;
   try {
-    if (state.mode === "compare") {
-      state.item = await api("GET", `/api/next?annotator_id=${id}`);
-      $("text-a").textContent = state.item.reply_a;
-      $("text-b").textContent = state.item.reply_b;
+    const item = mode === "compare"
+      ? await api("GET", `/api/next?annotator_id=${id}`)
+      : await api("GET", `/api/next-rating?annotator_id=${id}&scale=${mode}`);
+    if (mode !== state.mode) return;  // the mode changed while this was loading
+    state.item = item;
+    if (mode === "compare") {
+      $("text-a").textContent = item.reply_a;
+      $("text-b").textContent = item.reply_b;
     } else {
-      state.item = await api("GET", `/api/next-rating?annotator_id=${id}&scale=${state.mode}`);
-      $("text-r").textContent = state.item.reply;
+      $("text-r").textContent = item.reply;
     }
     showDialogue(state.item.turns);
     showProgress(state.item.progress);
     $("reason").value = "";
     state.shownAt = performance.now();
     $("status").textContent = "";
-    document.body.dataset.ready = String(state.item.comparison_id ?? state.item.item_id);
+    // For tests and scripts: what is on screen now ("compare:12", "stars:3").
+    document.body.dataset.ready = `${state.mode}:${state.item.comparison_id ?? state.item.item_id}`;
   } catch (err) {
     $("status").textContent = `Could not load the next item: ${err.message}`;
   }
@@ -71,6 +76,9 @@ async function send(value) {
       await api("POST", "/api/ratings", { label_id: item.label_id, item_id: item.item_id,
         annotator_id: state.annotator, scale: state.mode, value: Number(value), reason });
     }
+    // Stored. Until the next item is on screen, keys have nothing to label.
+    state.item = null;
+    delete document.body.dataset.ready;
     document.body.dataset.sent = String((Number(document.body.dataset.sent) || 0) + 1);
     await loadNext();
   } catch (err) {
@@ -82,6 +90,8 @@ async function send(value) {
 
 function setMode(mode) {
   state.mode = mode;
+  state.item = null;  // keys do nothing until an item of the new mode is shown
+  delete document.body.dataset.ready;
   for (const b of document.querySelectorAll("button.mode")) b.classList.toggle("active", b.id === `mode-${mode}`);
   $("compare").hidden = mode !== "compare";
   $("rate").hidden = mode === "compare";
