@@ -75,6 +75,8 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs", type=int, default=1000, help="--simulate: pairs labelled per round (default 1,000)")
     p.add_argument("--env", default="RLHF-Chat-v0", help="--simulate: select-interface env id (default RLHF-Chat-v0)")
     p.add_argument("--episodes", type=int, default=100, help="--simulate: held-out episodes per evaluation")
+    p.add_argument("--label-rounds", type=int,
+                   help="--simulate: label and retrain only in the first N rounds, then RL only (a control)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 out = args.policy_out or args.db.parent / "policies"
                 simulate(store, args.rm_dir, out, env_id=args.env, rounds=args.rounds, pairs=args.pairs,
                          policy_steps=args.policy_steps, episodes=args.episodes, model=args.model,
-                         tolerance=args.tolerance, seed=args.seed)
+                         tolerance=args.tolerance, seed=args.seed, label_rounds=args.label_rounds)
             else:
                 retrain_once(store, args)
     except (StoreError, FileNotFoundError, ValueError) as err:
@@ -168,13 +170,17 @@ def label_with_simulated_annotators(store: Any, source: Any, pairs: int, rng: np
 
 def simulate(store: Any, rm_dir: Path, policy_out: Path, *, env_id: str = "RLHF-Chat-v0", rounds: int = 3,
              pairs: int = 1000, policy_steps: int = 50_000, episodes: int = 100, model: str = "linear",
-             tolerance: float = 0.0, seed: int = 0, explore: float = 0.25) -> list[Round]:
+             tolerance: float = 0.0, seed: int = 0, explore: float = 0.25,
+             label_rounds: int | None = None) -> list[Round]:
     """The unattended loop (see the module docstring). Returns one :class:`Round` per round
     plus round 0 (the initial policy, before any feedback).
 
     Args:
         explore: share of collection episodes played at random, so pairs also come from
             turns the policy would not reach.
+        label_rounds: collect labels and retrain only in the first this many rounds; later
+            rounds keep training against the last promoted model (the control that shows
+            what continued feedback adds). ``None``: every round.
     """
     from agents.baselines import ExpertAgent, RandomAgent, SB3Agent
     from agents.checkpoint import save_agent
@@ -218,11 +224,13 @@ def simulate(store: Any, rm_dir: Path, policy_out: Path, *, env_id: str = "RLHF-
         def act(env: Any, obs: Any, _rng: np.random.Generator) -> int:
             return int(policy.predict(obs, deterministic=False)[0])
 
-        source = PairSource(store, env_id, mode="active", overlap=0.2, seed=seed + 1000 * r,
-                            behaviours={"policy": (act, 1.0 - explore), "random": (1.0, explore)})
-        label_with_simulated_annotators(store, source, pairs, rng)
-        source.close()
-        rm = retrain_reward_model(store, rm_dir, model, tolerance=tolerance, seed=seed + r)
+        rm = None
+        if label_rounds is None or r <= label_rounds:
+            source = PairSource(store, env_id, mode="active", overlap=0.2, seed=seed + 1000 * r,
+                                behaviours={"policy": (act, 1.0 - explore), "random": (1.0, explore)})
+            label_with_simulated_annotators(store, source, pairs, rng)
+            source.close()
+            rm = retrain_reward_model(store, rm_dir, model, tolerance=tolerance, seed=seed + r)
         current = store.current_reward_model()
         reward = f"learned:{current['path']}"
         policy.set_env(make_training_env(env_id, 4, seed + r, {"reward": reward}))

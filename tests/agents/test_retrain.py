@@ -3,7 +3,9 @@ simulated loop, fine-tuning a saved policy against a promoted model, and clear e
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import subprocess
 import sys
 
@@ -14,7 +16,7 @@ from rlhf_envs.feedback.store import FeedbackStore
 
 def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rlhf_envs.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                          timeout=timeout, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -93,5 +95,5 @@ def test_three_simulated_rounds_raise_the_gold_reward(tmp_path):
     print(out.stdout)
     rounds = json.loads((tmp_path / "policies" / "rounds.json").read_text())
     gold = [r["gold"][0] for r in rounds]
-    assert all(later > earlier for earlier, later in zip(gold, gold[1:])), gold
+    assert all(later > earlier for earlier, later in itertools.pairwise(gold)), gold
     assert rounds[-1]["normalised"] > 0.6
