@@ -88,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
     from rlhf_envs.feedback.store import FeedbackStore, StoreError
 
     torch.set_num_threads(max(1, args.threads))
-    if args.policy_steps < 0 or args.rounds < 1 or args.pairs < 1 or args.episodes < 1:
-        raise SystemExit("rlhf-envs retrain: --policy-steps must be >= 0 and --rounds, --pairs, --episodes >= 1")
+    if args.policy_steps < 0 or args.rounds < 1 or args.pairs < 1 or args.episodes < 1 or (
+            args.label_rounds is not None and args.label_rounds < 1):
+        raise SystemExit("rlhf-envs retrain: --policy-steps must be >= 0 and --rounds, --pairs, --episodes, "
+                         "--label-rounds >= 1")
     if not args.simulate and not args.db.exists():
         raise SystemExit(f"rlhf-envs retrain: no database at {args.db}; label some pairs first (rlhf-envs label)")
     try:
@@ -136,8 +138,9 @@ def fine_tune(policy: Path, out: Path, reward: str, steps: int, seed: int) -> No
         raise ValueError(f"{policy} holds a {meta['algo']} agent; fine-tuning supports on-policy ppo, a2c, "
                          "maskable-ppo")
     env_kwargs = {**meta["env_kwargs"], "reward": reward}
-    model = load_agent(policy).model
-    model.set_env(make_training_env(meta["env_id"], 4, seed, env_kwargs))
+    # Built on the training env itself: SB3's set_env cannot change the number of envs.
+    model = load_agent(policy, env=make_training_env(meta["env_id"], 4, seed, env_kwargs)).model
+    model.num_timesteps = int(meta.get("num_timesteps", 0))
     model.learn(steps, reset_num_timesteps=False)
     save_agent(model, out, algo=meta["algo"], policy=meta["policy"], env_id=meta["env_id"], env_kwargs=env_kwargs,
                hyperparams=meta["hyperparams"])

@@ -90,14 +90,17 @@ def rm_accuracy_over_time(labels: Sequence[dict[str, Any]], bucket: int = 50) ->
 
     Args:
         labels: rows of ``FeedbackStore.labels()`` (oldest first); those with an A/B
-            choice and an ``rm_margin`` count.
+            choice and an ``rm_margin`` on pairs drawn at random count. Active pairs are
+            left out: they were picked as the ones the model was least sure about, so its
+            accuracy on them says little about its accuracy in general.
         bucket: labels per point.
 
     Returns:
         One dict per bucket: ``labels`` (cumulative count at its end), ``accuracy``,
         ``n`` and the reward-model versions that served in it.
     """
-    scored = [r for r in labels if r["choice"] in ("a", "b") and r["rm_margin"] is not None]
+    scored = [r for r in labels
+              if r["choice"] in ("a", "b") and r["rm_margin"] is not None and r.get("source") != "active"]
     out = []
     for start in range(0, len(scored), bucket):
         chunk = scored[start:start + bucket]

@@ -66,9 +66,12 @@ class AnnotatorIn(_Strict):
     name: str = Field(min_length=1, max_length=64)
 
 
+ID = Field(ge=1, le=2**63 - 1)  # SQLite row ids
+
+
 class LabelIn(_Strict):
     label_id: str = Field(min_length=8, max_length=100)
-    comparison_id: int
+    comparison_id: int = ID
     annotator_id: str = Field(min_length=1, max_length=100)
     choice: Literal["a", "b", "tie", "skip"]
     reason: str | None = Field(default=None, max_length=2000)
@@ -77,7 +80,7 @@ class LabelIn(_Strict):
 
 class RatingIn(_Strict):
     label_id: str = Field(min_length=8, max_length=100)
-    item_id: int
+    item_id: int = ID
     annotator_id: str = Field(min_length=1, max_length=100)
     scale: Literal["thumbs", "stars"]
     value: int
@@ -110,8 +113,11 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
     @app.middleware("http")
     async def limits_and_headers(request: Request, call_next: Any) -> Response:
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return _error(413, f"request body too large; at most {MAX_BODY} bytes are accepted")
+        if request.method in ("POST", "PUT", "PATCH") and length is None:
+            # A chunked body has no announced size; refusing it keeps memory bounded.
+            return _error(411, "send the body with a Content-Length header (chunked bodies are not accepted)")
+        if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY):
+            return _error(413, f"request body too large or its length unreadable; at most {MAX_BODY} bytes")
         response = await call_next(request)
         for key, value in SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
@@ -222,7 +228,7 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
 
 
 def _known(store: FeedbackStore, annotator_id: str) -> None:
-    if not any(a["id"] == annotator_id for a in store.annotator_summary()):
+    if not store.has_annotator(annotator_id):
         raise UnknownItem(f"unknown annotator {annotator_id!r}; register a name first")
 
 
@@ -286,8 +292,9 @@ agreement {_pct(agreement.observed)}; Cohen's kappa {_fmt(agreement.kappa)}.</p>
 <table id="models"><tr><th>version</th><th>train labels</th><th>held-out labels</th><th>held-out accuracy</th>
 <th>compared with</th><th>its accuracy</th><th>promoted</th></tr>{models}</table>
 <h2>Reward-model accuracy against the labels over time</h2>
-<p>How often the reward model serving when a pair was drawn agreed with the label people gave (A/B labels on
-pairs drawn while a model was in service), per 50 labels.</p>
+<p>How often the reward model serving when a pair was drawn agreed with the label people gave, per 50 A/B
+labels on pairs drawn at random while a model was in service (active pairs are the model's least sure by
+design, so they are left out).</p>
 <table id="rm-accuracy"><tr><th>labels</th><th>n</th><th>accuracy</th><th>models</th><th></th></tr>{time_rows}</table>
 </body></html>"""
 

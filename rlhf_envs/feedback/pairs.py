@@ -8,6 +8,11 @@ smallest ``|score(a) - score(b)|``: a Bradley-Terry probability nearest one half
 uncertainty sampling of active preference learning. In ``"random"`` mode, or before any
 reward model was promoted, it keeps the first pair drawn.
 
+Pairs of the held-out slice (:func:`is_heldout`) are always drawn at random: they judge
+reward models against each other, and pairs picked because one model found them hard
+would be judged unfairly. When a model exists every pair records its margin, so the
+admin view can show that model's accuracy on the random pairs.
+
 The current reward model is the store's latest promoted one; it is reloaded when
 ``rlhf-envs retrain`` promotes a new one, so a running labelling server picks it up.
 """
@@ -15,6 +20,7 @@ The current reward model is the store's latest promoted one; it is reloaded when
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from rlhf_envs.feedback.annotators import DEFAULT_BEHAVIOURS, Context, FeedbackCollector, Policy
-from rlhf_envs.feedback.store import Comparison, FeedbackStore
+from rlhf_envs.feedback.store import Comparison, FeedbackStore, is_heldout
 
 __all__ = ["MODES", "DrawnPair", "PairSource"]
 
@@ -39,6 +45,7 @@ class DrawnPair:
     rm_version: int | None = None
     rm_margin: float | None = None
     gold_margin: float | None = None
+    active: bool = False  # chosen as the least sure of a pool (else drawn at random)
 
 
 class PairSource:
@@ -91,14 +98,21 @@ class PairSource:
     # --- the reward model ----------------------------------------------------------------
 
     def reward_model(self) -> tuple[int, Any] | None:
-        """``(version, model)`` of the store's current reward model, or ``None``."""
-        from rlhf_envs.rewards.learned import LearnedRewardModel
+        """``(version, model)`` of the store's current reward model, or ``None`` (none
+        promoted yet, or its folder cannot be loaded: a warning says so)."""
+        from rlhf_envs.rewards.learned import CheckpointError, LearnedRewardModel
 
         current = self.store.current_reward_model()
         if current is None:
             return None
         if self._model is None or self._model[0] != current["version"]:
-            self._model = (int(current["version"]), LearnedRewardModel.load(current["path"]))
+            try:
+                self._model = (int(current["version"]), LearnedRewardModel.load(current["path"]))
+            except CheckpointError as err:
+                # A moved or deleted model folder must not stop the labelling: draw at random.
+                warnings.warn(f"reward model v{current['version']} cannot be loaded ({err}); drawing pairs at "
+                              "random until one can", stacklevel=2)
+                return None
         return self._model
 
     # --- drawing ---------------------------------------------------------------------------
@@ -114,23 +128,26 @@ class PairSource:
     def draw(self) -> DrawnPair:
         """One pair (the least sure of a pool in active mode, when a model exists)."""
         with self._lock:
-            model = self.reward_model() if self.mode == "active" else None
-            n = self.pool if model is not None else 1
-            drawn = [self._candidate_pair() for _ in range(n)]
-            margins = [None] * n
+            model = self.reward_model()
+            first = self._candidate_pair()
+            drawn = [first]
+            active = self.mode == "active" and model is not None and not is_heldout(
+                first[0].prompt(), first[1], first[2])
+            while active and len(drawn) < self.pool:
+                pair = self._candidate_pair()
+                if not is_heldout(pair[0].prompt(), pair[1], pair[2]):
+                    drawn.append(pair)
+            pick, margin = 0, None
             if model is not None:
                 exchanges = [e for ctx, a, b in drawn for e in (ctx.exchange(a), ctx.exchange(b))]
-                scores = np.asarray(model[1].score(exchanges), dtype=float).reshape(n, 2)
-                margins = list(scores[:, 0] - scores[:, 1])
-            pick = int(np.argmin(np.abs(margins))) if model is not None else 0
+                scores = np.asarray(model[1].score(exchanges), dtype=float).reshape(len(drawn), 2)
+                margins = scores[:, 0] - scores[:, 1]
+                pick = int(np.argmin(np.abs(margins))) if active else 0
+                margin = float(margins[pick])
             ctx, a, b = drawn[pick]
             gold = self.collector.gold.score((ctx.exchange(a), ctx.exchange(b)))
-            return DrawnPair(
-                ctx, a, b,
-                rm_version=None if model is None else model[0],
-                rm_margin=None if margins[pick] is None else float(margins[pick]),
-                gold_margin=float(gold[0] - gold[1]),
-            )
+            return DrawnPair(ctx, a, b, rm_version=None if model is None else model[0], rm_margin=margin,
+                             gold_margin=float(gold[0] - gold[1]), active=active)
 
     def add(self, pair: DrawnPair) -> int:
         """Store a drawn pair as a comparison; returns its id."""
@@ -138,7 +155,7 @@ class PairSource:
             wanted = 2 if self._rng.random() < self.overlap else 1
         ctx = pair.context
         return self.store.add_comparison(
-            ctx.prompt(), pair.reply_a, pair.reply_b, source=self.mode if pair.rm_version is not None else "random",
+            ctx.prompt(), pair.reply_a, pair.reply_b, source="active" if pair.active else "random",
             env_id=self.env_id, seed=ctx.seed, turn=ctx.turn, rm_version=pair.rm_version, rm_margin=pair.rm_margin,
             wanted_labels=wanted,
             metadata={"gold_margin": round(pair.gold_margin, 6), "behaviour": ctx.behaviour,

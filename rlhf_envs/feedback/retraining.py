@@ -1,7 +1,9 @@
 """Retrain the reward model on everything labelled so far; promote it only if not worse.
 
-The labels of a fixed held-out slice of comparisons (:func:`store.is_heldout`, 20% by
-comparison id) never train any model; they judge each new model against the current one.
+The labels of a fixed held-out slice of comparisons (:func:`store.is_heldout`, 20% by a
+hash of the pair's content) never train any model; they judge each new model against the
+current one. The labelling app draws held-out pairs at random, never actively, so neither
+model is judged on pairs picked to be hard for one of them.
 A new model goes to ``RM_DIR/vN`` (safetensors + JSON) whether promoted or not, is
 recorded in the store's ``reward_models`` table, and on promotion ``RM_DIR/current``
 (a symbolic link, swapped atomically) points at it, so ``reward="learned:RM_DIR/current"``
@@ -14,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -94,7 +97,7 @@ def retrain_reward_model(
     Raises:
         StoreError: fewer than 20 training or 5 held-out A/B labels.
     """
-    from rlhf_envs.rewards.learned import LearnedRewardModel, pairwise_accuracy, train_reward_model
+    from rlhf_envs.rewards.learned import CheckpointError, LearnedRewardModel, pairwise_accuracy, train_reward_model
 
     rm_dir = Path(rm_dir)
     rm_dir.mkdir(parents=True, exist_ok=True)
@@ -106,21 +109,30 @@ def retrain_reward_model(
             f"least {MIN_TRAIN_LABELS} and {MIN_HELDOUT_LABELS} (ties and skips do not count)")
     started = time.perf_counter()
     with _exclusive(rm_dir):
-        version = store.next_reward_model_version()
+        # Past the database's versions and the folder's: a model is never written over.
+        on_disk = [int(p.name[1:]) for p in rm_dir.glob("v*") if p.name[1:].isdigit()]
+        version = max([store.next_reward_model_version(), *(v + 1 for v in on_disk)])
         result = train_reward_model(train, model, seed=seed, progress=progress,
                                     data_info={"database": str(store.path), "labels": len(train)}, **training)
         accuracy = pairwise_accuracy(result.model, held, seed=seed).accuracy
         current = store.current_reward_model()
         baseline = None
         if current is not None:
-            baseline = pairwise_accuracy(LearnedRewardModel.load(current["path"]), held, seed=seed).accuracy
+            try:
+                baseline = pairwise_accuracy(LearnedRewardModel.load(current["path"]), held, seed=seed).accuracy
+            except CheckpointError as err:
+                warnings.warn(f"the current reward model v{current['version']} cannot be loaded ({err}); the new "
+                              "model is promoted without a comparison", stacklevel=2)
         promoted = baseline is None or accuracy >= baseline - tolerance
         folder = result.model.save(rm_dir / f"v{version}", heldout_accuracy=accuracy, version=version)
+        # Recorded as not promoted until the link points at it: a crash in between leaves
+        # the store and RM_DIR/current agreeing on the old model.
         store.record_reward_model(
             version, str(folder.resolve()), train_labels=len(train), heldout_labels=len(held), accuracy=accuracy,
             baseline_version=None if current is None else int(current["version"]), baseline_accuracy=baseline,
-            promoted=promoted, config={"model": model, "seed": seed, **{k: v for k, v in training.items()}})
+            promoted=False, config={"model": model, "seed": seed, **dict(training)})
         if promoted:
             _point_current(rm_dir, folder)
+            store.mark_promoted(version)
     return RetrainResult(version, folder, promoted, accuracy, None if current is None else int(current["version"]),
                          baseline, len(train), len(held), time.perf_counter() - started)

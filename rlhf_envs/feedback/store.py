@@ -35,6 +35,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -64,8 +65,8 @@ HELDOUT_FRACTION = 0.2
 
 MAX_TEXT = 20_000  # characters per context or reply: a page must stay readable
 MAX_REASON = 2_000
-_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
-_LABEL_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,100}$")
+_LABEL_ID = re.compile(r"[A-Za-z0-9_.:-]{8,100}")
+_SQLITE_INT = (-(2**63), 2**63 - 1)
 
 # Each entry moves the schema one version up. Never edit a released entry: add a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -162,11 +163,14 @@ class LabelConflict(StoreError):
     the same annotator."""
 
 
-def is_heldout(comparison_id: int, fraction: float = HELDOUT_FRACTION) -> bool:
-    """Whether a comparison belongs to the held-out slice (fixed for the life of the
-    database: a hash of its id, so every label of one comparison is on the same side and
-    no reward model ever trains on the slice it is judged on)."""
-    digest = hashlib.blake2b(str(int(comparison_id)).encode(), digest_size=8).digest()
+def is_heldout(context: str, reply_a: str, reply_b: str, fraction: float = HELDOUT_FRACTION) -> bool:
+    """Whether a pair belongs to the held-out slice: a hash of its content (the context
+    and the two replies in either order), so it is fixed for good, every label of a pair
+    is on the same side, and the same pair stored twice (a re-import) cannot sit on both.
+    No reward model ever trains on the slice it is judged on."""
+    first, second = sorted((reply_a, reply_b))
+    digest = hashlib.blake2b("\x00".join((context, first, second)).encode("utf-8", "surrogatepass"),
+                             digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64 < fraction
 
 
@@ -217,7 +221,24 @@ def _optional_int(name: str, value: Any) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise StoreError(f"{name} must be an integer or None, got {value!r}")
+    if not _SQLITE_INT[0] <= value <= _SQLITE_INT[1]:
+        raise StoreError(f"{name} {value} is out of range; integers are stored in 64 bits")
     return int(value)
+
+
+def _check_name(name: Any) -> str:
+    # Control and format characters (zero-width, bidi overrides) would let one name pose as another.
+    if isinstance(name, str):
+        name = name.strip()
+        if 1 <= len(name) <= 64 and not any(unicodedata.category(ch).startswith("C") for ch in name):
+            return name
+    raise StoreError("annotator name is required: 1 to 64 characters, no control or invisible characters")
+
+
+def _check_label_id(label_id: Any) -> str:
+    if not isinstance(label_id, str) or not _LABEL_ID.fullmatch(label_id):
+        raise StoreError("label_id must be 8 to 100 characters of letters, digits and _.:-")
+    return label_id
 
 
 def _metadata(value: Any) -> str:
@@ -278,10 +299,13 @@ class FeedbackStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (e.g. on a full disk); never leave the
+            # connection inside a transaction, which would hold the write lock.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self._connect().execute(sql, params).fetchall()
@@ -341,20 +365,26 @@ class FeedbackStore:
             StoreError: the name is empty, longer than 64 characters or has control
                 characters.
         """
-        if not isinstance(name, str) or not _NAME.match(name.strip()):
-            raise StoreError("annotator name is required: 1 to 64 characters, no control characters")
-        name = name.strip()
+        name = _check_name(name)
         row = self._read("SELECT id FROM annotators WHERE name = ?", (name,))
         if row:
             return str(row[0]["id"])
         with self._write() as conn:
-            row = conn.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
-            if row:
-                return str(row["id"])
-            annotator_id = f"ann-{secrets.token_hex(5)}"
-            conn.execute("INSERT INTO annotators (id, name, created_at) VALUES (?, ?, ?)",
-                         (annotator_id, name, time.time()))
+            return self._annotator_in(conn, name)
+
+    @staticmethod
+    def _annotator_in(conn: sqlite3.Connection, name: str) -> str:
+        """The id of ``name`` (checked), registered inside the caller's transaction if new."""
+        row = conn.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
+        if row:
+            return str(row["id"])
+        annotator_id = f"ann-{secrets.token_hex(5)}"
+        conn.execute("INSERT INTO annotators (id, name, created_at) VALUES (?, ?, ?)",
+                     (annotator_id, name, time.time()))
         return annotator_id
+
+    def has_annotator(self, annotator_id: str) -> bool:
+        return bool(self._read("SELECT 1 FROM annotators WHERE id = ?", (annotator_id,)))
 
     def _require_annotator(self, conn: sqlite3.Connection, annotator_id: Any) -> str:
         if not isinstance(annotator_id, str) or not conn.execute(
@@ -471,8 +501,7 @@ class FeedbackStore:
             LabelConflict: ``label_id`` already names a different label, or this
                 annotator already labelled this comparison.
         """
-        if not isinstance(label_id, str) or not _LABEL_ID.match(label_id):
-            raise StoreError("label_id must be 8 to 100 characters of letters, digits and _.:-")
+        _check_label_id(label_id)
         if choice not in CHOICES:
             raise StoreError(f"choice {choice!r} is not one of {', '.join(CHOICES)}")
         if reason is not None:
@@ -529,7 +558,7 @@ class FeedbackStore:
             "WHERE l.choice IN ('a', 'b') ORDER BY l.id")
         out = []
         for r in rows:
-            if heldout is not None and is_heldout(r["cid"], fraction) != heldout:
+            if heldout is not None and is_heldout(r["context"], r["reply_a"], r["reply_b"], fraction) != heldout:
                 continue
             first = r["choice"] == "a"
             chosen, rejected = (r["reply_a"], r["reply_b"]) if first else (r["reply_b"], r["reply_a"])
@@ -582,8 +611,7 @@ class FeedbackStore:
         Returns:
             ``True`` if stored now, ``False`` if this exact rating was already stored.
         """
-        if not isinstance(label_id, str) or not _LABEL_ID.match(label_id):
-            raise StoreError("label_id must be 8 to 100 characters of letters, digits and _.:-")
+        _check_label_id(label_id)
         if scale not in RATING_SCALES:
             raise StoreError(f"scale {scale!r} is not one of {', '.join(RATING_SCALES)}")
         low, high = RATING_SCALES[scale]
@@ -631,7 +659,8 @@ class FeedbackStore:
         so position says nothing) with one label; a rating becomes a rating item with one
         rating. Each record's ``annotator`` key, if any, names its annotator, else
         ``annotator``. The whole file goes in one transaction: a malformed line stores
-        nothing, unless ``skip_invalid`` (then malformed lines are left out and counted).
+        nothing, unless ``skip_invalid`` (then malformed lines, and records over the store's
+        limits, are left out and counted). Annotators are registered in the same transaction.
 
         Returns:
             ``{"comparisons": n, "labels": n}`` or ``{"rating_items": n, "ratings": n}``,
@@ -639,22 +668,38 @@ class FeedbackStore:
 
         Raises:
             FileNotFoundError, FeedbackFormatError: as for :func:`read_feedback`.
+            StoreError: a record over the store's limits (without ``skip_invalid``).
         """
         import numpy as np
 
         records = read_feedback(path, skip_invalid=skip_invalid)
-        rng = np.random.default_rng(seed)
-        names = {str(r.metadata.get("annotator", annotator)) for r in records}
-        ids = {name: self.annotator(f"{name}") for name in names}
-        source = f"import:{Path(path).name}"
-        counts = {"comparisons": 0, "labels": 0} if isinstance(records[0], PreferencePair) else \
-            {"rating_items": 0, "ratings": 0}
-        with self._write() as conn:
-            for record in records:
-                who = ids[str(record.metadata.get("annotator", annotator))]
+        # Check every record against the store's own limits before writing any of them.
+        accepted, skipped = [], len(records.skipped)
+        for n, record in enumerate(records, start=1):
+            try:
+                name = _check_name(str(record.metadata.get("annotator", annotator)))
+                _text("prompt", record.prompt, allow_empty=True)
+                for key in ("chosen", "rejected") if isinstance(record, PreferencePair) else ("completion",):
+                    _text(key, getattr(record, key))
                 meta = {k: v for k, v in record.metadata.items() if k != "annotator"}
+                _metadata(meta)
+            except StoreError as err:
+                if not skip_invalid:
+                    raise StoreError(f"{path}, record {n}: {err}; nothing was imported") from None
+                skipped += 1
+                continue
+            accepted.append((record, name, meta))
+        if not accepted:
+            raise StoreError(f"{path}: no record could be imported")
+        rng = np.random.default_rng(seed)
+        source = f"import:{Path(path).name}"
+        pairs = isinstance(accepted[0][0], PreferencePair)
+        counts = {"comparisons": 0, "labels": 0} if pairs else {"rating_items": 0, "ratings": 0}
+        with self._write() as conn:
+            for record, name, meta in accepted:
+                who = self._annotator_in(conn, name)
                 label_id = f"import-{secrets.token_hex(8)}"
-                if isinstance(record, PreferencePair):
+                if pairs:
                     first = bool(rng.random() < 0.5)
                     a, b = (record.chosen, record.rejected) if first else (record.rejected, record.chosen)
                     if isinstance(meta.get("gold_margin"), (int, float)) and not first:
@@ -676,7 +721,7 @@ class FeedbackStore:
                     counts["rating_items"] += 1
                     counts["ratings"] += 1
         if skip_invalid:
-            counts["skipped"] = len(records.skipped)
+            counts["skipped"] = skipped
         return counts
 
     def export_preferences(self, path: str | os.PathLike) -> int:
@@ -708,11 +753,20 @@ class FeedbackStore:
                             config: dict[str, Any] | None = None) -> None:
         """Record a trained reward model and whether it was promoted."""
         with self._write() as conn:
+            if conn.execute("SELECT 1 FROM reward_models WHERE version = ?", (int(version),)).fetchone():
+                raise StoreError(f"reward model version {version} is already recorded (another retraining job?); "
+                                 "run again")
             conn.execute(
                 "INSERT INTO reward_models (version, path, created_at, train_labels, heldout_labels, accuracy, "
                 "baseline_version, baseline_accuracy, promoted, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (int(version), str(path), time.time(), int(train_labels), int(heldout_labels), accuracy,
                  baseline_version, baseline_accuracy, int(bool(promoted)), _metadata(config)))
+
+    def mark_promoted(self, version: int) -> None:
+        """Record that model ``version`` is now the one served."""
+        with self._write() as conn:
+            if conn.execute("UPDATE reward_models SET promoted = 1 WHERE version = ?", (int(version),)).rowcount != 1:
+                raise UnknownItem(f"no reward model version {version}")
 
     def reward_models(self) -> list[dict[str, Any]]:
         """Every recorded reward model, oldest first."""

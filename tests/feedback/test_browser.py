@@ -103,7 +103,8 @@ def test_keyboard_labelling_reaches_the_database_and_payloads_stay_text(server, 
     page.goto(f"{url}/admin")
     table = page.locator("#annotators").inner_text()
     assert "Ada <b>Lovelace</b>" in table and page.locator("#annotators b").count() == 0
-    assert "6" in table
+    row = page.locator("#annotators tr", has_text="Lovelace").inner_text().split("\t")
+    assert row[2:6] == ["6", "1", "1", "2"]  # labels, ties, skips, ratings
     assert page.evaluate("() => window.__pwned") is None and page.dialogs == []
 
 

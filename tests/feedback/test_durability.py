@@ -1,5 +1,9 @@
 """Labels survive the server being killed mid-stream (SIGKILL): every label whose request
-was answered with success is in the database afterwards, and the database is sound."""
+was answered with success is in the database afterwards, and the database is sound.
+
+This checks that the server commits before it answers and that a killed writer leaves no
+damage. Losing power is another matter (the page cache dies too); ``synchronous=FULL``
+is what covers that, and no test here pulls the plug."""
 
 from __future__ import annotations
 

@@ -38,7 +38,8 @@ def test_promotes_only_a_model_that_is_not_worse(labelled_db, tmp_path):
 
         # A batch of reversed training labels (a confused annotator, a swapped key) makes
         # the next model worse on the same held-out labels, which stay untouched.
-        training = [c for c in range(1, 601) if not is_heldout(c)]
+        training = [c.id for c in map(store.comparison, range(1, 601))
+                    if not is_heldout(c.context, c.reply_a, c.reply_b)]
         conn = sqlite3.connect(db)
         with conn:
             conn.executemany("UPDATE labels SET choice = CASE choice WHEN 'a' THEN 'b' ELSE 'a' END "
@@ -84,8 +85,46 @@ def test_active_pairs_are_the_ones_the_promoted_model_is_least_sure_about(labell
             d = random.draw()
             a, b = model.score((d.context.exchange(d.reply_a), d.context.exchange(d.reply_b)))
             baseline.append(abs(a - b))
-        assert np.mean([abs(d.rm_margin) for d in drawn]) < 0.5 * np.mean(baseline)
-        c = store.comparison(active.add(drawn[0]))
-        assert (c.source, c.rm_version, c.rm_margin) == ("active", 1, pytest.approx(drawn[0].rm_margin))
+        assert np.mean([abs(d.rm_margin) for d in drawn if d.active]) < 0.5 * np.mean(baseline)
+        picked = [d for d in drawn if d.active]
+        assert picked
+        c = store.comparison(active.add(picked[0]))
+        assert (c.source, c.rm_version, c.rm_margin) == ("active", 1, pytest.approx(picked[0].rm_margin))
+        # Held-out pairs are never picked actively: the slice judges models on random pairs.
+        for d in drawn:
+            assert d.active != is_heldout(d.context.prompt(), d.reply_a, d.reply_b)
         active.close()
         random.close()
+
+
+def test_a_missing_model_folder_falls_back_to_random_pairs(labelled_db, tmp_path):
+    import shutil
+
+    db = tmp_path / "feedback.sqlite"
+    db.write_bytes((labelled_db / "feedback.sqlite").read_bytes())
+    with FeedbackStore(db) as store:
+        retrain_reward_model(store, tmp_path / "rms", seed=0)
+        shutil.rmtree(tmp_path / "rms" / "v1")
+        source = PairSource(store, "RLHF-Chat-v0", mode="active", seed=2)
+        with pytest.warns(UserWarning, match="v1 cannot be loaded"):
+            drawn = source.draw()
+        assert drawn.rm_version is None and drawn.reply_a != drawn.reply_b
+        source.close()
+
+
+def test_a_lost_current_model_or_an_old_folder_does_not_block_retraining(labelled_db, tmp_path):
+    import shutil
+
+    db = tmp_path / "feedback.sqlite"
+    db.write_bytes((labelled_db / "feedback.sqlite").read_bytes())
+    rm_dir = tmp_path / "rms"
+    (rm_dir / "v4").mkdir(parents=True)  # left by an older database: never written over
+    (rm_dir / "v4" / "keep.txt").write_text("old")
+    with FeedbackStore(db) as store:
+        first = retrain_reward_model(store, rm_dir, seed=0)
+        assert first.version == 5 and (rm_dir / "v4" / "keep.txt").read_text() == "old"
+        shutil.rmtree(rm_dir / "v5")
+        with pytest.warns(UserWarning, match="v5 cannot be loaded"):
+            second = retrain_reward_model(store, rm_dir, seed=1)
+        assert second.promoted and second.baseline_accuracy is None
+        assert store.current_reward_model()["version"] == 6

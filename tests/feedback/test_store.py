@@ -113,6 +113,18 @@ def test_bad_labels_write_nothing(store, args, error, message):
     assert store.counts()["labels"] == 0
 
 
+def test_out_of_range_ids_and_odd_label_ids_are_refused(store):
+    ada = store.annotator("Ada")
+    c = _comparison(store)
+    with pytest.raises(StoreError, match="out of range"):
+        store.add_label("label-0001", 2**70, ada, "a")
+    with pytest.raises(StoreError, match="label_id must be"):
+        store.add_label("label-0001\n", c, ada, "a")  # "$" would have let the newline through
+    with pytest.raises(StoreError, match="out of range"):
+        store.add_comparison("", "x", "y", source="t", seed=-(2**64))
+    assert store.counts()["labels"] == 0
+
+
 def test_bad_comparisons_and_names_are_refused(store):
     with pytest.raises(StoreError, match="identical"):
         store.add_comparison("", "same", "same", source="t")
@@ -120,7 +132,7 @@ def test_bad_comparisons_and_names_are_refused(store):
         store.add_comparison("", "a", "   ", source="t")
     with pytest.raises(StoreError, match="at most 20,000"):
         store.add_comparison("x" * 20_001, "a", "b", source="t")
-    for name in ("", "   ", "a" * 65, "tab\there"):
+    for name in ("", "   ", "a" * 65, "tab\there", "\u200b", "\u202eAda"):
         with pytest.raises(StoreError, match="annotator name is required"):
             store.annotator(name)
     assert store.counts() == dict.fromkeys(store.counts(), 0)
@@ -154,7 +166,13 @@ def test_heldout_slice_is_fixed_and_keeps_a_comparison_together(store):
     assert 0.1 < len(held) / 400 < 0.3
     held_ids = {p.metadata["comparison"] for p in held}
     assert held_ids.isdisjoint(p.metadata["comparison"] for p in train)
-    assert held_ids == {c for c in range(1, 201) if is_heldout(c)}
+    # The slice follows the pair's content: the same pair stored again (a re-import, the
+    # replies swapped) lands on the same side.
+    c = store.comparison(next(iter(held_ids)))
+    again = store.add_comparison(c.context, c.reply_b, c.reply_a, source="again")
+    store.add_label("ada-again-1", again, ada, "a")
+    assert again in {p.metadata["comparison"] for p in store.preference_pairs(heldout=True)}
+    assert is_heldout(c.context, c.reply_a, c.reply_b) and is_heldout(c.context, c.reply_b, c.reply_a)
 
 
 def test_export_is_trl_jsonl_without_names(store, tmp_path):
@@ -200,7 +218,27 @@ def test_malformed_import_stores_nothing(store, tmp_path):
     bad.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p", "chosen": "a"}\n')
     with pytest.raises(ValueError, match="line 2"):
         store.import_file(bad)
-    assert store.counts()["comparisons"] == 0
+    # Records the file format accepts but the store does not (too long, a bad annotator
+    # name) stop the import before anything is written, annotators included.
+    big = tmp_path / "big.jsonl"
+    write_preferences(big, [PreferencePair("User: hi", "yes", "no", {"annotator": "Cy"}),
+                            PreferencePair("x" * 20_001, "yes", "no", {"annotator": "Di"})])
+    with pytest.raises(StoreError, match="record 2: prompt has 20,001 characters"):
+        store.import_file(big)
+    assert store.counts() == dict.fromkeys(store.counts(), 0)
+    assert store.import_file(big, skip_invalid=True) == {"comparisons": 1, "labels": 1, "skipped": 1}
+    assert [a["name"] for a in store.annotator_summary()] == ["Cy"]
+
+
+def test_gold_margin_sign_survives_import_and_export(store, tmp_path):
+    pairs = [PreferencePair(f"User: q{n}", f"good {n}", f"bad {n}", {"gold_margin": float(n + 1)}) for n in range(20)]
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_preferences(src, pairs)
+    store.import_file(src)
+    stored = [store.comparison(i).metadata["gold_margin"] for i in range(1, 21)]
+    assert any(m < 0 for m in stored) and any(m > 0 for m in stored)  # stored as A over B
+    store.export_preferences(out)
+    assert sorted(p.metadata["gold_margin"] for p in read_preferences(out)) == [float(n + 1) for n in range(20)]
 
 
 def test_cohen_kappa_matches_hand_computation():

@@ -1,7 +1,7 @@
 // The labelling page. Every text from the server is set with textContent, never as HTML.
 "use strict";
 
-const state = { annotator: null, item: null, mode: "compare", shownAt: 0, busy: false };
+const state = { annotator: null, item: null, mode: "compare", shownAt: 0, busy: false, loading: false };
 const $ = (id) => document.getElementById(id);
 
 async function api(method, path, body) {
@@ -38,6 +38,7 @@ function showDialogue(turns) {
 async function loadNext() {
   const id = encodeURIComponent(state.annotator);
   const mode = state.mode;
+  state.loading = true;
   try {
     const item = mode === "compare"
       ? await api("GET", `/api/next?annotator_id=${id}`)
@@ -58,7 +59,9 @@ async function loadNext() {
     // For tests and scripts: what is on screen now ("compare:12", "stars:3").
     document.body.dataset.ready = `${state.mode}:${state.item.comparison_id ?? state.item.item_id}`;
   } catch (err) {
-    $("status").textContent = `Could not load the next item: ${err.message}`;
+    $("status").textContent = `Could not load the next item: ${err.message}. Press any key to try again.`;
+  } finally {
+    state.loading = false;
   }
 }
 
@@ -109,6 +112,11 @@ const KEYS = {
 document.addEventListener("keydown", (event) => {
   if (!state.annotator || event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.target instanceof HTMLInputElement) return;  // typing a reason or a name
+  if (event.repeat) return;  // a key held down must not label item after item
+  if (!state.item && !state.loading && !state.busy) {
+    loadNext();  // the last load failed: any key retries it
+    return;
+  }
   const value = KEYS[state.mode][event.key.toLowerCase()];
   if (value !== undefined) {
     event.preventDefault();
