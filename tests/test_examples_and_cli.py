@@ -175,3 +175,11 @@ def test_cross_domain_benchmark_trains_on_each_domain_and_evaluates_on_all(tmp_p
     assert all(json.loads(r["chosen"]) for r in rows)
     table = (tmp_path / "table.md").read_text()
     assert table.count("\n") == 8 and "| all three |" in table
+
+
+def test_feedback_store_example_runs_with_a_tiny_budget(tmp_path):
+    module = runpy.run_path(str(ROOT / "examples" / "feedback_store.py"))
+    result = module["main"](module["Args"](db=str(tmp_path / "f.sqlite"), rm_dir=str(tmp_path / "rms"), pairs=120))
+    assert result["accuracy"] > 0.6
+    assert result["exported"] >= 240
+    assert (tmp_path / "rms" / "current" / "model.safetensors").is_file()

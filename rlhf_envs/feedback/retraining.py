@@ -97,7 +97,12 @@ def retrain_reward_model(
     Raises:
         StoreError: fewer than 20 training or 5 held-out A/B labels.
     """
-    from rlhf_envs.rewards.learned import CheckpointError, LearnedRewardModel, pairwise_accuracy, train_reward_model
+    from rlhf_envs.rewards.learned import (
+        CheckpointError,
+        LearnedRewardModel,
+        pairwise_accuracy,
+        train_reward_model,
+    )
 
     rm_dir = Path(rm_dir)
     rm_dir.mkdir(parents=True, exist_ok=True)
