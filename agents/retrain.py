@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                          tolerance=args.tolerance, seed=args.seed, label_rounds=args.label_rounds)
             else:
                 retrain_once(store, args)
-    except (StoreError, FileNotFoundError, ValueError) as err:
+    except (StoreError, OSError, ValueError) as err:
         raise SystemExit(f"rlhf-envs retrain: {err}") from None
     return 0
 

@@ -113,7 +113,7 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
     @app.middleware("http")
     async def limits_and_headers(request: Request, call_next: Any) -> Response:
         length = request.headers.get("content-length")
-        if request.method in ("POST", "PUT", "PATCH") and length is None:
+        if "transfer-encoding" in request.headers or (request.method in ("POST", "PUT", "PATCH") and length is None):
             # A chunked body has no announced size; refusing it keeps memory bounded.
             return _error(411, "send the body with a Content-Length header (chunked bodies are not accepted)")
         if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY):

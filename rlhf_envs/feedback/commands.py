@@ -173,6 +173,6 @@ def run_feedback(args: argparse.Namespace) -> int:
                     print(f"  {a['id']}  {a['labels']:6d} labels  {a['ratings']:6d} ratings")
                 for r in store.reward_models():
                     print(f"  RM v{r['version']}: held-out accuracy {r['accuracy']}, promoted {bool(r['promoted'])}")
-    except (StoreError, FeedbackFormatError, FileNotFoundError) as err:
+    except (StoreError, FeedbackFormatError, OSError) as err:
         raise SystemExit(f"rlhf-envs feedback {args.action}: {err}") from None
     return 0

@@ -108,7 +108,7 @@ class PairSource:
         if self._model is None or self._model[0] != current["version"]:
             try:
                 self._model = (int(current["version"]), LearnedRewardModel.load(current["path"]))
-            except CheckpointError as err:
+            except (CheckpointError, OSError) as err:
                 # A moved or deleted model folder must not stop the labelling: draw at random.
                 warnings.warn(f"reward model v{current['version']} cannot be loaded ({err}); drawing pairs at "
                               "random until one can", stacklevel=2)
@@ -131,7 +131,7 @@ class PairSource:
             model = self.reward_model()
             first = self._candidate_pair()
             drawn = [first]
-            active = self.mode == "active" and model is not None and not is_heldout(
+            active = self.mode == "active" and self.pool > 1 and model is not None and not is_heldout(
                 first[0].prompt(), first[1], first[2])
             while active and len(drawn) < self.pool:
                 pair = self._candidate_pair()

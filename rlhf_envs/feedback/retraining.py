@@ -115,12 +115,16 @@ def retrain_reward_model(
     started = time.perf_counter()
     with _exclusive(rm_dir):
         # Past the database's versions and the folder's: a model is never written over.
-        on_disk = [int(p.name[1:]) for p in rm_dir.glob("v*") if p.name[1:].isdigit()]
+        on_disk = [int(p.name[1:]) for p in rm_dir.glob("v*") if p.name[1:].isascii() and p.name[1:].isdigit()]
         version = max([store.next_reward_model_version(), *(v + 1 for v in on_disk)])
         result = train_reward_model(train, model, seed=seed, progress=progress,
                                     data_info={"database": str(store.path), "labels": len(train)}, **training)
         accuracy = pairwise_accuracy(result.model, held, seed=seed).accuracy
         current = store.current_reward_model()
+        served = None if current is None else Path(current["path"])
+        if served is not None and served.parent == rm_dir.resolve() and served.is_dir():
+            # The store is the record: repair a link left behind by a crash after a swap.
+            _point_current(rm_dir, served)
         baseline = None
         if current is not None:
             try:

@@ -67,6 +67,8 @@ MAX_TEXT = 20_000  # characters per context or reply: a page must stay readable
 MAX_REASON = 2_000
 _LABEL_ID = re.compile(r"[A-Za-z0-9_.:-]{8,100}")
 _SQLITE_INT = (-(2**63), 2**63 - 1)
+_SPOOFING = frozenset("\u200b\u2060\ufeff\u00ad\u061c\u200e\u200f" + "".join(map(chr, range(0x202A, 0x202F)))
+                      + "".join(map(chr, range(0x2066, 0x206A))))
 
 # Each entry moves the schema one version up. Never edit a released entry: add a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -209,6 +211,10 @@ class RatingItem:
 def _text(name: str, value: Any, *, allow_empty: bool = False, limit: int = MAX_TEXT) -> str:
     if not isinstance(value, str):
         raise StoreError(f"{name} must be text, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise StoreError(f"{name} is not valid Unicode text (it has a lone surrogate)") from None
     if not allow_empty and not value.strip():
         raise StoreError(f"{name} is empty; give the text to show")
     if len(value) > limit:
@@ -227,10 +233,12 @@ def _optional_int(name: str, value: Any) -> int | None:
 
 
 def _check_name(name: Any) -> str:
-    # Control and format characters (zero-width, bidi overrides) would let one name pose as another.
+    # Control characters, bidi overrides and invisible spaces would let one name pose as
+    # another; joiners (U+200C/U+200D) stay allowed, as Persian, Indic scripts and emoji need them.
     if isinstance(name, str):
         name = name.strip()
-        if 1 <= len(name) <= 64 and not any(unicodedata.category(ch).startswith("C") for ch in name):
+        if 1 <= len(name) <= 64 and not any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") or ch in _SPOOFING
+                                            for ch in name):
             return name
     raise StoreError("annotator name is required: 1 to 64 characters, no control or invisible characters")
 

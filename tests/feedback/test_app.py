@@ -118,6 +118,7 @@ def test_malformed_labels_get_4xx_and_write_nothing(app, change, status, message
     ("get", "/static/app.py", {}, 404),
     ("get", "/no/such/page", {}, 404),
     ("post", "/api/labels", {"content": (b"x" * 1000 for _ in range(100))}, 411),
+    ("post", "/api/labels", {"content": b"{}", "headers": {"transfer-encoding": "chunked"}}, 411),
 ])
 def test_bad_requests_never_500(app, method, path, kwargs, status):
     client, store = app

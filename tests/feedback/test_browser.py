@@ -50,7 +50,7 @@ def page():
 
 def _wait_sent(page, n: int) -> None:
     page.wait_for_function(f"() => document.body.dataset.sent === '{n}' && document.body.dataset.ready !== undefined "
-                           "&& document.getElementById('status').textContent === ''",
+                           "&& !document.getElementById('status').textContent.startsWith('Not saved')",
                            timeout=30_000, polling=100)
 
 
@@ -117,3 +117,26 @@ def test_the_csp_blocks_injected_script_even_if_it_reached_the_dom(server, page)
     page.wait_for_timeout(300)
     assert page.evaluate("() => window.__pwned") is None
 
+
+
+def test_a_pair_labelled_in_another_tab_is_skipped_not_stuck(server, page):
+    """Two tabs of one annotator get the same waiting pair; the second tab's key gets a 409
+    from the store and the page moves on to the next pair instead of retrying forever."""
+    url, db, xss = server
+    other = page.context.browser.new_page()
+    for tab in (page, other):
+        tab.goto(url)
+        tab.fill("#name", "Grace")
+        tab.click("button[type=submit]")
+        tab.wait_for_function(f"() => document.body.dataset.ready === 'compare:{xss}'", timeout=60_000, polling=100)
+    page.keyboard.press("1")
+    _wait_sent(page, 1)
+    other.keyboard.press("2")
+    other.wait_for_function(f"() => document.body.dataset.ready && document.body.dataset.ready !== 'compare:{xss}'",
+                            timeout=30_000, polling=100)
+    assert "already labelled" in other.locator("#status").text_content()
+    other.keyboard.press("t")  # and the keys still work
+    _wait_sent(other, 1)
+    with FeedbackStore(db) as store:
+        assert [(r["comparison_id"], r["choice"]) for r in store.labels()][:1] == [(xss, "a")]
+        assert [r["choice"] for r in store.labels()] == ["a", "tie"]

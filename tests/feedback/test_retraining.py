@@ -36,6 +36,9 @@ def test_promotes_only_a_model_that_is_not_worse(labelled_db, tmp_path):
         assert first.train_labels + first.heldout_labels == 600
         assert (rm_dir / "current").resolve() == (rm_dir / "v1").resolve()
 
+        # A link left pointing elsewhere (a crash after a swap) is put back from the store.
+        (rm_dir / "current").unlink()
+        (rm_dir / "current").symlink_to("v-elsewhere")
         # A batch of reversed training labels (a confused annotator, a swapped key) makes
         # the next model worse on the same held-out labels, which stay untouched.
         training = [c.id for c in map(store.comparison, range(1, 601))

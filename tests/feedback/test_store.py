@@ -132,10 +132,12 @@ def test_bad_comparisons_and_names_are_refused(store):
         store.add_comparison("", "a", "   ", source="t")
     with pytest.raises(StoreError, match="at most 20,000"):
         store.add_comparison("x" * 20_001, "a", "b", source="t")
-    for name in ("", "   ", "a" * 65, "tab\there", "\u200b", "\u202eAda"):
+    for name in ("", "   ", "a" * 65, "tab\there", "\u200b", "\u202eAda", "Ada\u200bLovelace"):
         with pytest.raises(StoreError, match="annotator name is required"):
             store.annotator(name)
     assert store.counts() == dict.fromkeys(store.counts(), 0)
+    for name in ("Ana \U0001f469\u200d\U0001f4bb", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"):
+        assert store.annotator(name).startswith("ann-")  # joiners belong to real names
 
 
 def test_ratings_round_trip_and_validate(store, tmp_path):
@@ -227,6 +229,12 @@ def test_malformed_import_stores_nothing(store, tmp_path):
         store.import_file(big)
     assert store.counts() == dict.fromkeys(store.counts(), 0)
     assert store.import_file(big, skip_invalid=True) == {"comparisons": 1, "labels": 1, "skipped": 1}
+    broken = tmp_path / "surrogate.jsonl"
+    broken.write_text('{"prompt": "p", "chosen": "fine", "rejected": "no"}\n'
+                      '{"prompt": "p", "chosen": "bad \\ud800", "rejected": "no"}\n')
+    with pytest.raises(StoreError, match="record 2: chosen is not valid Unicode"):
+        store.import_file(broken)
+    assert store.counts()["comparisons"] == 1
     assert [a["name"] for a in store.annotator_summary()] == ["Cy"]
 
 

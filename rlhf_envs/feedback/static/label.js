@@ -1,7 +1,7 @@
 // The labelling page. Every text from the server is set with textContent, never as HTML.
 "use strict";
 
-const state = { annotator: null, item: null, mode: "compare", shownAt: 0, busy: false, loading: false };
+const state = { annotator: null, item: null, mode: "compare", shownAt: 0, busy: false, loading: false, load: 0 };
 const $ = (id) => document.getElementById(id);
 
 async function api(method, path, body) {
@@ -11,7 +11,11 @@ async function api(method, path, body) {
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+  if (!response.ok) {
+    const err = new Error(data.error || `HTTP ${response.status}`);
+    err.status = response.status;
+    throw err;
+  }
   return data;
 }
 
@@ -38,12 +42,13 @@ function showDialogue(turns) {
 async function loadNext() {
   const id = encodeURIComponent(state.annotator);
   const mode = state.mode;
+  const load = ++state.load;  // only the latest load may change the screen
   state.loading = true;
   try {
     const item = mode === "compare"
       ? await api("GET", `/api/next?annotator_id=${id}`)
       : await api("GET", `/api/next-rating?annotator_id=${id}&scale=${mode}`);
-    if (mode !== state.mode) return;  // the mode changed while this was loading
+    if (mode !== state.mode || load !== state.load) return;  // superseded while loading
     state.item = item;
     if (mode === "compare") {
       $("text-a").textContent = item.reply_a;
@@ -61,7 +66,7 @@ async function loadNext() {
   } catch (err) {
     $("status").textContent = `Could not load the next item: ${err.message}. Press any key to try again.`;
   } finally {
-    state.loading = false;
+    if (load === state.load) state.loading = false;
   }
 }
 
@@ -85,7 +90,15 @@ async function send(value) {
     document.body.dataset.sent = String((Number(document.body.dataset.sent) || 0) + 1);
     await loadNext();
   } catch (err) {
-    $("status").textContent = `Not saved: ${err.message}. Press the key again to retry.`;
+    if (err.status === 409) {
+      // Already labelled (another tab, or an earlier send whose answer was lost): move on.
+      state.item = null;
+      delete document.body.dataset.ready;
+      await loadNext();
+      $("status").textContent = `Skipped: ${err.message}.`;
+    } else {
+      $("status").textContent = `Not saved: ${err.message}. Press the key again to retry.`;
+    }
   } finally {
     state.busy = false;
   }
