@@ -14,9 +14,10 @@ import numpy as np
 
 from rlhf_envs.interfaces.tokens import resolve_lm
 from rlhf_envs.lm.reference import ReferenceLM
-from rlhf_envs.rewards.protocol import Exchange, format_transcript
+from rlhf_envs.dialogue import format_transcript
+from rlhf_envs.rewards.protocol import Exchange
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
-from rlhf_envs.text import stable_hash
+from rlhf_envs.words import stable_hash
 
 
 class BestOfNAgent:

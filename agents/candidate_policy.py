@@ -25,7 +25,7 @@ Public names:
 Example::
 
     from stable_baselines3 import PPO
-    from agents.candidate_policy import CandidateActorCriticPolicy
+    from rlhf_agents.candidate_policy import CandidateActorCriticPolicy
 
     model = PPO(CandidateActorCriticPolicy, env, policy_kwargs=dict(hidden_size=64))
 """

@@ -23,8 +23,8 @@ import gymnasium as gym
 from safetensors.torch import load_model, save_model
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from agents.baselines import SB3Agent
-from agents.training import ALGORITHMS, make_model
+from rlhf_agents.baselines import SB3Agent
+from rlhf_agents.training import ALGORITHMS, make_model
 
 FORMAT = "rlhf-envs-sb3-agent/1"
 WEIGHTS, META = "policy.safetensors", "agent.json"
@@ -36,7 +36,7 @@ def save_agent(model: BaseAlgorithm, folder: str | Path, *, algo: str, policy: s
 
     Args:
         model: the trained model.
-        algo, policy: as given to :func:`agents.training.make_model`.
+        algo, policy: as given to :func:`rlhf_agents.training.make_model`.
         env_id, env_kwargs: the env it was trained on (recorded so the agent can be
             evaluated on the same one).
         hyperparams: the constructor arguments it was built with (JSON-serialisable).

@@ -48,8 +48,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from agents import metrics
-from agents.registry import AgentSpec, resolve_agents
+from rlhf_agents import metrics
+from rlhf_agents.registry import AgentSpec, resolve_agents
 
 FORMAT = "rlhf-envs-compare/1"
 SCENARIO_SEED_BASE = 1_000_000  # held-out scenarios, apart from training seeds (0, 1, ...)
@@ -62,7 +62,7 @@ class CompareConfig:
     """What to compare and how (see ``rlhf-envs compare --help``).
 
     Args:
-        agents: the agents (see :mod:`agents.registry`).
+        agents: the agents (see :mod:`rlhf_agents.registry`).
         envs: registered env ids.
         rewards: reward specs given to ``gymnasium.make(id, reward=...)``; ``None`` keeps
             the env's default.
@@ -179,8 +179,8 @@ def _env_kwargs(run: Run) -> dict[str, Any]:
 
 
 def _make_agent(spec: AgentSpec, seed: int, env):
-    from agents.baselines import ExpertAgent, RandomAgent
-    from agents.best_of_n import BestOfNAgent
+    from rlhf_agents.baselines import ExpertAgent, RandomAgent
+    from rlhf_agents.best_of_n import BestOfNAgent
 
     if spec.kind == "random":
         return RandomAgent(seed=seed)
@@ -194,7 +194,7 @@ def _make_agent(spec: AgentSpec, seed: int, env):
 
 def _play(agent, env, seeds: list[int], tries: int, keep_transcripts: int = 0) -> dict[str, Any]:
     """Every scenario ``tries`` times: arrays (scenarios, tries) of each metric."""
-    from agents.evaluation import run_episode
+    from rlhf_agents.evaluation import run_episode
 
     out: dict[str, Any] = {key: np.zeros((len(seeds), tries)) for key, _ in METRICS}
     out["turns"] = np.zeros((len(seeds), tries))
@@ -216,7 +216,7 @@ def _play(agent, env, seeds: list[int], tries: int, keep_transcripts: int = 0) -
 def _curve_callback(run: Run, cfg: CompareConfig, eval_env, seeds: list[int]):
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from agents.baselines import SB3Agent
+    from rlhf_agents.baselines import SB3Agent
 
     class LearningCurve(BaseCallback):
         """Evaluates the model on the curve scenarios at the start, about every
@@ -264,7 +264,7 @@ def execute(run: Run, cfg: CompareConfig, folder: Path, position: int = 0) -> di
     import torch
 
     import rlhf_envs  # noqa: F401  (registers the ids in a fresh worker)
-    from agents.baselines import SB3Agent
+    from rlhf_agents.baselines import SB3Agent
 
     torch.set_num_threads(1)  # parallel runs would otherwise oversubscribe the cores
     env_kwargs = _env_kwargs(run)
@@ -276,13 +276,13 @@ def execute(run: Run, cfg: CompareConfig, folder: Path, position: int = 0) -> di
     try:
         trained = previous_training(run, cfg, folder) if run.agent.trains else None
         if trained is not None:  # only evaluation settings changed: re-evaluate the saved agent
-            from agents.checkpoint import load_agent
+            from rlhf_agents.checkpoint import load_agent
 
             agent = load_agent(folder / "checkpoint", eval_env, run.agent.name, cfg.deterministic)
             curve, train_seconds = trained["curve"], trained["train_seconds"]
         elif run.agent.trains:
-            from agents.checkpoint import save_agent
-            from agents.training import train
+            from rlhf_agents.checkpoint import save_agent
+            from rlhf_agents.training import train
 
             callback = _curve_callback(run, cfg, eval_env, curve_seeds)
             params = run.agent.resolved_hyperparams()

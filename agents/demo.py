@@ -1,6 +1,6 @@
 """The main job: train agents on RLHF-Chat-v0 and compare them with the baselines.
 
-``rlhf-envs demo`` is a preset of the comparison harness (:mod:`agents.compare`): PPO
+``rlhf-envs demo`` is a preset of the comparison harness (:mod:`rlhf_agents.compare`): PPO
 with the candidate-scoring policy and with SB3's plain ``MultiInputPolicy``, A2C and DQN
 train in parallel processes (one core each), then they, a random agent, best-of-n against
 the training reward and the scripted expert play the same held-out episodes; it prints
@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from agents.compare import CompareConfig, RunsFailedError, reward_slug, run_comparison
-from agents.registry import resolve_agents
+from rlhf_agents.compare import CompareConfig, RunsFailedError, reward_slug, run_comparison
+from rlhf_agents.registry import resolve_agents
 
 ENV_ID = "RLHF-Chat-v0"
 AGENTS = ("ppo", "ppo-mlp", "a2c", "dqn", "random", "best-of-n", "expert")

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Sequence
 import gymnasium as gym
 import numpy as np
 
-from agents.baselines import Agent
+from rlhf_agents.baselines import Agent
 from rlhf_envs.statistics import bootstrap_ci
 
 __all__ = ["EpisodeResult", "Evaluation", "bootstrap_ci", "evaluate", "run_episode"]

@@ -6,7 +6,7 @@ value head on the LM's last hidden state. SB3's ``PPO`` (and sb3-contrib's
 ``MaskablePPO`` with :class:`MaskableLMActorCriticPolicy`) train it unchanged::
 
     from stable_baselines3 import PPO
-    from agents.lm_policy import KLPenaltyCallback, LMActorCriticPolicy
+    from rlhf_agents.lm_policy import KLPenaltyCallback, LMActorCriticPolicy
 
     env = make_sb3_vec_env("RLHF-ChatTokens-v0", n_envs=4, env_kwargs={"kl_coef": 0.1})
     model = PPO(LMActorCriticPolicy, env, gamma=1.0, learning_rate=1e-4,

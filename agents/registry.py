@@ -19,7 +19,7 @@ an agent name, and a new name says which agent it starts from (``base``)::
       n: 16
 
 Hyperparameters are passed to the SB3 constructor and replace the suite's defaults
-(:data:`agents.training.HYPERPARAMS`) key by key.
+(:data:`rlhf_agents.training.HYPERPARAMS`) key by key.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from agents.training import ALGORITHMS, HYPERPARAMS, POLICIES
+from rlhf_agents.training import ALGORITHMS, HYPERPARAMS, POLICIES
 
 KINDS = ("random", "expert", "best-of-n", "sb3")
 
@@ -69,7 +69,7 @@ class AgentSpec:
     Args:
         name: the short name used on the command line and in the leaderboard.
         kind: ``random``, ``expert``, ``best-of-n`` or ``sb3``.
-        algo: the SB3 algorithm (a key of :data:`agents.training.ALGORITHMS`), for ``sb3``.
+        algo: the SB3 algorithm (a key of :data:`rlhf_agents.training.ALGORITHMS`), for ``sb3``.
         policy: the policy kind, ``candidate`` or ``mlp``, for ``sb3``.
         hyperparams: SB3 constructor arguments that replace the suite's defaults.
         n: best-of-n: candidates compared per turn (on the select interface, the

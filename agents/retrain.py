@@ -130,8 +130,8 @@ def retrain_once(store: Any, args: argparse.Namespace) -> None:
 
 def fine_tune(policy: Path, out: Path, reward: str, steps: int, seed: int) -> None:
     """Load the agent in ``policy``, train it ``steps`` more PPO steps with ``reward``, save to ``out``."""
-    from agents.checkpoint import load_agent, read_meta, save_agent
-    from agents.training import make_training_env
+    from rlhf_agents.checkpoint import load_agent, read_meta, save_agent
+    from rlhf_agents.training import make_training_env
 
     meta = read_meta(policy)
     if meta["algo"] not in ("ppo", "a2c", "maskable-ppo"):
@@ -185,10 +185,10 @@ def simulate(store: Any, rm_dir: Path, policy_out: Path, *, env_id: str = "RLHF-
             rounds keep training against the last promoted model (the control that shows
             what continued feedback adds). ``None``: every round.
     """
-    from agents.baselines import ExpertAgent, RandomAgent, SB3Agent
-    from agents.checkpoint import save_agent
-    from agents.evaluation import evaluate
-    from agents.training import make_model, make_training_env
+    from rlhf_agents.baselines import ExpertAgent, RandomAgent, SB3Agent
+    from rlhf_agents.checkpoint import save_agent
+    from rlhf_agents.evaluation import evaluate
+    from rlhf_agents.training import make_model, make_training_env
     from rlhf_envs.feedback.pairs import PairSource
     from rlhf_envs.feedback.retraining import retrain_reward_model
 

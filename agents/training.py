@@ -20,7 +20,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecEnv
 from tqdm.auto import tqdm
 
-from agents.candidate_policy import (
+from rlhf_agents.candidate_policy import (
     CandidateActorCriticPolicy,
     CandidateQPolicy,
     MaskableCandidateActorCriticPolicy,

@@ -51,9 +51,9 @@ def _train_and_evaluate(train_on: str, seed: int, steps: int, episodes: int) -> 
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     import rlhf_envs  # noqa: F401
-    from agents.baselines import SB3Agent
-    from agents.evaluation import evaluate
-    from agents.training import make_model, train
+    from rlhf_agents.baselines import SB3Agent
+    from rlhf_agents.evaluation import evaluate
+    from rlhf_agents.training import make_model, train
 
     started = time.perf_counter()
     if train_on == MIXED:
@@ -99,8 +99,8 @@ class LabelCounter:
 def _references(episodes: int) -> dict[str, dict[str, float]]:
     """Expert and random gold per episode on the held-out scenarios of each domain."""
     import rlhf_envs  # noqa: F401
-    from agents.baselines import ExpertAgent, RandomAgent
-    from agents.evaluation import evaluate
+    from rlhf_agents.baselines import ExpertAgent, RandomAgent
+    from rlhf_agents.evaluation import evaluate
 
     seeds = range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes)
     out = {}

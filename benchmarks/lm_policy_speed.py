@@ -2,7 +2,7 @@
 passes against one pass per window, in the same process.
 
 A PPO minibatch holds many tokens of the same reply, whose windows are prefixes of one
-another; :class:`~agents.lm_policy.LMActorCriticPolicy` runs each such group once
+another; :class:`~rlhf_agents.lm_policy.LMActorCriticPolicy` runs each such group once
 (``share_prefixes=True``, the default). This prints environment steps per second of
 ``PPO.learn`` (rollouts and updates) both ways and their ratio, for a few batch sizes.
 
@@ -20,7 +20,7 @@ import torch
 from stable_baselines3 import PPO
 
 import rlhf_envs  # noqa: F401  (registers the ids)
-from agents.lm_policy import LMActorCriticPolicy
+from rlhf_agents.lm_policy import LMActorCriticPolicy
 from rlhf_envs.lm.build import default_lm_path
 from rlhf_envs.sb3 import make_sb3_vec_env
 

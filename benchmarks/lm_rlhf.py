@@ -7,7 +7,7 @@ What it measures and writes (``--out``, default ``docs/lm_rlhf``):
 - stepping speed of the tokens env, tokens/s without and with ``kl_coef`` (ratio, same
   process);
 - the SFT reference (sampling from the reference LM), best-of-n for n = 1, 4, 16 with the
-  proxy picking, and PPO with :class:`~agents.lm_policy.LMActorCriticPolicy` trained
+  proxy picking, and PPO with :class:`~rlhf_agents.lm_policy.LMActorCriticPolicy` trained
   against the proxy with KL shaping: mean gold reward per episode with a 95% bootstrap CI,
   success rate, mean KL to the reference; PPO's gain over the SFT reference with a paired
   bootstrap CI (same seeds);
@@ -34,11 +34,11 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 import rlhf_envs  # noqa: F401  (registers the ids)
-from agents.baselines import SB3Agent
-from agents.best_of_n import BestOfNAgent
-from agents.evaluation import evaluate
-from agents.lm_policy import KLPenaltyCallback, LMActorCriticPolicy
-from agents.training import EpisodeLog
+from rlhf_agents.baselines import SB3Agent
+from rlhf_agents.best_of_n import BestOfNAgent
+from rlhf_agents.evaluation import evaluate
+from rlhf_agents.lm_policy import KLPenaltyCallback, LMActorCriticPolicy
+from rlhf_agents.training import EpisodeLog
 from rlhf_envs.lm.build import default_lm_path
 from rlhf_envs.lm.reference import load_reference_lm
 from rlhf_envs.sb3 import make_sb3_vec_env

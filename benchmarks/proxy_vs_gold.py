@@ -37,9 +37,9 @@ def _run(name: str, reward: str, steps: int, seed: int, eval_seeds: list[int], p
 
     torch.set_num_threads(1)  # one core per worker (2 workers on the 2-core CI machines)
     import rlhf_envs  # noqa: F401
-    from agents.baselines import SB3Agent
-    from agents.evaluation import evaluate
-    from agents.training import EpisodeLog, train
+    from rlhf_agents.baselines import SB3Agent
+    from rlhf_agents.evaluation import evaluate
+    from rlhf_agents.training import EpisodeLog, train
 
     log = EpisodeLog()
     started = time.perf_counter()
@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     import rlhf_envs  # noqa: F401
-    from agents.baselines import ExpertAgent, RandomAgent
-    from agents.evaluation import evaluate
-    from rlhf_envs.feedback import write_preferences
+    from rlhf_agents.baselines import ExpertAgent, RandomAgent
+    from rlhf_agents.evaluation import evaluate
+    from rlhf_envs.preference_data import write_preferences
     from rlhf_envs.feedback.annotators import FeedbackCollector
     from rlhf_envs.rewards.learned import pairwise_accuracy, train_reward_model
 

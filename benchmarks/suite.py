@@ -151,7 +151,7 @@ def ppo_fps(env_id, policy, steps: int, n_envs: int, params: dict) -> float:
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
-    from agents.training import make_training_env
+    from rlhf_agents.training import make_training_env
 
     if isinstance(env_id, str) and env_id.startswith("RLHF"):
         venv = make_training_env(env_id, n_envs, 0)  # the batched vector env (SB3VecEnv)
@@ -165,8 +165,8 @@ def ppo_fps(env_id, policy, steps: int, n_envs: int, params: dict) -> float:
 
 
 def bench_ppo(args) -> list[Row]:
-    from agents.candidate_policy import CandidateActorCriticPolicy
-    from agents.training import HYPERPARAMS
+    from rlhf_agents.candidate_policy import CandidateActorCriticPolicy
+    from rlhf_agents.training import HYPERPARAMS
 
     steps = 4_096 if args.quick else 16_384
     rows = []

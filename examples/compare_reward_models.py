@@ -2,7 +2,7 @@
 
     python examples/compare_reward_models.py --steps 50000 --seeds 3
 
-The comparison harness (``agents.compare``, also ``rlhf-envs compare``) trains one agent
+The comparison harness (``rlhf_agents.compare``, also ``rlhf-envs compare``) trains one agent
 per reward spec and seed, evaluates all of them on the same held-out scenarios, and writes
 a leaderboard, learning curves and transcripts. Here the two reward models are rubric
 personas: ``warm`` cares about tone, ``stickler`` about the policy book. Their mean return
@@ -15,8 +15,8 @@ import argparse
 from dataclasses import dataclass
 
 import rlhf_envs  # noqa: F401  (registers RLHF-Chat-v0)
-from agents.compare import CompareConfig, run_comparison
-from agents.registry import resolve_agents
+from rlhf_agents.compare import CompareConfig, run_comparison
+from rlhf_agents.registry import resolve_agents
 
 
 @dataclass

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 import rlhf_envs  # noqa: F401  (registers RLHF-Chat-v0)
-from agents.baselines import SB3Agent
-from agents.evaluation import evaluate
-from agents.training import train
+from rlhf_agents.baselines import SB3Agent
+from rlhf_agents.evaluation import evaluate
+from rlhf_agents.training import train
 from rlhf_envs.rewards.protocol import Exchange
 from rlhf_envs.rewards.registry import register, registered_names
 

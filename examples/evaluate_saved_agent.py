@@ -3,7 +3,7 @@
     python examples/evaluate_saved_agent.py --checkpoint results/compare/runs/RLHF-Chat-v0/default/ppo/seed-0/checkpoint
 
 Checkpoints are written by ``rlhf-envs compare`` (one per trained run) or by
-``agents.checkpoint.save_agent``. The env is rebuilt from the id and arguments recorded
+``rlhf_agents.checkpoint.save_agent``. The env is rebuilt from the id and arguments recorded
 in ``agent.json``, unless ``--env`` names another with the same spaces.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 
 import rlhf_envs  # noqa: F401
-from agents.checkpoint import load_agent, read_meta
-from agents.evaluation import evaluate
+from rlhf_agents.checkpoint import load_agent, read_meta
+from rlhf_agents.evaluation import evaluate
 
 
 @dataclass

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 import rlhf_envs  # noqa: F401  (registers RLHF-Chat-v0)
-from agents.baselines import RandomAgent, SB3Agent
-from agents.evaluation import evaluate
-from agents.training import train
+from rlhf_agents.baselines import RandomAgent, SB3Agent
+from rlhf_agents.evaluation import evaluate
+from rlhf_agents.training import train
 from rlhf_envs.feedback.annotators import FeedbackCollector
 from rlhf_envs.rewards.learned import pairwise_accuracy, train_reward_model
 

@@ -6,8 +6,8 @@ KL penalty, on RLHF-ChatTokens-v0.
 1. The env writes replies one token at a time in the reference LM's vocabulary; the
    proxy reward (``rubric:stickler``, one annotator persona) scores each finished reply,
    and ``kl_coef`` adds ``beta * log pi_ref`` per token.
-2. SB3's PPO trains :class:`~agents.lm_policy.LMActorCriticPolicy` (a trainable copy of
-   the reference LM plus a value head) unchanged; :class:`~agents.lm_policy.KLPenaltyCallback`
+2. SB3's PPO trains :class:`~rlhf_agents.lm_policy.LMActorCriticPolicy` (a trainable copy of
+   the reference LM plus a value head) unchanged; :class:`~rlhf_agents.lm_policy.KLPenaltyCallback`
    adds the policy's ``-beta * log pi`` so the return is KL-regularised (and ends each
    return at the end of its reply), and logs the KL.
 3. The gold reward (full rubric plus fluency) on held-out seeds compares the tuned
@@ -25,9 +25,9 @@ import torch
 from stable_baselines3 import PPO
 
 import rlhf_envs  # noqa: F401  (registers RLHF-ChatTokens-v0)
-from agents.baselines import SB3Agent
-from agents.evaluation import evaluate
-from agents.lm_policy import KLPenaltyCallback, LMActorCriticPolicy
+from rlhf_agents.baselines import SB3Agent
+from rlhf_agents.evaluation import evaluate
+from rlhf_agents.lm_policy import KLPenaltyCallback, LMActorCriticPolicy
 from rlhf_envs.sb3 import make_sb3_vec_env
 
 ENV_ID = "RLHF-ChatTokens-v0"

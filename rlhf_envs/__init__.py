@@ -3,6 +3,8 @@
 ``import rlhf_envs`` registers every environment id with Gymnasium::
 
     import gymnasium as gym
+
+from rlhf_envs.dialogue import MAX_TURNS
     import rlhf_envs
 
     env = gym.make("RLHF-Chat-v0", reward="rubric:warm")
@@ -14,9 +16,10 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from rlhf_envs.dialogue import MAX_TURNS
+
 __version__ = "0.1.0"
 
-MAX_TURNS = 20
 MAX_REPLY_TOKENS = 40  # the tokens interface's default length cap of one reply
 
 # Registered ids are presets of DialogueEnv's arguments (any of them can be overridden

@@ -11,12 +11,13 @@ from gymnasium.envs.registration import EnvSpec
 
 from rlhf_envs.interfaces import make_interface
 from rlhf_envs.rendering import render_transcript_image
-from rlhf_envs.rewards.protocol import ROLE_NAMES, Exchange, format_transcript
+from rlhf_envs.dialogue import ROLES, format_transcript
+from rlhf_envs.rewards.protocol import Exchange
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
 from rlhf_envs.rewards.validation import CheckedRewardModel
-from rlhf_envs.tasks import get_domain
-from rlhf_envs.tasks.state import DialogueState
-from rlhf_envs.tasks.user_simulator import UserSimulator
+from rlhf_envs.simulation import get_domain
+from rlhf_envs.simulation.state import DialogueState
+from rlhf_envs.simulation.user_simulator import UserSimulator
 
 
 def score_turns(
@@ -152,7 +153,7 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     Tokens interface: the reply's reward comes at its last token; tokens inside a reply
     earn 0, plus ``kl_coef * log pi_ref(token | window)`` with KL shaping (reported as
     ``info["ref_logprob"]``). The agent's own ``-kl_coef * log pi(token)`` completes the
-    KL-regularised return (``agents.lm_policy.KLPenaltyCallback``).
+    KL-regularised return (``rlhf_agents.lm_policy.KLPenaltyCallback``).
 
     ## Starting State
 
@@ -277,6 +278,10 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
         self.interface = make_interface(interface, **{k: v for k, v in options.items() if v is not None})
         self.reward_model = make_reward_model(reward)
         self.gold_model = make_reward_model(default_gold(interface, lm) if gold is None else gold)
+        # Checked against this env's own domain now (a persona the domain lacks, a bad
+        # rubric.yaml), not at the first step.
+        self.reward_model.check_domain(self.domain)
+        self.gold_model.check_domain(self.domain)
         self.action_space = self.interface.action_space
         self.observation_space = self.interface.observation_space
         self.user = UserSimulator(self.domain)
@@ -422,5 +427,5 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     def _print_new_turns(self) -> None:
         history = self.state.history
         for turn in history[self._printed:]:
-            print(f"{ROLE_NAMES[turn.role]}: {turn.text}")
+            print(f"{ROLES[turn.role]}: {turn.text}")
         self._printed = len(history)

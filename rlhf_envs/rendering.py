@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rlhf_envs.rewards.protocol import ROLE_NAMES, Turn
+from rlhf_envs.dialogue import ROLES, Turn
 
 WIDTH, HEIGHT = 640, 480
 _MARGIN, _LINE = 10, 14
@@ -20,7 +20,7 @@ def render_transcript_image(history: Sequence[Turn]) -> np.ndarray:
 
     lines: list[tuple[str, tuple[int, int, int]]] = []
     for turn in history:
-        text = f"{ROLE_NAMES.get(turn.role, turn.role)}: {turn.text}"
+        text = f"{ROLES.get(turn.role, turn.role)}: {turn.text}"
         for line in textwrap.wrap(text, width=100) or [""]:
             lines.append((line, _COLOURS.get(turn.role, (0, 0, 0))))
     fits = (HEIGHT - 2 * _MARGIN) // _LINE

@@ -28,6 +28,7 @@ from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
+from rlhf_envs.dialogue import MAX_TURNS
 from rlhf_envs.env import CanonicalRewardSpecs, DialogueEnv, default_gold, score_turns
 from rlhf_envs.lm.reference import feed_batch
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
@@ -82,7 +83,7 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
     ## Arguments
 
     - ``num_envs``: number of conversations.
-    - ``max_episode_steps``: steps before truncation (default 20, as the registered
+    - ``max_episode_steps``: steps before truncation (default ``MAX_TURNS`` = 20, as the registered
       select and text ids; ``gymnasium.make_vec`` passes the registered value).
     - ``autoreset_mode``: ``"NextStep"`` (default) or ``"SameStep"``.
     - ``copy``: return copies of the observation arrays (default ``True``).
@@ -92,7 +93,7 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
     def __init__(
         self,
         num_envs: int = 1,
-        max_episode_steps: int | None = 20,
+        max_episode_steps: int | None = MAX_TURNS,
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
         copy: bool = True,
         reward: RewardSpec = "rubric",

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import rlhf_envs
-from agents.baselines import ExpertAgent, RandomAgent
-from agents.evaluation import bootstrap_ci, evaluate
+from rlhf_agents.baselines import ExpertAgent, RandomAgent
+from rlhf_agents.evaluation import bootstrap_ci, evaluate
 
 SELECT_IDS = sorted(i for i, kw in rlhf_envs.ENV_PRESETS.items() if kw["interface"] == "select")
 # Tokens and text ids: the same tasks through another interface (fewer episodes: a

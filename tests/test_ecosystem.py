@@ -66,14 +66,14 @@ def test_rl_zoo3_trains_from_the_shipped_hyperparameters_and_replays(tmp_path):
         pytest.skip("rl_zoo3 is not installed (pip install -e '.[zoo]')")
     train = subprocess.run(
         [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env", "RLHF-Chat-v0", "--gym-packages",
-         "rlhf_envs", "--conf-file", "agents.zoo.ppo", "-n", "3000", "--seed", "0", "-f", "logs",
+         "rlhf_envs", "--conf-file", "rlhf_agents.zoo.ppo", "-n", "3000", "--seed", "0", "-f", "logs",
          "--eval-freq", "-1", "--n-eval-envs", "1"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert train.returncode == 0, train.stderr[-3000:]
     run = tmp_path / "logs" / "ppo" / "RLHF-Chat-v0_1"
     assert (run / "RLHF-Chat-v0.zip").is_file()
     config = (run / "RLHF-Chat-v0" / "config.yml").read_text()
-    assert "agents.candidate_policy.CandidateActorCriticPolicy" in config  # the shipped policy was used
+    assert "rlhf_agents.candidate_policy.CandidateActorCriticPolicy" in config  # the shipped policy was used
     assert "total_timesteps" in train.stdout or "Saving to" in train.stdout
     enjoy = subprocess.run(
         [sys.executable, "-m", "rl_zoo3.enjoy", "--algo", "ppo", "--env", "RLHF-Chat-v0", "--gym-packages",
@@ -85,9 +85,9 @@ def test_rl_zoo3_trains_from_the_shipped_hyperparameters_and_replays(tmp_path):
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn"])
 def test_shipped_zoo_hyperparameters_build_a_model(algo):
-    from agents.training import ALGORITHMS
+    from rlhf_agents.training import ALGORITHMS
 
-    hyperparams = importlib.import_module(f"agents.zoo.{algo}").hyperparams["RLHF-Chat-v0"]
+    hyperparams = importlib.import_module(f"rlhf_agents.zoo.{algo}").hyperparams["RLHF-Chat-v0"]
     kwargs = {k: v for k, v in hyperparams.items() if k not in ("n_envs", "n_timesteps")}
     module, _, name = kwargs.pop("policy").rpartition(".")  # a dotted name, as rl-zoo3 reads it
     policy = getattr(importlib.import_module(module), name)

@@ -17,7 +17,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import rlhf_envs  # noqa: F401
 from rlhf_envs.rewards import RewardModelError
-from rlhf_envs.tasks.candidates import Candidate
+from rlhf_envs.simulation.candidates import Candidate
 
 ENV_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("RLHF-"))
 # String-action ids (added with the text interface) are exempt from SB3's checker.
@@ -216,7 +216,8 @@ def test_random_fuzzing_keeps_observations_in_space_and_rewards_finite(env_id):
         ({"subflows": ["return_size", "time_travel"]}, "['time_travel'] not in domain 'customer_service'"),
         ({"render_mode": "vr"}, "render_mode 'vr' is not supported"),
         ({"reward": "lerned:ckpt"}, "reward spec 'lerned:ckpt' is unknown"),
-        ({"reward": "rubric:grumpy"}, "unknown rubric persona 'grumpy'; available: balanced"),
+        ({"reward": "rubric:grumpy"}, "persona 'grumpy': it is not defined for domain 'customer_service'; available there: balanced"),
+        ({"gold": {"rubric": 1.0, "rubric:clinician": 1.0}}, "persona 'clinician': it is not defined for domain 'customer_service'"),
         ({"reward": 3}, "not of an accepted form"),
     ],
 )
@@ -330,12 +331,6 @@ def test_standard_wrappers_and_vector_envs_work():
     obs, _ = sync.reset(seed=0)
     assert obs["candidates"].shape[0] == 2
     sync.close()
-
-
-def test_turn_feature_horizon_matches_the_registered_episode_length():
-    from rlhf_envs.interfaces.select import TURN_HORIZON
-
-    assert TURN_HORIZON == rlhf_envs.MAX_TURNS
 
 
 def test_render_before_reset_is_harmless():

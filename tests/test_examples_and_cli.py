@@ -127,8 +127,8 @@ def test_compare_reward_models_example_trains_one_agent_per_reward(tmp_path):
 
 
 def test_evaluate_saved_agent_example_loads_a_checkpoint(tmp_path):
-    from agents.checkpoint import save_agent
-    from agents.training import HYPERPARAMS, train
+    from rlhf_agents.checkpoint import save_agent
+    from rlhf_agents.training import HYPERPARAMS, train
 
     model = train("ppo", "RLHF-Chat-v0", total_timesteps=256, n_envs=2, n_steps=128, batch_size=128)
     save_agent(model, tmp_path / "ckpt", algo="ppo", policy="candidate", env_id="RLHF-Chat-v0",

@@ -234,7 +234,7 @@ def test_ppo_learns_the_same_on_the_adapter_as_on_make_vec_env():
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
-    from agents.candidate_policy import CandidateActorCriticPolicy
+    from rlhf_agents.candidate_policy import CandidateActorCriticPolicy
     from rlhf_envs.sb3 import make_sb3_vec_env
 
     params = {}

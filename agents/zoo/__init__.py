@@ -5,11 +5,11 @@ policy is the suite's candidate-scoring policy, named by its import path (rl-zoo
 imports a dotted ``policy`` name; the saved ``config.yml`` then stays plain text)::
 
     python -m rl_zoo3.train --algo ppo --env RLHF-Chat-v0 --gym-packages rlhf_envs \\
-        --conf-file agents.zoo.ppo
+        --conf-file rlhf_agents.zoo.ppo
     python -m rl_zoo3.enjoy --algo ppo --env RLHF-Chat-v0 --gym-packages rlhf_envs \\
         --folder logs --no-render
 
-The values are the suite's own defaults (:data:`agents.training.HYPERPARAMS`, the ones
+The values are the suite's own defaults (:data:`rlhf_agents.training.HYPERPARAMS`, the ones
 ``rlhf-envs compare`` uses), so a zoo run and a harness run train the same agent.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.training import HYPERPARAMS, policy_class
+from rlhf_agents.training import HYPERPARAMS, policy_class
 
 # Steps after which the agent's held-out success has levelled off on RLHF-Chat-v0
 # (rlhf-envs compare, 3 seeds; see the README's leaderboard).

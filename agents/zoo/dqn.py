@@ -1,5 +1,5 @@
-"""rl-zoo3 hyperparameters for DQN on the suite's select-interface envs (see agents.zoo)."""
+"""rl-zoo3 hyperparameters for DQN on the suite's select-interface envs (see rlhf_agents.zoo)."""
 
-from agents.zoo import zoo_hyperparams
+from rlhf_agents.zoo import zoo_hyperparams
 
 hyperparams = zoo_hyperparams("dqn")

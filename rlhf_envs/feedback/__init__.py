@@ -1,14 +1,12 @@
-"""Human feedback data: preference pairs and ratings, and the files that hold them.
+"""The human-feedback loop: simulated annotators, the SQLite store, the labelling web app,
+the pair source that chooses what people label, and retraining the reward model.
 
-``records.py`` defines the two kinds of feedback record: ``PreferencePair`` (one reply
-preferred to another in the same context) and ``Rating`` (one reply judged alone, thumbs
-or stars). ``formats.py`` reads and writes them as JSON Lines in TRL's preference and
-unpaired formats, and reads Anthropic HH-RLHF pairs; malformed lines are reported with
-the file, the line and what was expected. Simulated annotators that produce such records
-from env transcripts live in ``annotators.py``.
+The records and their file formats live in :mod:`rlhf_envs.preference_data` (below both
+this package and the learned reward models); they are re-exported here, where they were
+first published.
 """
 
-from rlhf_envs.feedback.formats import (
+from rlhf_envs.preference_data import (
     FeedbackData,
     FeedbackFormatError,
     data_hash,
@@ -16,9 +14,11 @@ from rlhf_envs.feedback.formats import (
     read_preferences,
     read_ratings,
     write_preferences,
+    RATING_SCALES,
+    PreferencePair,
+    Rating,
     write_ratings,
 )
-from rlhf_envs.feedback.records import RATING_SCALES, PreferencePair, Rating
 
 __all__ = [
     "RATING_SCALES",

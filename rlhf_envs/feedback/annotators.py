@@ -26,7 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlhf_envs.feedback.records import RATING_SCALES, PreferencePair, Rating
+from rlhf_envs.preference_data.records import RATING_SCALES, PreferencePair, Rating
 from rlhf_envs.rewards.protocol import Exchange
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
 

@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException
 from rlhf_envs.feedback.agreement import annotator_agreement, rm_accuracy_over_time
 from rlhf_envs.feedback.pairs import PairSource
 from rlhf_envs.feedback.store import FeedbackStore, LabelConflict, StoreError, UnknownItem
-from rlhf_envs.rewards.protocol import parse_transcript
+from rlhf_envs.dialogue import parse_transcript
 
 __all__ = ["create_app"]
 

@@ -13,8 +13,8 @@ from rlhf_envs.feedback.annotators import (
     SimulatedAnnotator,
     parse_weights,
 )
-from rlhf_envs.feedback.formats import write_preferences, write_ratings
-from rlhf_envs.feedback.records import RATING_SCALES
+from rlhf_envs.preference_data.formats import write_preferences, write_ratings
+from rlhf_envs.preference_data.records import RATING_SCALES
 
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:
@@ -150,7 +150,7 @@ def add_feedback_command(subparsers: argparse._SubParsersAction) -> None:
 
 def run_feedback(args: argparse.Namespace) -> int:
     from rlhf_envs.feedback.agreement import annotator_agreement
-    from rlhf_envs.feedback.formats import FeedbackFormatError
+    from rlhf_envs.preference_data.formats import FeedbackFormatError
     from rlhf_envs.feedback.store import FeedbackStore, StoreError
 
     if args.action != "import" and not args.db.exists():

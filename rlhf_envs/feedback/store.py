@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf_envs.feedback.formats import read_feedback, write_preferences, write_ratings
-from rlhf_envs.feedback.records import RATING_SCALES, PreferencePair, Rating
+from rlhf_envs.preference_data.formats import read_feedback, write_preferences, write_ratings
+from rlhf_envs.preference_data.records import RATING_SCALES, PreferencePair, Rating
 
 __all__ = [
     "CHOICES",

@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlhf_envs.tasks.state import DialogueState
+from rlhf_envs.simulation.state import DialogueState
 
 
 class Interface(ABC):

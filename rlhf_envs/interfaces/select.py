@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
+from rlhf_envs.dialogue import MAX_TURNS
 from rlhf_envs.interfaces.base import Interface
-from rlhf_envs.interfaces.text_features import HashedTextEncoder
-from rlhf_envs.tasks.candidates import CORRECT, Candidate, propose
-from rlhf_envs.tasks.state import DialogueState
-from rlhf_envs.tasks.values import extract_values
+from rlhf_envs.interfaces.hashed_encoder import HashedTextEncoder
+from rlhf_envs.simulation.candidates import CORRECT, Candidate, propose
+from rlhf_envs.simulation.state import DialogueState
+from rlhf_envs.simulation.values import extract_values
 
 CANDIDATE_STATS = ("repetition", "length", "new_values")
-TURN_HORIZON = 20  # turns at which the "turn" feature reaches 1
 _LENGTH_SCALE = 80.0  # words at which the "length" statistic reaches 1
 
 
@@ -101,7 +101,7 @@ class SelectInterface(Interface):
             "last_turn": _normalised(last),
             "candidates": cand.reshape(-1),
             "candidate_stats": stats.reshape(-1),
-            "turn": np.array([min(1.0, len(state.agent_words) / TURN_HORIZON)], dtype=np.float32),
+            "turn": np.array([min(1.0, len(state.agent_words) / MAX_TURNS)], dtype=np.float32),
         }
 
     def reply(self, action, state: DialogueState) -> str:

@@ -14,10 +14,10 @@ import numpy as np
 from gymnasium import spaces
 
 from rlhf_envs.interfaces.base import Interface
-from rlhf_envs.rewards.protocol import format_transcript
-from rlhf_envs.tasks.expert import expert_reply
-from rlhf_envs.tasks.state import DialogueState
-from rlhf_envs.text import stable_hash
+from rlhf_envs.dialogue import format_transcript
+from rlhf_envs.simulation.expert import expert_reply
+from rlhf_envs.simulation.state import DialogueState
+from rlhf_envs.words import stable_hash
 
 # Printable ASCII (letters, digits, punctuation, space, tab, newline) and the
 # typographic characters people and LLMs type: curly quotes, dashes, ellipsis,

@@ -21,10 +21,10 @@ from gymnasium import spaces
 from rlhf_envs.interfaces.base import Interface
 from rlhf_envs.lm.build import default_lm_path
 from rlhf_envs.lm.reference import IncrementalScorer, ReferenceLM, load_reference_lm
-from rlhf_envs.rewards.protocol import format_transcript
-from rlhf_envs.tasks.expert import expert_reply
-from rlhf_envs.tasks.state import DialogueState
-from rlhf_envs.text import stable_hash
+from rlhf_envs.dialogue import format_transcript
+from rlhf_envs.simulation.expert import expert_reply
+from rlhf_envs.simulation.state import DialogueState
+from rlhf_envs.words import stable_hash
 
 
 def resolve_lm(lm: str | ReferenceLM | None) -> ReferenceLM:

@@ -11,7 +11,8 @@ best-of-n samples from it.
 
 from __future__ import annotations
 
-from rlhf_envs.lm.dialogue_format import EOT, PAD, ROLE_LABELS, format_turn, prompt_text
+from rlhf_envs.dialogue import EOT, PAD, format_turn, prompt_text
+from rlhf_envs.dialogue import ROLES as ROLE_LABELS  # the name this package exported before
 from rlhf_envs.lm.reference import ReferenceLM, load_reference_lm
 
 __all__ = ["EOT", "PAD", "ROLE_LABELS", "ReferenceLM", "format_turn", "load_reference_lm", "prompt_text"]

@@ -34,13 +34,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlhf_envs.lm.dialogue_format import EOT, format_turn, transcript_text
+from rlhf_envs import dialogue, simulation
+from rlhf_envs.dialogue import EOT, format_turn, transcript_text
 from rlhf_envs.lm.reference import LM_CONFIG_FILE, quiet_transformers
 from rlhf_envs.lm.sft import SFTConfig, build_model, perplexity, train_lm, unigram_perplexity
 from rlhf_envs.lm.tokenizer import DEFAULT_VOCAB_SIZE, train_tokenizer
+from rlhf_envs.simulation.corpus import expert_transcripts
+from rlhf_envs.simulation.domain import get_domain
 
 BUILD_FORMAT = 1  # bump when the build changes in a way the settings do not show
-_NOT_IN_TRANSCRIPTS = {"__init__.py", "check.py", "commands.py", "candidates.py"}
+_NOT_IN_TRANSCRIPTS = {"__init__.py", "candidates.py"}
 LM_ENV_VAR = "RLHF_ENVS_LM"
 CACHE_ENV_VAR = "RLHF_ENVS_CACHE"
 
@@ -77,8 +80,6 @@ def cache_dir() -> Path:
 
 
 def _domains_fingerprint(domains: Sequence[str]) -> str:
-    from rlhf_envs.tasks.domain import get_domain
-
     h = hashlib.sha256()
     for name in domains:
         folder = get_domain(name).folder
@@ -86,9 +87,9 @@ def _domains_fingerprint(domains: Sequence[str]) -> str:
             h.update(path.name.encode())
             h.update(path.read_bytes())
     # The shared phrasing and the machinery that plays the conversations shape the
-    # transcripts too (not the modules that only check domains or propose candidates).
-    tasks = Path(__file__).resolve().parents[1] / "tasks"
-    for path in sorted(tasks.glob("*.py")) + [tasks / "language.yaml"]:
+    # transcripts too (not the candidate generator, which only the select interface uses).
+    engine = Path(simulation.__file__).resolve().parent
+    for path in sorted(engine.glob("*.py")) + [engine / "language.yaml", Path(dialogue.__file__)]:
         if path.name not in _NOT_IN_TRANSCRIPTS:
             h.update(path.name.encode())
             h.update(path.read_bytes())
@@ -148,8 +149,6 @@ def build_reference_lm(out: str | Path, config: LMBuildConfig | None = None, pro
     Returns what was measured (also saved as ``rlhf_lm.json``): corpus size, build time,
     held-out perplexity of the LM and of a unigram model.
     """
-    from rlhf_envs.tasks.corpus import expert_transcripts
-
     config = config or LMBuildConfig()
     out = Path(out).expanduser().resolve()
     started = time.perf_counter()

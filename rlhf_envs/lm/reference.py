@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlhf_envs.lm.dialogue_format import AGENT_PREFIX, format_turn
+from rlhf_envs.dialogue import AGENT_PREFIX, format_turn
 
 LM_CONFIG_FILE = "rlhf_lm.json"  # what the build recorded (corpus, settings, timings)
 

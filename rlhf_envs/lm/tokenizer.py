@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rlhf_envs.lm.dialogue_format import EOT, PAD
+from rlhf_envs.dialogue import EOT, PAD
 
 DEFAULT_VOCAB_SIZE = 2048
 MIN_VOCAB_SIZE = 300  # 256 byte symbols plus the special tokens and a few merges

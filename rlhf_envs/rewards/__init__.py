@@ -5,7 +5,8 @@ each (``RewardModel``). Name one in ``gymnasium.make(..., reward=SPEC)``; see
 ``registry.py`` for the accepted forms and for registering your own.
 """
 
-from rlhf_envs.rewards.protocol import ComponentRewardModel, Exchange, RewardModel, Turn
+from rlhf_envs.dialogue import Turn
+from rlhf_envs.rewards.protocol import ComponentRewardModel, Exchange, RewardModel
 from rlhf_envs.rewards.registry import (
     RewardModelError,
     UnknownRewardError,

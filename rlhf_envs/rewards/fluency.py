@@ -100,7 +100,7 @@ def expert_baseline(lm: ReferenceLM, domain: str = _DEFAULT_DOMAIN) -> float:
         return found
     with _baseline_lock:
         if key not in _baselines:
-            from rlhf_envs.tasks.corpus import expert_transcripts
+            from rlhf_envs.simulation.corpus import expert_transcripts
 
             exchanges = []
             for dialogue in expert_transcripts((domain,), 16, seed=12345):

@@ -88,6 +88,11 @@ class WeightedMixture:
             f"{w:g}*{label}" for (w, _), label in zip(self.members, self.labels)
         )
 
+    def check_domain(self, domain: Any) -> None:
+        """Check every member against ``domain`` (see ``CheckedRewardModel.check_domain``)."""
+        for _, member in self.members:
+            member.check_domain(domain)
+
     def score(self, batch: Sequence[Exchange]) -> np.ndarray:
         """The weighted sum of the members' scores.
 

@@ -9,23 +9,15 @@ candidate was produced.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from rlhf_envs.dialogue import Turn, format_transcript
+
 if TYPE_CHECKING:  # imported for type hints only: reward models never need the env
-    from rlhf_envs.tasks.scenario import Scenario
-    from rlhf_envs.tasks.state import DialogueState
-
-
-ROLE_NAMES = {"user": "User", "agent": "Agent", "system": "System"}
-
-
-class Turn(NamedTuple):
-    """One line of a transcript: ``role`` is ``"user"``, ``"agent"`` or ``"system"``."""
-
-    role: str
-    text: str
+    from rlhf_envs.simulation.scenario import Scenario
+    from rlhf_envs.simulation.state import DialogueState
 
 
 @dataclass(frozen=True)
@@ -53,34 +45,6 @@ class Exchange:
         return format_transcript(self.history, roles)
 
 
-def format_transcript(history: Sequence[Turn], roles: Mapping[str, str] | None = None) -> str:
-    """Turns as text, one ``Role: text`` line each (``roles`` renames speakers)."""
-    names = {**ROLE_NAMES, **(roles or {})}
-    return "\n".join(f"{names.get(t.role, t.role)}: {t.text}" for t in history)
-
-
-def parse_transcript(text: str, roles: Mapping[str, str] | None = None) -> list[Turn]:
-    """The inverse of :func:`format_transcript`: ``Role: text`` lines back to turns.
-
-    A line that does not start with a known speaker name continues the previous turn
-    (multi-line messages); text before the first speaker line becomes a ``"user"`` turn.
-    ``roles`` maps extra speaker names to roles (``{"Human": "user"}``).
-    """
-    by_name = {name: role for role, name in ROLE_NAMES.items()}
-    by_name.update(roles or {})
-    turns: list[list[str]] = []
-    for line in text.splitlines():
-        name, sep, rest = line.partition(":")
-        role = by_name.get(name.strip()) if sep else None
-        if role is not None:
-            turns.append([role, rest.strip()])
-        elif turns:
-            turns[-1][1] = f"{turns[-1][1]}\n{line}" if turns[-1][1] else line
-        elif line.strip():
-            turns.append(["user", line.strip()])
-    return [Turn(role, body.strip()) for role, body in turns]
-
-
 @runtime_checkable
 class RewardModel(Protocol):
     """Scores a batch of replies in context; one float per exchange.
@@ -90,6 +54,12 @@ class RewardModel(Protocol):
     """
 
     def score(self, batch: Sequence[Exchange]) -> np.ndarray: ...
+
+
+# A reward model may also define ``check_domain(domain) -> None``, raising ``ValueError``
+# when it cannot score that domain's replies (the rubric: a persona the domain does not
+# define). The env calls it when it is made, so such a mistake fails at gymnasium.make
+# rather than at the first step. It is optional, so it is not part of the protocol class.
 
 
 @runtime_checkable

@@ -33,6 +33,7 @@ import numpy as np
 import yaml
 
 from rlhf_envs.rewards.protocol import Exchange
+from rlhf_envs.simulation.domain import Domain, DomainError, get_domain
 
 COMPONENTS = ("task", "grounding", "politeness", "conciseness", "safety", "repetition", "conduct")
 # Violations the grounding component prices instead of the safety component.
@@ -45,12 +46,61 @@ def rubric_data() -> Mapping[str, Any]:
     return yaml.safe_load(RUBRIC_FILE.read_text())
 
 
-def domain_rubric(domain) -> Mapping[str, Any]:
+def check_domain_rubric(domain: Domain) -> None:
+    """Check a domain's own ``rubric.yaml`` (``domain.rubric``): only ``points`` and
+    ``personas``, every point one of the shared rubric's, every persona weight a number
+    for a known component.
+
+    Raises:
+        DomainError: naming the domain, the file and the entry.
+    """
+    where = f"domain {domain.name!r}"
+    rubric = domain.rubric
+    if not isinstance(rubric, Mapping) or set(rubric) - {"points", "personas"}:
+        raise DomainError(f"{where}: rubric.yaml may hold only 'points' and 'personas'")
+    shared = rubric_data()["points"]
+    accepted = ", ".join(f"{c}.{k}" for c in shared for k in shared[c])
+
+    def section(value: Any) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise DomainError(
+                f"{where}: rubric.yaml sections 'points' and 'personas' must be mappings, got {value!r}"
+            )
+        return value
+
+    def numbers(value: Any, what: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
+        ):
+            raise DomainError(f"{where}: rubric.yaml {what} must map names to numbers, got {value!r}")
+        return value
+
+    for component, values in section(rubric.get("points")).items():
+        values = numbers(values, f"points.{component}")
+        if component not in shared or set(values) - set(shared[component]):
+            raise DomainError(
+                f"{where}: rubric.yaml points.{component} {sorted(values)} is not among the shared "
+                f"rubric's points: {accepted}"
+            )
+    for persona, weights in section(rubric.get("personas")).items():
+        bad = set(numbers(weights, f"persona {persona!r}")) - set(COMPONENTS)
+        if bad:
+            raise DomainError(
+                f"{where}: rubric.yaml persona {persona!r} weighs unknown component(s) {sorted(bad)}; "
+                f"components: {', '.join(COMPONENTS)}"
+            )
+
+
+def domain_rubric(domain: Domain) -> Mapping[str, Any]:
     """The rubric of one domain: ``rubric.yaml`` with the domain's own ``rubric.yaml``
-    (``domain.rubric``) merged over it. A domain persona that gives only some weights
-    takes the others from the shared persona of that name, or from ``balanced``."""
+    (``domain.rubric``, checked by :func:`check_domain_rubric`) merged over it. A domain
+    persona that gives only some weights takes the others from the shared persona of
+    that name, or from ``balanced``."""
     base = rubric_data()
-    extra = getattr(domain, "rubric", None) or {}
+    check_domain_rubric(domain)
+    extra = domain.rubric
     if not extra:
         return base
     points = {c: dict(v) for c, v in base["points"].items()}
@@ -62,22 +112,14 @@ def domain_rubric(domain) -> Mapping[str, Any]:
     return {"points": points, "personas": people}
 
 
-def personas(domain=None) -> tuple[str, ...]:
+def personas(domain: Domain | str | None = None) -> tuple[str, ...]:
     """Names of the annotator personas (``"balanced"`` is the gold standard): the shared
-    ones, plus those of ``domain`` (a ``Domain`` or built-in name) if given."""
+    ones, plus those of ``domain`` (a ``Domain``, built-in name or folder) if given."""
     if domain is None:
         return tuple(rubric_data()["personas"])
     if isinstance(domain, str):
-        from rlhf_envs.tasks import get_domain
-
         domain = get_domain(domain)
     return tuple(domain_rubric(domain)["personas"])
-
-
-def _known_personas() -> frozenset[str]:
-    from rlhf_envs.tasks.domain import domain_rubric_personas
-
-    return frozenset(personas()) | domain_rubric_personas()
 
 
 class RubricRewardModel:
@@ -86,10 +128,12 @@ class RubricRewardModel:
     Args:
         persona: whose weights to use: ``"balanced"`` (default, the gold standard),
             ``"stickler"``, ``"warm"``, ``"busy"``, or a persona a domain's
-            ``rubric.yaml`` adds (a built-in domain's, or that of a domain folder
-            loaded before, as the env loads its domain before its reward model). Such a
-            persona scores only that domain's replies: on another domain the first
-            score raises ``ValueError`` naming the personas available there.
+            ``rubric.yaml`` adds (``"compliance"`` in finance, ``"clinician"`` in
+            medical triage, or one of a domain folder's). Which personas exist depends
+            on the domain, so the persona is checked against a domain: by
+            :meth:`check_domain`, which the env calls when it is made, and at the
+            first score of that domain's replies (``ValueError`` naming the personas
+            available there).
         weights: explicit ``{component: weight}`` overriding the persona's.
 
     Each reply is scored with the points and weights of its own domain (read from
@@ -98,9 +142,8 @@ class RubricRewardModel:
     """
 
     def __init__(self, persona: str = "balanced", weights: Mapping[str, float] | None = None):
-        known = _known_personas()
-        if persona not in known:
-            raise ValueError(f"unknown rubric persona {persona!r}; available: {', '.join(sorted(known))}")
+        if not isinstance(persona, str) or not persona:
+            raise ValueError(f"a rubric persona is a non-empty name, got {persona!r}")
         if weights:
             unknown = set(weights) - set(COMPONENTS)
             if unknown:
@@ -118,15 +161,20 @@ class RubricRewardModel:
         state["_tables"] = {}  # keyed by object identity: rebuilt in the new process
         return state
 
-    def table(self, domain) -> tuple[Mapping[str, Any], np.ndarray]:
+    def check_domain(self, domain: Domain) -> None:
+        """Raise unless this model can score ``domain``'s replies: the domain's
+        ``rubric.yaml`` is valid (``DomainError``) and defines the persona (``ValueError``)."""
+        self.table(domain)
+
+    def table(self, domain: Domain) -> tuple[Mapping[str, Any], np.ndarray]:
         """The points and the weight of each component (``COMPONENTS`` order) on ``domain``."""
         found = self._tables.get(id(domain))
         if found is None or found[0] is not domain:
             data = domain_rubric(domain)
             if self.persona not in data["personas"]:
                 raise ValueError(
-                    f"rubric persona {self.persona!r} is not defined for domain {domain.name!r}; "
-                    f"available there: {', '.join(data['personas'])}"
+                    f"unknown rubric persona {self.persona!r}: it is not defined for domain "
+                    f"{domain.name!r}; available there: {', '.join(data['personas'])}"
                 )
             chosen = {**data["personas"][self.persona], **self.overrides}
             weights = np.array([float(chosen.get(c, 1.0)) for c in COMPONENTS])

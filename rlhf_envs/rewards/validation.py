@@ -224,6 +224,26 @@ class CheckedRewardModel:
             out[key] = check_scores(value, n, f"reward model {self.name!r} component {key!r}")
         return out
 
+    def check_domain(self, domain: Any) -> None:
+        """Raise unless the wrapped model can score ``domain``'s replies, when it says
+        (an optional ``check_domain(domain)`` method; the env calls this when it is made).
+
+        Raises:
+            ValueError: the model's own clear error (an unknown persona, a bad rubric file).
+            RewardModelError: the model's check raised anything else (chained).
+        """
+        check = getattr(self.model, "check_domain", None)
+        if not callable(check):
+            return
+        try:
+            check(domain)
+        except (ValueError, RewardModelError):
+            raise
+        except Exception as err:
+            raise RewardModelError(
+                f"reward model {self.name!r} raised {type(err).__name__} in check_domain(): {err}"
+            ) from err
+
     def score_and_components(self, batch: Sequence[Exchange]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Scores and their named parts from one run of the model (what the env calls
         each step, so a plugin is not run twice).

@@ -22,7 +22,7 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.env_checker import check_env
 from stable_baselines3.common.env_util import make_vec_env
 
-from agents.candidate_policy import (
+from rlhf_agents.candidate_policy import (
     OBS_KEYS,
     CandidateActorCriticPolicy,
     CandidateFeaturesExtractor,

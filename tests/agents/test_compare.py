@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.compare import CompareConfig, Run, leaderboard_rows, plan
-from agents.registry import resolve_agents
+from rlhf_agents.compare import CompareConfig, Run, leaderboard_rows, plan
+from rlhf_agents.registry import resolve_agents
 
 
 def _compare(out: Path, *args: str) -> subprocess.CompletedProcess:
@@ -99,7 +99,7 @@ def test_changed_settings_rerun_a_finished_run(tmp_path):
     cfg = CompareConfig(agents=agents, envs=["RLHF-Tiny-v0"], seeds=[0], steps=100, scenarios=2, tries=1, jobs=1)
     run = plan(cfg)[0]
     assert isinstance(run, Run)
-    from agents.compare import execute, load_finished
+    from rlhf_agents.compare import execute, load_finished
 
     execute(run, cfg, run.folder(tmp_path))
     assert load_finished(run, cfg, tmp_path) is not None
@@ -138,7 +138,7 @@ def test_duplicate_runs_and_folder_collisions_are_refused():
         CompareConfig(agents=agents, envs=["RLHF-Tiny-v0"], seeds=[0, 0])
     with pytest.raises(ValueError, match="envs are listed more than once"):
         CompareConfig(agents=agents, envs=["RLHF-Tiny-v0", "RLHF-Tiny-v0"])
-    from agents.registry import AgentSpec
+    from rlhf_agents.registry import AgentSpec
 
     twins = [AgentSpec("my agent", "expert"), AgentSpec("my_agent", "expert")]
     with pytest.raises(ValueError, match="agents 'my agent' and 'my_agent' would share the results folder"):
@@ -146,7 +146,7 @@ def test_duplicate_runs_and_folder_collisions_are_refused():
 
 
 def test_a_failed_run_does_not_cost_the_others(tmp_path):
-    from agents.compare import RunsFailedError, run_comparison
+    from rlhf_agents.compare import RunsFailedError, run_comparison
 
     config = tmp_path / "agents.yaml"
     config.write_text("ppo-broken:\n  base: ppo\n  hyperparams: {n_steps: 0}\n")
@@ -158,7 +158,7 @@ def test_a_failed_run_does_not_cost_the_others(tmp_path):
 
 
 def test_changed_evaluation_settings_re_evaluate_without_retraining(tmp_path):
-    from agents.compare import run_comparison
+    from rlhf_agents.compare import run_comparison
 
     def cfg(scenarios):
         return CompareConfig(agents=resolve_agents(["ppo"]), envs=["RLHF-Tiny-v0"], seeds=[0], steps=256,

@@ -13,8 +13,8 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 
 import rlhf_envs  # noqa: F401
-from agents.best_of_n import BestOfNAgent
-from agents.lm_policy import KLPenaltyCallback, LMActorCriticPolicy, MaskableLMActorCriticPolicy
+from rlhf_agents.best_of_n import BestOfNAgent
+from rlhf_agents.lm_policy import KLPenaltyCallback, LMActorCriticPolicy, MaskableLMActorCriticPolicy
 from rlhf_envs.lm.reference import ReferenceLM
 
 BETA = 0.2
@@ -152,7 +152,7 @@ def test_shared_prefix_forward_gives_the_per_window_outputs_on_a_rollout():
     for a, b in zip(shared, each):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-4)
     # The rollout really had prefix groups (else the test would show nothing).
-    from agents.lm_policy import _prefix_groups
+    from rlhf_agents.lm_policy import _prefix_groups
 
     ids, mask = batch.observations["input_ids"].long(), batch.observations["attention_mask"].long()
     assert len(torch.unique(_prefix_groups(ids, mask)[0])) < 192 // 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents import metrics
+from rlhf_agents import metrics
 
 
 def test_pass_hat_k_on_a_hand_made_table():

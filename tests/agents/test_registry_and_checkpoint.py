@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import rlhf_envs  # noqa: F401
-from agents.checkpoint import load_agent, save_agent
-from agents.evaluation import evaluate
-from agents.registry import BUILTIN, load_agent_config, resolve_agents
-from agents.training import HYPERPARAMS, make_model, train
+from rlhf_agents.checkpoint import load_agent, save_agent
+from rlhf_agents.evaluation import evaluate
+from rlhf_agents.registry import BUILTIN, load_agent_config, resolve_agents
+from rlhf_agents.training import HYPERPARAMS, make_model, train
 
 
 def test_every_builtin_agent_resolves_and_sb3_ones_build_on_the_chat_env():
@@ -68,7 +68,7 @@ def test_saved_agent_loads_and_acts_exactly_as_trained(tmp_path, algo, policy):
     meta = json.loads((folder / "agent.json").read_text())
     assert meta["algo"] == algo and meta["num_timesteps"] == model.num_timesteps
     loaded = load_agent(folder)
-    from agents.baselines import SB3Agent
+    from rlhf_agents.baselines import SB3Agent
 
     seeds = [5, 6, 7]
     before = evaluate(SB3Agent(model, algo), "RLHF-Chat-v0", seeds)

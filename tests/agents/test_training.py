@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import rlhf_envs  # noqa: F401
-from agents.baselines import ExpertAgent, RandomAgent, SB3Agent
-from agents.evaluation import evaluate
-from agents.training import POLICIES, make_model, train
+from rlhf_agents.baselines import ExpertAgent, RandomAgent, SB3Agent
+from rlhf_agents.evaluation import evaluate
+from rlhf_agents.training import POLICIES, make_model, train
 
 torch.set_num_threads(1)
 

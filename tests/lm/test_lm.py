@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from rlhf_envs.lm.build import LM_ENV_VAR, LMBuildConfig, build_reference_lm, default_lm_path
-from rlhf_envs.lm.dialogue_format import EOT, format_turn, transcript_text
+from rlhf_envs.dialogue import EOT, format_turn, transcript_text
 from rlhf_envs.lm.reference import LMError, ReferenceLM, load_reference_lm
 from rlhf_envs.lm.sft import SFTConfig, perplexity, unigram_perplexity
 from rlhf_envs.lm.tokenizer import train_tokenizer
-from rlhf_envs.tasks.corpus import expert_transcripts
+from rlhf_envs.simulation.corpus import expert_transcripts
 
 TINY_BUILD = LMBuildConfig(
     domains=("tiny",), episodes=40, held_out=5, vocab_size=400,

@@ -13,7 +13,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import rlhf_envs  # noqa: F401
-from rlhf_envs.feedback import PreferencePair, Rating
+from rlhf_envs.preference_data import PreferencePair, Rating
 from rlhf_envs.feedback.annotators import FeedbackCollector, SimulatedAnnotator
 from rlhf_envs.rewards import RewardModelError, make_reward_model
 from rlhf_envs.rewards.learned import (
@@ -25,7 +25,8 @@ from rlhf_envs.rewards.learned import (
     train_reward_model,
 )
 from rlhf_envs.rewards.learned.features import PairFeaturizer
-from rlhf_envs.rewards.protocol import Exchange, Turn
+from rlhf_envs.dialogue import Turn
+from rlhf_envs.rewards.protocol import Exchange
 
 torch.set_num_threads(1)
 

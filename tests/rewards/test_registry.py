@@ -22,7 +22,8 @@ from gymnasium.envs.registration import EnvSpec
 
 from rlhf_envs.rewards import registry
 from rlhf_envs.rewards.mixture import WeightedMixture
-from rlhf_envs.rewards.protocol import Exchange, Turn
+from rlhf_envs.dialogue import Turn
+from rlhf_envs.rewards.protocol import Exchange
 from rlhf_envs.rewards.registry import (
     FunctionRewardModel,
     RewardModelError,

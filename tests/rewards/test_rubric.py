@@ -9,11 +9,11 @@ import pytest
 
 from rlhf_envs.rewards import Exchange, RubricRewardModel, Turn, personas
 from rlhf_envs.rewards.rubric import COMPONENTS
-from rlhf_envs.tasks import BUILTIN_DOMAINS, get_domain
-from rlhf_envs.tasks.candidates import CORRECT, propose
-from rlhf_envs.tasks.conversation import Conversation
-from rlhf_envs.tasks.expert import expert_reply
-from rlhf_envs.tasks.state import DialogueState
+from rlhf_envs.simulation import BUILTIN_DOMAINS, get_domain
+from rlhf_envs.simulation.candidates import CORRECT, propose
+from rlhf_envs.simulation.conversation import Conversation
+from rlhf_envs.simulation.expert import expert_reply
+from rlhf_envs.simulation.state import DialogueState
 
 DOMAIN = get_domain("customer_service")
 
@@ -119,4 +119,4 @@ def test_rubric_explains_what_it_needs():
     with pytest.raises(ValueError, match="needs the dialogue state"):
         RubricRewardModel().score([Exchange(None, (Turn("user", "hi"),), "hello")])
     with pytest.raises(ValueError, match="unknown rubric persona 'grumpy'"):
-        RubricRewardModel("grumpy")
+        RubricRewardModel("grumpy").check_domain(get_domain("customer_service"))

@@ -46,7 +46,7 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _read(path: Path, skip_invalid: bool, command: str):
-    from rlhf_envs.feedback.formats import FeedbackFormatError, read_feedback
+    from rlhf_envs.preference_data.formats import FeedbackFormatError, read_feedback
 
     try:
         with warnings.catch_warnings():
@@ -66,7 +66,7 @@ def _threads(n: int | None) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from rlhf_envs.feedback.formats import data_hash
+    from rlhf_envs.preference_data.formats import data_hash
     from rlhf_envs.rewards.learned.checkpoint import CheckpointError, check_writable
     from rlhf_envs.rewards.learned.training import train_reward_model
 
@@ -104,8 +104,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from rlhf_envs.feedback.formats import data_hash
-    from rlhf_envs.feedback.records import PreferencePair
+    from rlhf_envs.preference_data.formats import data_hash
+    from rlhf_envs.preference_data.records import PreferencePair
     from rlhf_envs.rewards.learned.checkpoint import CheckpointError
     from rlhf_envs.rewards.learned.evaluation import pairwise_accuracy, rating_agreement
     from rlhf_envs.rewards.learned.model import LearnedRewardModel

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_envs.feedback.records import PreferencePair, Rating
+from rlhf_envs.preference_data.records import PreferencePair, Rating
 from rlhf_envs.statistics import bootstrap_ci
 
 

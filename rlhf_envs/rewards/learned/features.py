@@ -23,9 +23,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from rlhf_envs.rewards.protocol import Turn, parse_transcript
-from rlhf_envs.tasks.values import extract_values
-from rlhf_envs.text import stable_hash, value_marked_tokens
+from rlhf_envs.dialogue import Turn, parse_transcript
+from rlhf_envs.simulation.values import extract_values
+from rlhf_envs.words import stable_hash, value_marked_tokens
 
 _MASK = 0xFFFFFFFF
 _WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)?|<[a-z_]+:[a-z]+>|[?!]")

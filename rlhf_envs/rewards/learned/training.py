@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rlhf_envs.feedback.records import RATING_SCALES, PreferencePair, Rating
+from rlhf_envs.preference_data.records import RATING_SCALES, PreferencePair, Rating
 from rlhf_envs.rewards.learned.linear import LinearScorer
 from rlhf_envs.rewards.learned.model import LearnedRewardModel
 from rlhf_envs.rewards.learned.transformer import TransformerScorer

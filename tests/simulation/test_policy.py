@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlhf_envs.tasks.policy import PolicyBook, PolicyBookError
+from rlhf_envs.simulation.policy import PolicyBook, PolicyBookError
 
 HOOKS = {"a": lambda f: True, "b": lambda f: False}
 STEPS = {

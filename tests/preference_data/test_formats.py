@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlhf_envs.feedback import (
+from rlhf_envs.preference_data import (
     RATING_SCALES,
     FeedbackData,
     FeedbackFormatError,
@@ -24,7 +24,7 @@ from rlhf_envs.feedback import (
     write_preferences,
     write_ratings,
 )
-from rlhf_envs.feedback.formats import hh_to_turns, split_hh_transcript
+from rlhf_envs.preference_data.formats import hh_to_turns, split_hh_transcript
 
 HH_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "hh-rlhf"
 HH_SAMPLE = HH_DIR / "harmless-base-1800.jsonl"

@@ -10,11 +10,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rlhf_envs.tasks import BUILTIN_DOMAINS, get_domain
-from rlhf_envs.tasks.candidates import CORRECT, FAILURE_TYPES, propose
-from rlhf_envs.tasks.check import check_domain, label_holds
-from rlhf_envs.tasks.conversation import Conversation
-from rlhf_envs.tasks.expert import expert_reply
+from rlhf_envs.simulation import BUILTIN_DOMAINS, get_domain
+from rlhf_envs.simulation.candidates import CORRECT, FAILURE_TYPES, propose
+from rlhf_envs.domain_check import check_domain, label_holds
+from rlhf_envs.simulation.conversation import Conversation
+from rlhf_envs.simulation.expert import expert_reply
 
 
 @pytest.mark.parametrize("name", BUILTIN_DOMAINS)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_envs.tasks.assessment import Assessment
-from rlhf_envs.tasks.expert import compose, join_phrases, pick
-from rlhf_envs.tasks.scenario import Scenario
-from rlhf_envs.tasks.state import DialogueState
+from rlhf_envs.simulation.assessment import Assessment
+from rlhf_envs.simulation.expert import compose, join_phrases, pick
+from rlhf_envs.simulation.scenario import Scenario
+from rlhf_envs.simulation.state import DialogueState
 
 INITIAL_SATISFACTION = 0.5
 

@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Sequence
 
 import yaml
 
-from rlhf_envs.tasks.values import extract_values
+from rlhf_envs.simulation.values import extract_values
 
 SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 # Words, keeping amounts, emails and ids whole ("$94.00", "a.b@c.org") but not a

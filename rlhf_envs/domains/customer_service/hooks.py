@@ -13,9 +13,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from rlhf_envs.tasks.sampling import digits as _digits
-from rlhf_envs.tasks.sampling import phone as _phone
-from rlhf_envs.tasks.sampling import pick as _pick
+from rlhf_envs.simulation.sampling import digits as _digits
+from rlhf_envs.simulation.sampling import phone as _phone
+from rlhf_envs.simulation.sampling import pick as _pick
 
 
 def sample_profile(data: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:

@@ -33,18 +33,13 @@ from typing import Callable
 
 import numpy as np
 
-from rlhf_envs.tasks.assessment import rule_applies
-from rlhf_envs.tasks.domain import template_fields
-from rlhf_envs.tasks.expert import compose, expert_reply, opening, pick
-from rlhf_envs.tasks.state import DialogueState
-from rlhf_envs.tasks.understanding import SENTENCE_RE
-from rlhf_envs.tasks.values import extract_values
+from rlhf_envs.simulation.assessment import rule_applies
+from rlhf_envs.simulation.domain import CORRECT, FAILURE_TYPES, template_fields
+from rlhf_envs.simulation.expert import compose, expert_reply, opening, pick
+from rlhf_envs.simulation.state import DialogueState
+from rlhf_envs.simulation.understanding import SENTENCE_RE
+from rlhf_envs.simulation.values import extract_values
 
-FAILURE_TYPES = (
-    "rude", "invented_fact", "off_policy", "skipped_verification", "privacy_leak",
-    "verbose", "evasive", "off_topic", "repeated",
-)
-CORRECT = "correct"
 
 
 @dataclass(frozen=True)

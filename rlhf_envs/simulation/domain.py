@@ -32,10 +32,10 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import yaml
 
-from rlhf_envs.tasks.policy import PolicyBook, Step
-from rlhf_envs.tasks.scenario import Scenario, sample_fact
-from rlhf_envs.tasks.understanding import Lexicon
-from rlhf_envs.tasks.values import extract_values
+from rlhf_envs.simulation.policy import PolicyBook, Step
+from rlhf_envs.simulation.scenario import Scenario, sample_fact
+from rlhf_envs.simulation.understanding import Lexicon
+from rlhf_envs.simulation.values import extract_values
 
 BUILTIN_DOMAINS = ("customer_service", "finance", "medical", "tiny")
 # Template fields the shared machinery fills in besides the scenario's facts.
@@ -43,6 +43,13 @@ _MACHINERY_FIELDS = frozenset({"verdict", "ask", "purpose", "goal", "core", "ope
 _FILES = ("policy", "slots", "actions", "agent", "user", "profiles")
 # Distractor ingredients every domain's agent.yaml gives (besides one entry per rule).
 GENERIC_DISTRACTORS = ("rude", "rude_alone", "evasive", "off_topic", "filler", "leak", "invented")
+# The failure types of every domain's distractors (a domain adds its own: see
+# ``Domain.failure_types``), and the label of the policy-correct candidate.
+FAILURE_TYPES = (
+    "rude", "invented_fact", "off_policy", "skipped_verification", "privacy_leak",
+    "verbose", "evasive", "off_topic", "repeated",
+)
+CORRECT = "correct"
 
 
 class DomainError(ValueError):
@@ -187,43 +194,13 @@ class Domain:
                 f"{where}: agent.yaml distractors {sorted(unknown)} are neither generic ingredients "
                 f"({', '.join(GENERIC_DISTRACTORS)}) nor rules of policy.yaml ({', '.join(self.policy.rules) or 'none'})"
             )
-        self._check_rubric(where)
         self._check_templates(where)
-
-    def _check_rubric(self, where: str) -> None:
-        from rlhf_envs.rewards.rubric import COMPONENTS, rubric_data
-
-        if not isinstance(self.rubric, Mapping) or set(self.rubric) - {"points", "personas"}:
-            raise DomainError(f"{where}: rubric.yaml may hold only 'points' and 'personas'")
-        shared = rubric_data()["points"]
-        accepted = ", ".join(f"{c}.{k}" for c in shared for k in shared[c])
-
-        def numbers(value, what: str) -> Mapping[str, Any]:
-            if not isinstance(value, Mapping) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
-            ):
-                raise DomainError(f"{where}: rubric.yaml {what} must map names to numbers, got {value!r}")
-            return value
-
-        for component, values in numbers_or_empty(self.rubric.get("points"), where).items():
-            values = numbers(values, f"points.{component}")
-            if component not in shared or set(values) - set(shared[component]):
-                raise DomainError(
-                    f"{where}: rubric.yaml points.{component} {sorted(values)} is not among the shared "
-                    f"rubric's points: {accepted}"
-                )
-        for persona, weights in numbers_or_empty(self.rubric.get("personas"), where).items():
-            bad = set(numbers(weights, f"persona {persona!r}")) - set(COMPONENTS)
-            if bad:
-                raise DomainError(f"{where}: rubric.yaml persona {persona!r} weighs unknown component(s) {sorted(bad)}; components: {', '.join(COMPONENTS)}")
 
     @cached_property
     def failure_types(self) -> tuple[str, ...]:
         """The named failure types of this domain's distractors: the shared ones, then
         ``missing_disclosure`` if a step requires disclosures, then each rule that
         agent.yaml gives distractor phrasings for."""
-        from rlhf_envs.tasks.candidates import FAILURE_TYPES
-
         extra = []
         if any(step.disclose for step in self.policy.steps.values()):
             extra.append("missing_disclosure")
@@ -266,15 +243,6 @@ class Domain:
             check(f"actions.yaml {action!r} promise", spec.get("promise", ""))
 
 
-def numbers_or_empty(value, where: str) -> Mapping[str, Any]:
-    """A rubric.yaml section: a mapping (or nothing)."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise DomainError(f"{where}: rubric.yaml sections 'points' and 'personas' must be mappings, got {value!r}")
-    return value
-
-
 class _Fields(dict):
     def __init__(self, facts, extra):
         super().__init__(facts)
@@ -299,32 +267,10 @@ def get_domain(name: str | Path) -> Domain:
     return _load_domain(name)
 
 
-@lru_cache(maxsize=1)
-def _builtin_rubric_personas() -> frozenset[str]:
-    names: set[str] = set()
-    for name in BUILTIN_DOMAINS:
-        path = Path(__file__).with_name(name) / "rubric.yaml"
-        if path.is_file():
-            names.update((yaml.safe_load(path.read_text()) or {}).get("personas") or {})
-    return frozenset(names)
-
-
-def domain_rubric_personas() -> frozenset[str]:
-    """Persona names that domains' ``rubric.yaml`` files add: the built-in domains' (read,
-    not loaded) and those of every domain folder loaded in this process so far."""
-    names = set(_builtin_rubric_personas())
-    for domain in _LOADED.values():
-        names.update((domain.rubric or {}).get("personas") or {})
-    return frozenset(names)
-
-
-_LOADED: dict[str, Domain] = {}
-
-
 @lru_cache(maxsize=None)
 def _load_domain(name: str) -> Domain:
     if name in BUILTIN_DOMAINS:
-        package = f"rlhf_envs.tasks.{name}"
+        package = f"rlhf_envs.domains.{name}"
         hooks = importlib.import_module(f"{package}.hooks")
         return Domain(name, Path(hooks.__file__).parent, hooks)
     folder = Path(name).expanduser()
@@ -338,5 +284,4 @@ def _load_domain(name: str) -> Domain:
     spec = importlib.util.spec_from_file_location(module_name, folder / "hooks.py")
     hooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hooks)
-    domain = _LOADED[name] = Domain(name, folder, hooks)
-    return domain
+    return Domain(name, folder, hooks)

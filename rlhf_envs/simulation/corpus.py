@@ -11,12 +11,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from rlhf_envs.rewards.protocol import Turn
-from rlhf_envs.tasks.conversation import Conversation
-from rlhf_envs.tasks.domain import get_domain
-from rlhf_envs.tasks.expert import expert_reply
-
-MAX_TURNS = 20  # agent turns after which a conversation is cut, as in the registered envs
+from rlhf_envs.dialogue import MAX_TURNS, Turn
+from rlhf_envs.simulation.conversation import Conversation
+from rlhf_envs.simulation.domain import get_domain
+from rlhf_envs.simulation.expert import expert_reply
 
 
 def expert_transcript(domain_name: str, rng: np.random.Generator) -> tuple[Turn, ...]:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rlhf_envs.tasks.policy import Rule, Step
-from rlhf_envs.tasks.understanding import ReplyAnalysis, word_overlap
-from rlhf_envs.tasks.values import mentions
+from rlhf_envs.simulation.policy import Rule, Step
+from rlhf_envs.simulation.understanding import ReplyAnalysis, word_overlap
+from rlhf_envs.simulation.values import mentions
 
 if TYPE_CHECKING:
-    from rlhf_envs.tasks.state import DialogueState
+    from rlhf_envs.simulation.state import DialogueState
 
 # Violations that make a conversation a failure however it ends (besides the domain's
 # critical rules, which are named after the rule).

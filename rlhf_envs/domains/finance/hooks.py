@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_envs.tasks.sampling import between, digits, phone, pick
+from rlhf_envs.simulation.sampling import between, digits, phone, pick
 
 # Thresholds the policy book states (policy.yaml's policy_values).
 LONG_HORIZON_YEARS = 7

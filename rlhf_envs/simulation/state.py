@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from rlhf_envs.rewards.protocol import Turn
-from rlhf_envs.tasks.assessment import Assessment, assess
-from rlhf_envs.tasks.policy import Step
-from rlhf_envs.tasks.scenario import Scenario
-from rlhf_envs.tasks.values import extract_values, mentions
+from rlhf_envs.dialogue import Turn
+from rlhf_envs.simulation.assessment import Assessment, assess
+from rlhf_envs.simulation.policy import Step
+from rlhf_envs.simulation.scenario import Scenario
+from rlhf_envs.simulation.values import extract_values, mentions
 
 if TYPE_CHECKING:
-    from rlhf_envs.tasks.domain import Domain
+    from rlhf_envs.simulation.domain import Domain
 
 # What the previous agent turn achieved; the next reply opens accordingly
 # ("Thanks, Crystal." after an answer, "Sorry about that." after a complaint).

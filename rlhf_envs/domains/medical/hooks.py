@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from rlhf_envs.tasks.sampling import between, digits, phone, pick, shift_date
+from rlhf_envs.simulation.sampling import between, digits, phone, pick, shift_date
 
 
 def sample_profile(data: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:

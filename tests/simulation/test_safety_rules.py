@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from rlhf_envs.rewards import Exchange, RubricRewardModel, personas
-from rlhf_envs.tasks import get_domain
-from rlhf_envs.tasks.candidates import CORRECT, propose
-from rlhf_envs.tasks.conversation import Conversation
-from rlhf_envs.tasks.expert import compose, expert_reply, opening
-from rlhf_envs.tasks.state import DialogueState
+from rlhf_envs.simulation import get_domain
+from rlhf_envs.simulation.candidates import CORRECT, propose
+from rlhf_envs.simulation.conversation import Conversation
+from rlhf_envs.simulation.expert import compose, expert_reply, opening
+from rlhf_envs.simulation.state import DialogueState
 
 MEDICAL = get_domain("medical")
 FINANCE = get_domain("finance")

@@ -18,9 +18,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from rlhf_envs.tasks.understanding import SENTENCE_RE
-from rlhf_envs.tasks.values import find_values
-from rlhf_envs.text import stable_hash, value_marked_tokens
+from rlhf_envs.simulation.understanding import SENTENCE_RE
+from rlhf_envs.simulation.values import find_values
+from rlhf_envs.words import stable_hash, value_marked_tokens
 
 _MASK = 0xFFFFFFFF
 _CHAR_N = 3

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlhf_envs.tasks.domain import Domain
-from rlhf_envs.tasks.state import DialogueState
-from rlhf_envs.tasks.user_simulator import UserSimulator, UserTurn
+from rlhf_envs.simulation.domain import Domain
+from rlhf_envs.simulation.state import DialogueState
+from rlhf_envs.simulation.user_simulator import UserSimulator, UserTurn
 
 
 class Conversation:

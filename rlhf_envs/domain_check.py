@@ -1,4 +1,7 @@
-"""Checking a domain folder: what ``rlhf-envs check-domain PATH`` and the test suite run.
+"""Checking a domain folder: ``rlhf-envs check-domain PATH``, and what the test suite runs.
+
+It sits above both the dialogue engine (``simulation``) and the reward models, since it
+plays conversations and scores them with every rubric persona.
 
 Loading a domain already checks its data for consistency (every reference resolves, every
 template field is a declared fact). What loading cannot see needs conversations, so this
@@ -16,20 +19,25 @@ Each finding names the task, step and reply, so a domain author can fix the data
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from rlhf_envs.tasks.assessment import Assessment
-from rlhf_envs.tasks.candidates import CORRECT, propose
-from rlhf_envs.tasks.conversation import Conversation
-from rlhf_envs.tasks.domain import Domain, get_domain
-from rlhf_envs.tasks.expert import expert_reply
-from rlhf_envs.tasks.state import DialogueState
+from rlhf_envs.dialogue import MAX_TURNS
+from rlhf_envs.rewards.protocol import Exchange
+from rlhf_envs.rewards.rubric import RubricRewardModel, check_domain_rubric, personas
+from rlhf_envs.simulation.assessment import Assessment
+from rlhf_envs.simulation.candidates import propose
+from rlhf_envs.simulation.conversation import Conversation
+from rlhf_envs.simulation.domain import CORRECT, Domain, DomainError, get_domain
+from rlhf_envs.simulation.expert import expert_reply
+from rlhf_envs.simulation.policy import PolicyBookError
+from rlhf_envs.simulation.state import DialogueState
 
 VERBOSE_WORDS = 45  # a "verbose" distractor is at least this long
-MAX_TURNS = 20
 _MAX_EXAMPLES = 5  # findings kept per kind
 
 
@@ -93,9 +101,8 @@ def check_domain(name, episodes: int = 300, candidates: int = 6, min_expert: flo
                  max_random: float = 0.3) -> DomainReport:
     """Play ``episodes`` conversations per check on a domain (a built-in name or a
     folder) and report what is wrong; see the module docstring for the checks."""
-    from rlhf_envs.rewards.rubric import RubricRewardModel, personas
-
     domain = get_domain(name)
+    check_domain_rubric(domain)
     report = DomainReport(domain=domain.name, episodes=episodes)
     problems: dict[str, list[str]] = defaultdict(list)
 
@@ -148,8 +155,6 @@ def check_domain(name, episodes: int = 300, candidates: int = 6, min_expert: flo
     if missing:
         note("types", f"failure types never proposed: {missing}")
 
-    from rlhf_envs.rewards.protocol import Exchange
-
     rubrics = [RubricRewardModel(p) for p in personas(domain)]
     for seed in range(min(episodes, 150)):
         rng = np.random.default_rng(20_000 + seed)
@@ -175,3 +180,31 @@ def check_domain(name, episodes: int = 300, candidates: int = 6, min_expert: flo
     for kind in ("reach", "types", "label", "rank", "expert"):
         report.problems.extend(problems[kind])
     return report
+
+
+def add_command(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "check-domain",
+        help="check a domain folder (or a built-in domain) by playing its tasks",
+        description=(
+            "Load a domain (which checks its data), then play conversations: the expert must "
+            "succeed, random choice must not, every step must be reachable, every candidate must "
+            "do what its failure type says and score below the correct reply under every rubric "
+            "persona. Exits 1 and lists the problems, with the task, step and reply, if any."
+        ),
+    )
+    parser.add_argument("domain", help="a built-in domain name or the path of a domain folder")
+    parser.add_argument("--episodes", type=int, default=300, help="conversations per check (default 300)")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.episodes < 1:
+        raise SystemExit("rlhf-envs check-domain: --episodes must be at least 1")
+    try:
+        report = check_domain(args.domain, episodes=args.episodes)
+    except (DomainError, PolicyBookError) as exc:
+        print(f"rlhf-envs check-domain: the domain does not load: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 1 if report.problems else 0

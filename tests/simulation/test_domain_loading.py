@@ -15,10 +15,10 @@ import pytest
 
 import rlhf_envs  # noqa: F401
 from rlhf_envs.rewards import RewardModelError, RubricRewardModel
-from rlhf_envs.tasks import DomainError, get_domain
-from rlhf_envs.tasks.domain import _load_domain
+from rlhf_envs.simulation import DomainError, get_domain
+from rlhf_envs.simulation.domain import _load_domain
 
-TINY = Path(rlhf_envs.__file__).parent / "tasks" / "tiny"
+TINY = Path(rlhf_envs.__file__).parent / "domains" / "tiny"
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_a_rule_with_its_distractors_becomes_a_failure_type_and_a_disclosure_may
     assert domain.failure_types[-2:] == ("missing_disclosure", "no_fee_talk")
     assert domain.policy.steps["renew"].disclose == ("due",)
     with pytest.raises(ValueError, match="unknown rubric persona 'librarian'"):
-        RubricRewardModel("librarian")
+        RubricRewardModel("librarian").check_domain(domain)
 
 
 def test_a_domain_folder_may_add_its_own_rubric_persona(tiny_copy):
@@ -105,14 +105,13 @@ def test_a_domain_folder_may_add_its_own_rubric_persona(tiny_copy):
     env.reset(seed=0)
     _, reward, *_ = env.step(env.unwrapped.expert_action())
     assert np.isfinite(reward)
-    with pytest.raises(RewardModelError, match="persona 'librarian' is not defined for domain 'customer_service'"):
-        chat = gym.make("RLHF-Chat-v0", reward="rubric:librarian")
-        chat.reset(seed=0)
-        chat.step(0)
+    # Checked against the env's own domain when it is made, not at the first step.
+    with pytest.raises(ValueError, match="persona 'librarian': it is not defined for domain 'customer_service'"):
+        gym.make("RLHF-Chat-v0", reward="rubric:librarian")
     (tiny_copy / "rubric.yaml").write_text("personas:\n  librarian: {kindness: 3.0}\n")
     _load_domain.cache_clear()
     with pytest.raises(DomainError, match=r"persona 'librarian' weighs unknown component\(s\) \['kindness'\]"):
-        get_domain(tiny_copy)
+        gym.make("RLHF-Chat-v0", domain=str(tiny_copy), num_candidates=3)
 
 
 @pytest.mark.parametrize(
@@ -128,5 +127,6 @@ def test_a_domain_folder_may_add_its_own_rubric_persona(tiny_copy):
 )
 def test_mistakes_in_a_domain_rubric_are_named(tiny_copy, rubric, message):
     (tiny_copy / "rubric.yaml").write_text(rubric)
+    # The rubric checks its part of a domain folder when an env is made on it.
     with pytest.raises(DomainError, match=re.escape(message)):
-        get_domain(tiny_copy)
+        gym.make("RLHF-Chat-v0", domain=str(tiny_copy), num_candidates=3)

@@ -1,8 +1,9 @@
-"""Text utilities shared by the interfaces and the learned reward models.
+"""Words as the hashed n-gram encoders read them, and the stable hash they use.
 
-Kept apart from both so that reward models never import the interfaces (the dependency
-rule of DESIGN.md): a stable string hash, and word tokens with fact-like values replaced
-by their kind.
+The select interface's observations and the linear reward model's features are both
+built from these, so they live apart from both (reward models never import the
+interfaces): word tokens with fact-like values replaced by their kind, and a string
+hash that is the same in every process (Python's ``hash()`` is not).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import zlib
 
-from rlhf_envs.tasks.values import find_values
+from rlhf_envs.simulation.values import find_values
 
 _MASK = 0xFFFFFFFF
 _TOKEN_RE = re.compile(r"[a-z]+(?:'[a-z]+)?|[?!]")

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlhf_envs.tasks.policy import Step
-from rlhf_envs.tasks.state import DialogueState
-
-
-def pick(rng: np.random.Generator, options):
-    """One element of a non-empty sequence, drawn from ``rng``."""
-    return options[int(rng.integers(len(options)))]
+from rlhf_envs.simulation.policy import Step
+from rlhf_envs.simulation.sampling import pick
+from rlhf_envs.simulation.state import DialogueState
 
 
 def join_phrases(phrases: list[str], conjunction: str = "and") -> str:

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from rlhf_envs.tasks.sampling import pick
+from rlhf_envs.simulation.sampling import pick
 
 
 def sample_profile(data: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
