@@ -12,9 +12,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rlhf_envs.dialogue import format_transcript
 from rlhf_envs.interfaces.tokens import resolve_lm
 from rlhf_envs.lm.reference import ReferenceLM
-from rlhf_envs.dialogue import format_transcript
 from rlhf_envs.rewards.protocol import Exchange
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
 from rlhf_envs.words import stable_hash
@@ -38,14 +38,25 @@ class BestOfNAgent:
         seed: sampling seed (combined with the transcript, so episodes are reproducible).
     """
 
-    def __init__(self, n: int, reward: RewardSpec = "rubric", lm: str | ReferenceLM | None = None,
-                 context_length: int = 128, max_reply_tokens: int = 40, seed: int = 0):
+    def __init__(
+        self,
+        n: int,
+        reward: RewardSpec = "rubric",
+        lm: str | ReferenceLM | None = None,
+        context_length: int = 128,
+        max_reply_tokens: int = 40,
+        seed: int = 0,
+    ):
         if int(n) < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         self.n = int(n)
         self.reward_model = make_reward_model(reward)
         self._lm = lm
-        self.context_length, self.max_reply_tokens, self.seed = context_length, max_reply_tokens, seed
+        self.context_length, self.max_reply_tokens, self.seed = (
+            context_length,
+            max_reply_tokens,
+            seed,
+        )
         self._queue: list[int] = []
         self.last_scores: np.ndarray | None = None
 
@@ -66,7 +77,10 @@ class BestOfNAgent:
         seed = stable_hash(format_transcript(state.history), self.seed)
         samples = lm.sample(context, self.n, self.max_reply_tokens, seed=seed)
         replies = [lm.reply_text(s) for s in samples]
-        exchanges = [Exchange(scenario=state.scenario, history=state.history, reply=r, state=state) for r in replies]
+        exchanges = [
+            Exchange(scenario=state.scenario, history=state.history, reply=r, state=state)
+            for r in replies
+        ]
         self.last_scores = self.reward_model.score(exchanges)
         best = int(np.argmax(self.last_scores))
         return replies[best], samples[best]
@@ -74,8 +88,10 @@ class BestOfNAgent:
     def choose_proposal(self, env: gym.Env) -> int:
         """Select interface: the index of the proposal the reward model scores highest."""
         state = env.unwrapped.state
-        exchanges = [Exchange(scenario=state.scenario, history=state.history, reply=c.text, state=state)
-                     for c in env.unwrapped.interface.candidates]
+        exchanges = [
+            Exchange(scenario=state.scenario, history=state.history, reply=c.text, state=state)
+            for c in env.unwrapped.interface.candidates
+        ]
         self.last_scores = self.reward_model.score(exchanges)
         return int(np.argmax(self.last_scores))
 

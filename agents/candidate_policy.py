@@ -384,9 +384,7 @@ class _CandidateActorCritic:
     ) -> None:
         n_candidates, _, _ = candidate_layout(observation_space, action_space)
         if use_sde:
-            raise ValueError(
-                f"{type(self).__name__} has discrete actions; use_sde must be False"
-            )
+            raise ValueError(f"{type(self).__name__} has discrete actions; use_sde must be False")
         self.hidden_size = int(hidden_size)
         self.value_net_arch = [int(w) for w in value_net_arch]
         self.score_init_gain = float(score_init_gain)

@@ -30,8 +30,16 @@ FORMAT = "rlhf-envs-sb3-agent/1"
 WEIGHTS, META = "policy.safetensors", "agent.json"
 
 
-def save_agent(model: BaseAlgorithm, folder: str | Path, *, algo: str, policy: str, env_id: str,
-               env_kwargs: dict[str, Any] | None = None, hyperparams: dict[str, Any] | None = None) -> Path:
+def save_agent(
+    model: BaseAlgorithm,
+    folder: str | Path,
+    *,
+    algo: str,
+    policy: str,
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
+    hyperparams: dict[str, Any] | None = None,
+) -> Path:
     """Write ``model``'s policy to ``folder`` (created if needed).
 
     Args:
@@ -46,11 +54,17 @@ def save_agent(model: BaseAlgorithm, folder: str | Path, *, algo: str, policy: s
     """
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()) and not (folder / META).is_file():
-        raise ValueError(f"{folder} exists and is not an agent checkpoint; choose an empty or new folder")
+        raise ValueError(
+            f"{folder} exists and is not an agent checkpoint; choose an empty or new folder"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     meta = {
-        "format": FORMAT, "algo": algo, "policy": policy, "env_id": env_id,
-        "env_kwargs": dict(env_kwargs or {}), "hyperparams": dict(hyperparams or {}),
+        "format": FORMAT,
+        "algo": algo,
+        "policy": policy,
+        "env_id": env_id,
+        "env_kwargs": dict(env_kwargs or {}),
+        "hyperparams": dict(hyperparams or {}),
         "num_timesteps": int(model.num_timesteps),
     }
     text = json.dumps(meta, indent=2)  # fails here, before any file is written, if not JSON-able
@@ -71,17 +85,25 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
     """
     folder = Path(folder)
     if not (folder / META).is_file() or not (folder / WEIGHTS).is_file():
-        raise FileNotFoundError(f"{folder} is not an agent checkpoint: it needs {META} and {WEIGHTS}")
+        raise FileNotFoundError(
+            f"{folder} is not an agent checkpoint: it needs {META} and {WEIGHTS}"
+        )
     meta = json.loads((folder / META).read_text())
     if meta.get("format") != FORMAT:
         raise ValueError(f"{folder / META}: format {meta.get('format')!r} is not {FORMAT!r}")
     if meta.get("algo") not in ALGORITHMS:
-        raise ValueError(f"{folder / META}: algo {meta.get('algo')!r} is unknown; known: {sorted(ALGORITHMS)}")
+        raise ValueError(
+            f"{folder / META}: algo {meta.get('algo')!r} is unknown; known: {sorted(ALGORITHMS)}"
+        )
     return meta
 
 
-def load_agent(folder: str | Path, env: gym.Env | None = None, name: str | None = None,
-               deterministic: bool = True) -> SB3Agent:
+def load_agent(
+    folder: str | Path,
+    env: gym.Env | None = None,
+    name: str | None = None,
+    deterministic: bool = True,
+) -> SB3Agent:
     """The agent saved in ``folder``, ready to act.
 
     Args:

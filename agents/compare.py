@@ -54,7 +54,12 @@ from rlhf_agents.registry import AgentSpec, resolve_agents
 FORMAT = "rlhf-envs-compare/1"
 SCENARIO_SEED_BASE = 1_000_000  # held-out scenarios, apart from training seeds (0, 1, ...)
 TRY_SEED_STRIDE = 10_000_000  # episode seed of try t at scenario c: c + (t + 1) * stride
-METRICS = (("ret", "return"), ("gold", "gold"), ("success", "success"), ("satisfaction", "satisfaction"))
+METRICS = (
+    ("ret", "return"),
+    ("gold", "gold"),
+    ("success", "success"),
+    ("satisfaction", "satisfaction"),
+)
 
 
 @dataclass
@@ -96,16 +101,30 @@ class CompareConfig:
     reference: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("steps", "scenarios", "tries", "curve_points", "curve_scenarios", "n_envs", "jobs"):
+        for name in (
+            "steps",
+            "scenarios",
+            "tries",
+            "curve_points",
+            "curve_scenarios",
+            "n_envs",
+            "jobs",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.agents or not self.envs or not self.seeds or not self.rewards:
             raise ValueError("need at least one agent, env, reward spec and seed")
-        for label, values in (("seeds", self.seeds), ("envs", self.envs), ("reward specs", self.rewards),
-                              ("agents", [a.name for a in self.agents])):
+        for label, values in (
+            ("seeds", self.seeds),
+            ("envs", self.envs),
+            ("reward specs", self.rewards),
+            ("agents", [a.name for a in self.agents]),
+        ):
             repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
             if repeated:
-                raise ValueError(f"{label} are listed more than once: {repeated}; each run must be unique")
+                raise ValueError(
+                    f"{label} are listed more than once: {repeated}; each run must be unique"
+                )
         names = [a.name for a in self.agents]
         if self.reference is not None and self.reference not in names:
             raise ValueError(f"reference agent {self.reference!r} is not among the agents {names}")
@@ -128,15 +147,28 @@ class Run:
     seed: int
 
     def folder(self, out: Path) -> Path:
-        return out / "runs" / _slug(self.env_id) / reward_slug(self.reward) / _slug(self.agent.name) / f"seed-{self.seed}"
+        return (
+            out
+            / "runs"
+            / _slug(self.env_id)
+            / reward_slug(self.reward)
+            / _slug(self.agent.name)
+            / f"seed-{self.seed}"
+        )
 
     def train_settings(self, cfg: CompareConfig) -> dict[str, Any]:
         """Everything that determines the trained agent and its learning curve."""
         return {
-            "format": FORMAT, "agent": self.agent.to_json(), "hyperparams": self.agent.resolved_hyperparams(),
-            "env_id": self.env_id, "reward": self.reward, "seed": self.seed,
-            "steps": cfg.steps if self.agent.trains else 0, "n_envs": cfg.n_envs if self.agent.trains else 0,
-            "curve_points": cfg.curve_points, "curve_scenarios": cfg.curve_scenarios,
+            "format": FORMAT,
+            "agent": self.agent.to_json(),
+            "hyperparams": self.agent.resolved_hyperparams(),
+            "env_id": self.env_id,
+            "reward": self.reward,
+            "seed": self.seed,
+            "steps": cfg.steps if self.agent.trains else 0,
+            "n_envs": cfg.n_envs if self.agent.trains else 0,
+            "curve_points": cfg.curve_points,
+            "curve_scenarios": cfg.curve_scenarios,
             "deterministic": cfg.deterministic,
         }
 
@@ -144,8 +176,12 @@ class Run:
         """Everything that determines this run's result; a stored result is reused only
         when it was made with the same settings (with the same training settings only,
         its trained agent is re-evaluated rather than retrained)."""
-        return {**self.train_settings(cfg), "scenarios": cfg.scenarios, "tries": cfg.tries,
-                "transcripts": cfg.transcripts}
+        return {
+            **self.train_settings(cfg),
+            "scenarios": cfg.scenarios,
+            "tries": cfg.tries,
+            "transcripts": cfg.transcripts,
+        }
 
 
 def _slug(text: str) -> str:
@@ -201,13 +237,22 @@ def _play(agent, env, seeds: list[int], tries: int, keep_transcripts: int = 0) -
     transcripts = []
     for j, scenario in enumerate(seeds):
         for t in range(tries):
-            ep = run_episode(agent, env, episode_seed(scenario, t), options={"scenario_seed": scenario})
+            ep = run_episode(
+                agent, env, episode_seed(scenario, t), options={"scenario_seed": scenario}
+            )
             for key, _ in METRICS:
                 out[key][j, t] = float(getattr(ep, key))
             out["turns"][j, t] = ep.turns
             if t == 0 and j < keep_transcripts:
-                transcripts.append({"scenario_seed": scenario, "success": ep.success, "gold": ep.gold,
-                                    "return": ep.ret, "transcript": ep.transcript})
+                transcripts.append(
+                    {
+                        "scenario_seed": scenario,
+                        "success": ep.success,
+                        "gold": ep.gold,
+                        "return": ep.ret,
+                        "transcript": ep.transcript,
+                    }
+                )
     result = {k: v.tolist() for k, v in out.items()}
     result["transcripts"] = transcripts
     return result
@@ -233,14 +278,24 @@ def _curve_callback(run: Run, cfg: CompareConfig, eval_env, seeds: list[int]):
             # Random states are saved and restored, so measuring does not change training.
             import torch
 
-            states = (torch.get_rng_state(), np.random.get_state(),
-                      self.model.action_space.np_random.bit_generator.state)
-            played = _play(SB3Agent(self.model, run.agent.name, cfg.deterministic), eval_env, seeds, 1)
+            states = (
+                torch.get_rng_state(),
+                np.random.get_state(),
+                self.model.action_space.np_random.bit_generator.state,
+            )
+            played = _play(
+                SB3Agent(self.model, run.agent.name, cfg.deterministic), eval_env, seeds, 1
+            )
             torch.set_rng_state(states[0])
             np.random.set_state(states[1])
             self.model.action_space.np_random.bit_generator.state = states[2]
-            self.points.append({"step": int(self.num_timesteps), "gold": [g[0] for g in played["gold"]],
-                                "success": [s[0] for s in played["success"]]})
+            self.points.append(
+                {
+                    "step": int(self.num_timesteps),
+                    "gold": [g[0] for g in played["gold"]],
+                    "success": [s[0] for s in played["success"]],
+                }
+            )
 
         def _on_training_start(self) -> None:
             self._evaluate()  # the untrained policy: where every curve starts
@@ -270,7 +325,7 @@ def execute(run: Run, cfg: CompareConfig, folder: Path, position: int = 0) -> di
     env_kwargs = _env_kwargs(run)
     eval_env = gym.make(run.env_id, render_mode="ansi", **env_kwargs)
     seeds = scenario_seeds(cfg)
-    curve_seeds = seeds[:cfg.curve_scenarios]
+    curve_seeds = seeds[: cfg.curve_scenarios]
     started = time.perf_counter()
     curve: list[dict[str, Any]] = []
     try:
@@ -286,20 +341,40 @@ def execute(run: Run, cfg: CompareConfig, folder: Path, position: int = 0) -> di
 
             callback = _curve_callback(run, cfg, eval_env, curve_seeds)
             params = run.agent.resolved_hyperparams()
-            model = train(run.agent.algo, run.env_id, run.agent.policy, total_timesteps=cfg.steps,
-                          seed=run.seed, n_envs=cfg.n_envs, env_kwargs=env_kwargs,
-                          progress=f"{run.agent.name} s{run.seed}", position=position,
-                          callbacks=[callback], **params)
+            model = train(
+                run.agent.algo,
+                run.env_id,
+                run.agent.policy,
+                total_timesteps=cfg.steps,
+                seed=run.seed,
+                n_envs=cfg.n_envs,
+                env_kwargs=env_kwargs,
+                progress=f"{run.agent.name} s{run.seed}",
+                position=position,
+                callbacks=[callback],
+                **params,
+            )
             curve = callback.points
             train_seconds = time.perf_counter() - started
             # The canonical spec (a learned model's path made absolute) loads from anywhere.
-            saved_kwargs = {"reward": eval_env.unwrapped.reward_model.spec} if run.reward is not None else {}
+            saved_kwargs = (
+                {"reward": eval_env.unwrapped.reward_model.spec} if run.reward is not None else {}
+            )
             staging = folder / f"checkpoint.tmp-{os.getpid()}"
             shutil.rmtree(staging, ignore_errors=True)
-            save_agent(model, staging, algo=run.agent.algo, policy=run.agent.policy,
-                       env_id=run.env_id, env_kwargs=saved_kwargs, hyperparams=params)
+            save_agent(
+                model,
+                staging,
+                algo=run.agent.algo,
+                policy=run.agent.policy,
+                env_id=run.env_id,
+                env_kwargs=saved_kwargs,
+                hyperparams=params,
+            )
             shutil.rmtree(folder / "checkpoint", ignore_errors=True)
-            os.replace(staging, folder / "checkpoint")  # a half-written checkpoint is never in place
+            os.replace(
+                staging, folder / "checkpoint"
+            )  # a half-written checkpoint is never in place
             agent = SB3Agent(model, run.agent.name, cfg.deterministic)
         else:
             agent = _make_agent(run.agent, run.seed, eval_env)
@@ -308,20 +383,31 @@ def execute(run: Run, cfg: CompareConfig, folder: Path, position: int = 0) -> di
         result = _play(agent, eval_env, seeds, cfg.tries, keep_transcripts=cfg.transcripts)
         if not run.agent.trains:  # a flat curve: the same agent at every step
             result_curve = _play(agent, eval_env, curve_seeds, 1)
-            curve = [{"step": 0, "gold": [g[0] for g in result_curve["gold"]],
-                      "success": [s[0] for s in result_curve["success"]]}]
+            curve = [
+                {
+                    "step": 0,
+                    "gold": [g[0] for g in result_curve["gold"]],
+                    "success": [s[0] for s in result_curve["success"]],
+                }
+            ]
     finally:
         eval_env.close()
-    result.update({
-        "settings": run.settings(cfg), "train_settings": run.train_settings(cfg), "curve": curve,
-        "train_seconds": train_seconds,
-        "eval_seconds": time.perf_counter() - evaluated,
-        "deterministic": bool(getattr(agent, "deterministic", True)),
-    })
+    result.update(
+        {
+            "settings": run.settings(cfg),
+            "train_settings": run.train_settings(cfg),
+            "curve": curve,
+            "train_seconds": train_seconds,
+            "eval_seconds": time.perf_counter() - evaluated,
+            "deterministic": bool(getattr(agent, "deterministic", True)),
+        }
+    )
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"result.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(result))
-    os.replace(tmp, folder / "result.json")  # atomic: a half-written result never counts as finished
+    os.replace(
+        tmp, folder / "result.json"
+    )  # atomic: a half-written result never counts as finished
     return result
 
 
@@ -376,29 +462,47 @@ def plan(cfg: CompareConfig) -> list[Run]:
         interface = spec_kwargs.get("interface", "select")
         for agent in cfg.agents:
             if agent.kind == "sb3" and agent.policy == "candidate" and interface != "select":
-                raise ValueError(f"agent {agent.name!r} uses the candidate-scoring policy, which needs the "
-                                 f"select interface; {env_id} uses {interface!r}")
+                raise ValueError(
+                    f"agent {agent.name!r} uses the candidate-scoring policy, which needs the "
+                    f"select interface; {env_id} uses {interface!r}"
+                )
             if agent.kind == "sb3" and interface == "text":
-                raise ValueError(f"agent {agent.name!r} is an SB3 agent; SB3 has no policies for the text "
-                                 f"action space of {env_id} (use the select or tokens interface)")
+                raise ValueError(
+                    f"agent {agent.name!r} is an SB3 agent; SB3 has no policies for the text "
+                    f"action space of {env_id} (use the select or tokens interface)"
+                )
             if agent.kind == "random" and interface == "text":
-                raise ValueError(f"agent 'random' needs a Discrete action space; {env_id} takes text")
-    for kind, names, slug in (("agent", [a.name for a in cfg.agents], _slug), ("env", cfg.envs, _slug),
-                              ("reward spec", cfg.rewards, reward_slug)):
+                raise ValueError(
+                    f"agent 'random' needs a Discrete action space; {env_id} takes text"
+                )
+    for kind, names, slug in (
+        ("agent", [a.name for a in cfg.agents], _slug),
+        ("env", cfg.envs, _slug),
+        ("reward spec", cfg.rewards, reward_slug),
+    ):
         folders: dict[str, Any] = {}
         for name in names:
             other = folders.setdefault(slug(name), name)
             if other != name:
-                raise ValueError(f"{kind}s {other!r} and {name!r} would share the results folder "
-                                 f"{slug(name)!r}; rename one")
-    runs = [Run(a, e, r, s) for a in cfg.agents for e in cfg.envs for r in cfg.rewards for s in cfg.seeds]
+                raise ValueError(
+                    f"{kind}s {other!r} and {name!r} would share the results folder "
+                    f"{slug(name)!r}; rename one"
+                )
+    runs = [
+        Run(a, e, r, s)
+        for a in cfg.agents
+        for e in cfg.envs
+        for r in cfg.rewards
+        for s in cfg.seeds
+    ]
     # Slowest first, so the last runs to finish are short ones.
     cost = {"recurrent-ppo": 3, "dqn": 2}
     return sorted(runs, key=lambda r: (not r.agent.trains, -cost.get(r.agent.algo or "", 1)))
 
 
-def run_comparison(cfg: CompareConfig, out: str | Path, command: str | None = None,
-                   progress: bool = True) -> dict[str, Any]:
+def run_comparison(
+    cfg: CompareConfig, out: str | Path, command: str | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Run (or resume) the comparison and write every output to ``out``.
 
     Returns:
@@ -418,8 +522,17 @@ def run_comparison(cfg: CompareConfig, out: str | Path, command: str | None = No
         else:
             results[run] = done
     if progress:
-        print(f"{len(runs)} runs: {len(results)} finished before, {len(todo)} to do, {min(cfg.jobs, max(1, len(todo)))} in parallel")
-    bar = tqdm(total=len(todo), desc="runs", unit="run", position=0, disable=not progress, dynamic_ncols=True)
+        print(
+            f"{len(runs)} runs: {len(results)} finished before, {len(todo)} to do, {min(cfg.jobs, max(1, len(todo)))} in parallel"
+        )
+    bar = tqdm(
+        total=len(todo),
+        desc="runs",
+        unit="run",
+        position=0,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     failed: dict[Run, str] = {}
     if cfg.jobs == 1:
         for run in todo:
@@ -429,9 +542,15 @@ def run_comparison(cfg: CompareConfig, out: str | Path, command: str | None = No
                 failed[run] = f"{type(err).__name__}: {err}"
             bar.update()
     elif todo:
-        with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(todo)), mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_execute_in_worker, run, cfg, str(run.folder(out)), 1 + i % cfg.jobs): run
-                       for i, run in enumerate(todo)}
+        with ProcessPoolExecutor(
+            max_workers=min(cfg.jobs, len(todo)), mp_context=get_context("spawn")
+        ) as pool:
+            futures = {
+                pool.submit(
+                    _execute_in_worker, run, cfg, str(run.folder(out)), 1 + i % cfg.jobs
+                ): run
+                for i, run in enumerate(todo)
+            }
             for future in as_completed(futures):
                 try:
                     results[futures[future]] = future.result()
@@ -441,13 +560,24 @@ def run_comparison(cfg: CompareConfig, out: str | Path, command: str | None = No
     bar.close()
     finished = [r for r in runs if r in results]
     rows = write_outputs(cfg, finished, results, out) if finished else []
-    write_run_json(cfg, out, command, started, revision, ran=len(todo) - len(failed),
-                   skipped=len(runs) - len(todo))
+    write_run_json(
+        cfg,
+        out,
+        command,
+        started,
+        revision,
+        ran=len(todo) - len(failed),
+        skipped=len(runs) - len(todo),
+    )
     if failed:
-        lines = "\n".join(f"  {r.agent.name} on {r.env_id} (reward {r.reward or 'default'}, seed {r.seed}): {why}"
-                          for r, why in failed.items())
-        raise RunsFailedError(f"{len(failed)} of {len(runs)} runs failed (the others are saved and the outputs "
-                              f"cover them; rerun the same command to retry only the failed ones):\n{lines}")
+        lines = "\n".join(
+            f"  {r.agent.name} on {r.env_id} (reward {r.reward or 'default'}, seed {r.seed}): {why}"
+            for r, why in failed.items()
+        )
+        raise RunsFailedError(
+            f"{len(failed)} of {len(runs)} runs failed (the others are saved and the outputs "
+            f"cover them; rerun the same command to retry only the failed ones):\n{lines}"
+        )
     return {"rows": rows, "ran": len(todo), "skipped": len(runs) - len(todo)}
 
 
@@ -462,7 +592,9 @@ class RunsFailedError(RuntimeError):
 def _matrices(runs: list[Run], results: dict[Run, dict[str, Any]]) -> dict[str, np.ndarray]:
     """Per metric, ``(runs, scenarios)`` means over tries; success keeps its tries too."""
     ordered = sorted(runs, key=lambda r: r.seed)
-    mats = {key: np.array([np.mean(results[r][key], axis=1) for r in ordered]) for key, _ in METRICS}
+    mats = {
+        key: np.array([np.mean(results[r][key], axis=1) for r in ordered]) for key, _ in METRICS
+    }
     mats["success_tries"] = np.array([results[r]["success"] for r in ordered], dtype=bool)
     return mats
 
@@ -475,7 +607,9 @@ def _by_group(runs: list[Run]) -> dict[tuple[str, str | None], dict[str, list[Ru
     return groups
 
 
-def leaderboard_rows(cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str, Any]]) -> list[dict[str, Any]]:
+def leaderboard_rows(
+    cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str, Any]]
+) -> list[dict[str, Any]]:
     """One row per (env, reward spec, agent), best mean gold first within each group."""
     rows = []
     for (env_id, reward), by_agent in _by_group(runs).items():
@@ -484,17 +618,28 @@ def leaderboard_rows(cfg: CompareConfig, runs: list[Run], results: dict[Run, dic
         group_rows = []
         for name, agent_runs in by_agent.items():
             m = mats[name]
-            row: dict[str, Any] = {"env": env_id, "reward": reward or "default", "agent": name,
-                                   "runs": len(agent_runs), "episodes": int(m["success_tries"].size)}
+            row: dict[str, Any] = {
+                "env": env_id,
+                "reward": reward or "default",
+                "agent": name,
+                "runs": len(agent_runs),
+                "episodes": int(m["success_tries"].size),
+            }
             for key, label in METRICS:
                 mean, lo, hi = metrics.mean_ci(m[key])
                 row.update({label: mean, f"{label}_lo": lo, f"{label}_hi": hi})
             row["gold_iqm"], row["gold_iqm_lo"], row["gold_iqm_hi"] = metrics.iqm_ci(m["gold"])
-            row["p_improve"] = metrics.probability_of_improvement(m["gold"], mats[ref]["gold"]) if ref in mats else float("nan")
+            row["p_improve"] = (
+                metrics.probability_of_improvement(m["gold"], mats[ref]["gold"])
+                if ref in mats
+                else float("nan")
+            )
             row["p_improve_over"] = ref
             for k in range(1, cfg.tries + 1):
                 row[f"pass^{k}"] = metrics.pass_hat_k(m["success_tries"], k)
-            row["train_minutes"] = float(np.mean([results[r]["train_seconds"] for r in agent_runs])) / 60
+            row["train_minutes"] = (
+                float(np.mean([results[r]["train_seconds"] for r in agent_runs])) / 60
+            )
             row["deterministic"] = all(results[r]["deterministic"] for r in agent_runs)
             group_rows.append(row)
         rows.extend(sorted(group_rows, key=lambda r: -r["gold"]))
@@ -514,12 +659,14 @@ def markdown(cfg: CompareConfig, rows: list[dict[str, Any]]) -> str:
     """The leaderboard as Markdown: one table per env and reward spec."""
     passes = [f"pass^{k}" for k in range(1, cfg.tries + 1)]
     parts = []
-    for (env_id, reward) in dict.fromkeys((r["env"], r["reward"]) for r in rows):
+    for env_id, reward in dict.fromkeys((r["env"], r["reward"]) for r in rows):
         group = [r for r in rows if r["env"] == env_id and r["reward"] == reward]
         ref = group[0]["p_improve_over"]
         parts.append(f"### {env_id}, reward `{reward}`\n")
-        parts.append("| agent | return | gold reward | success | satisfaction | gold IQM | "
-                     f"P(> {ref}) | " + " | ".join(passes) + " | acts | train min |")
+        parts.append(
+            "| agent | return | gold reward | success | satisfaction | gold IQM | "
+            f"P(> {ref}) | " + " | ".join(passes) + " | acts | train min |"
+        )
         parts.append("|---" * (9 + len(passes)) + "|")
         for r in group:
             cells = [
@@ -537,7 +684,11 @@ def markdown(cfg: CompareConfig, rows: list[dict[str, Any]]) -> str:
             parts.append("| " + " | ".join(cells) + " |")
         parts.append("")
     n_runs = len(cfg.seeds)
-    budget = f", {cfg.steps:,} training steps per learning agent" if any(a.trains for a in cfg.agents) else ""
+    budget = (
+        f", {cfg.steps:,} training steps per learning agent"
+        if any(a.trains for a in cfg.agents)
+        else ""
+    )
     parts.append(
         f"{cfg.scenarios} held-out scenarios x {cfg.tries} tries per run, {n_runs} seed(s) per agent{budget}. "
         "Intervals: 95% bootstrap over seeds and "
@@ -574,7 +725,9 @@ def improvement_csv(runs: list[Run], results: dict[Run, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str, Any]], path: Path) -> None:
+def plot_curves(
+    cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str, Any]], path: Path
+) -> None:
     """Held-out gold reward and success vs training steps: one line per agent (mean over
     seeds) with a 95% bootstrap band; agents that do not learn are dashed flat lines."""
     import matplotlib
@@ -588,7 +741,9 @@ def plot_curves(cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str
         present = {r.agent.name for r in runs if (r.env_id, r.reward) == (env_id, reward)}
         agents = [a.name for a in cfg.agents if a.name in present]  # legend in the order asked for
         for a, name in enumerate(agents):
-            agent_runs = [r for r in runs if (r.env_id, r.reward, r.agent.name) == (env_id, reward, name)]
+            agent_runs = [
+                r for r in runs if (r.env_id, r.reward, r.agent.name) == (env_id, reward, name)
+            ]
             curves = [results[r]["curve"] for r in agent_runs]
             trains = agent_runs[0].agent.trains
             color = f"C{a % 10}"
@@ -597,14 +752,25 @@ def plot_curves(cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str
                 n_points = min(len(c) for c in curves)
                 if n_points == 0:
                     continue
-                steps = [curves[0][i]["step"] for i in range(n_points)] if trains else [0, cfg.steps]
-                stats = [metrics.mean_ci(np.array([c[i][key] for c in curves]), n_boot=500)
-                         for i in range(n_points)]
+                steps = (
+                    [curves[0][i]["step"] for i in range(n_points)] if trains else [0, cfg.steps]
+                )
+                stats = [
+                    metrics.mean_ci(np.array([c[i][key] for c in curves]), n_boot=500)
+                    for i in range(n_points)
+                ]
                 if not trains:
                     stats = stats * 2
                 mean, lo, hi = (np.array(v) for v in zip(*stats))
-                ax.plot(steps, mean, color=color, label=name, linestyle="-" if trains else "--",
-                        marker="o" if trains else None, markersize=3)
+                ax.plot(
+                    steps,
+                    mean,
+                    color=color,
+                    label=name,
+                    linestyle="-" if trains else "--",
+                    marker="o" if trains else None,
+                    markersize=3,
+                )
                 ax.fill_between(steps, lo, hi, color=color, alpha=0.15)
         for col, label in enumerate(("gold reward per episode", "success rate")):
             ax = axes[g][col]
@@ -612,13 +778,17 @@ def plot_curves(cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str
             ax.set_xlabel("training steps")
             ax.grid(alpha=0.3)
         axes[g][1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.suptitle(f"held-out curves ({cfg.curve_scenarios} scenarios per point, mean over {len(cfg.seeds)} seeds, 95% CI)")
+    fig.suptitle(
+        f"held-out curves ({cfg.curve_scenarios} scenarios per point, mean over {len(cfg.seeds)} seeds, 95% CI)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def write_transcripts(cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str, Any]], folder: Path) -> None:
+def write_transcripts(
+    cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str, Any]], folder: Path
+) -> None:
     """``transcripts/<env>/<reward>/<agent>.md``: the first seed's dialogues on the same
     held-out scenarios for every agent."""
     first_seed = min(cfg.seeds)
@@ -627,14 +797,20 @@ def write_transcripts(cfg: CompareConfig, runs: list[Run], results: dict[Run, di
             continue
         path = folder / _slug(run.env_id) / reward_slug(run.reward) / f"{_slug(run.agent.name)}.md"
         path.parent.mkdir(parents=True, exist_ok=True)
-        parts = [f"# {run.agent.name} on {run.env_id} (reward {run.reward or 'default'}, seed {run.seed})\n"]
+        parts = [
+            f"# {run.agent.name} on {run.env_id} (reward {run.reward or 'default'}, seed {run.seed})\n"
+        ]
         for t in results[run]["transcripts"]:
-            parts.append(f"## scenario {t['scenario_seed']}: success={t['success']}, gold={t['gold']:.2f}\n")
+            parts.append(
+                f"## scenario {t['scenario_seed']}: success={t['success']}, gold={t['gold']:.2f}\n"
+            )
             parts.append("```text\n" + t["transcript"].rstrip() + "\n```\n")
         path.write_text("\n".join(parts))
 
 
-def write_outputs(cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str, Any]], out: Path) -> list[dict[str, Any]]:
+def write_outputs(
+    cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str, Any]], out: Path
+) -> list[dict[str, Any]]:
     rows = leaderboard_rows(cfg, runs, results)
     (out / "leaderboard.md").write_text(markdown(cfg, rows) + "\n")
     (out / "leaderboard.csv").write_text(_csv(rows, columns(cfg)))
@@ -647,11 +823,18 @@ def write_outputs(cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[s
 def _git_revision() -> str | None:
     try:
         root = Path(__file__).resolve().parents[1]
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
         if rev.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return rev.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -669,8 +852,15 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_run_json(cfg: CompareConfig, out: Path, command: str | None, started: float, revision: str | None,
-                   ran: int, skipped: int) -> None:
+def write_run_json(
+    cfg: CompareConfig,
+    out: Path,
+    command: str | None,
+    started: float,
+    revision: str | None,
+    ran: int,
+    skipped: int,
+) -> None:
     """``run.json``: the settings, versions and git revision of the latest invocation, and
     every invocation so far (a resumed comparison keeps the record of the earlier ones)."""
     path = out / "run.json"
@@ -681,21 +871,39 @@ def write_run_json(cfg: CompareConfig, out: Path, command: str | None, started: 
         except (json.JSONDecodeError, AttributeError):
             invocations = []
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    invocations.append({
-        "command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "wall_seconds": round(time.time() - started, 1), "runs_executed": ran, "runs_reused": skipped,
-        "git_revision": revision,
-    })
+    invocations.append(
+        {
+            "command": command,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "wall_seconds": round(time.time() - started, 1),
+            "runs_executed": ran,
+            "runs_reused": skipped,
+            "git_revision": revision,
+        }
+    )
     info = {
-        "format": FORMAT, "command": command,
-        "agents": [a.to_json() for a in cfg.agents], "envs": cfg.envs, "rewards": cfg.rewards,
-        "seeds": cfg.seeds, "steps": cfg.steps, "scenario_seeds": scenario_seeds(cfg), "tries": cfg.tries,
+        "format": FORMAT,
+        "command": command,
+        "agents": [a.to_json() for a in cfg.agents],
+        "envs": cfg.envs,
+        "rewards": cfg.rewards,
+        "seeds": cfg.seeds,
+        "steps": cfg.steps,
+        "scenario_seeds": scenario_seeds(cfg),
+        "tries": cfg.tries,
         "episode_seed": f"scenario_seed + (try + 1) * {TRY_SEED_STRIDE}",
-        "deterministic": cfg.deterministic, "curve_points": cfg.curve_points,
-        "curve_scenarios": cfg.curve_scenarios, "n_envs": cfg.n_envs, "jobs": cfg.jobs,
-        "reference": cfg.reference_agent, "versions": versions(), "git_revision": revision,
+        "deterministic": cfg.deterministic,
+        "curve_points": cfg.curve_points,
+        "curve_scenarios": cfg.curve_scenarios,
+        "n_envs": cfg.n_envs,
+        "jobs": cfg.jobs,
+        "reference": cfg.reference_agent,
+        "versions": versions(),
+        "git_revision": revision,
         "host": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "runs_executed": ran, "runs_reused": skipped, "invocations": invocations,
+        "runs_executed": ran,
+        "runs_reused": skipped,
+        "invocations": invocations,
     }
     path.write_text(json.dumps(info, indent=2) + "\n")
 
@@ -711,7 +919,9 @@ def _int_list(text: str) -> list[int]:
             return [int(x) for x in text.split(",") if x.strip()]
         return list(range(int(text)))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a count (3) or a comma-separated list of seeds (0,5,7), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a count (3) or a comma-separated list of seeds (0,5,7), got {text!r}"
+        )
 
 
 def _names(text: str) -> list[str]:
@@ -721,51 +931,120 @@ def _names(text: str) -> list[str]:
 def add_command(subparsers: argparse._SubParsersAction) -> None:
     """Register ``rlhf-envs compare``."""
     p = subparsers.add_parser(
-        "compare", help="train and evaluate agents x envs x seeds; write a leaderboard, curves and transcripts",
-        description=__doc__.split("\n\n")[0])
-    p.add_argument("--agents", type=_names, default=_names("random,expert,ppo,a2c,dqn"),
-                   help="comma-separated agent names (built in: random, expert, best-of-n, ppo, ppo-mlp, a2c, dqn, "
-                        "maskable-ppo, recurrent-ppo; more from --config)")
+        "compare",
+        help="train and evaluate agents x envs x seeds; write a leaderboard, curves and transcripts",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument(
+        "--agents",
+        type=_names,
+        default=_names("random,expert,ppo,a2c,dqn"),
+        help="comma-separated agent names (built in: random, expert, best-of-n, ppo, ppo-mlp, a2c, dqn, "
+        "maskable-ppo, recurrent-ppo; more from --config)",
+    )
     p.add_argument("--envs", type=_names, default=["RLHF-Chat-v0"], help="comma-separated env ids")
-    p.add_argument("--rewards", type=_names, default=None,
-                   help="comma-separated reward specs to train against (default: each env's own)")
-    p.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="a count (3 = seeds 0,1,2) or a list (0,5,7)")
-    p.add_argument("--steps", type=int, default=100_000, help="training steps per learning agent (default 100000)")
+    p.add_argument(
+        "--rewards",
+        type=_names,
+        default=None,
+        help="comma-separated reward specs to train against (default: each env's own)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=_int_list,
+        default=[0, 1, 2],
+        help="a count (3 = seeds 0,1,2) or a list (0,5,7)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=100_000,
+        help="training steps per learning agent (default 100000)",
+    )
     p.add_argument("--scenarios", type=int, default=100, help="held-out scenarios (default 100)")
-    p.add_argument("--tries", type=int, default=4, help="tries per scenario, for pass^k (default 4)")
-    p.add_argument("--config", type=Path, default=None, help="YAML file of agent hyperparameters and new agents")
-    p.add_argument("--stochastic", action="store_true",
-                   help="trained agents sample actions (default: greedy); DQN is then epsilon-greedy at its final epsilon")
-    p.add_argument("--curve-points", type=int, default=10, help="held-out evaluations during training (default 10)")
-    p.add_argument("--curve-scenarios", type=int, default=20, help="scenarios per curve point (default 20)")
-    p.add_argument("--n-envs", type=int, default=4, help="parallel envs per training run (default 4)")
-    p.add_argument("--transcripts", type=int, default=3, help="dialogues kept per agent (default 3)")
-    p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1), help="parallel processes (default: CPU count)")
-    p.add_argument("--reference", default=None, help="agent that P(improvement) is measured against (default: random)")
-    p.add_argument("--out", type=Path, default=Path("results/compare"), help="results folder (default results/compare)")
+    p.add_argument(
+        "--tries", type=int, default=4, help="tries per scenario, for pass^k (default 4)"
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="YAML file of agent hyperparameters and new agents",
+    )
+    p.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="trained agents sample actions (default: greedy); DQN is then epsilon-greedy at its final epsilon",
+    )
+    p.add_argument(
+        "--curve-points",
+        type=int,
+        default=10,
+        help="held-out evaluations during training (default 10)",
+    )
+    p.add_argument(
+        "--curve-scenarios", type=int, default=20, help="scenarios per curve point (default 20)"
+    )
+    p.add_argument(
+        "--n-envs", type=int, default=4, help="parallel envs per training run (default 4)"
+    )
+    p.add_argument(
+        "--transcripts", type=int, default=3, help="dialogues kept per agent (default 3)"
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=max(1, os.cpu_count() or 1),
+        help="parallel processes (default: CPU count)",
+    )
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="agent that P(improvement) is measured against (default: random)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/compare"),
+        help="results folder (default results/compare)",
+    )
     p.set_defaults(func=run_command)
 
 
 def run_command(args: argparse.Namespace) -> int:
     try:
         cfg = CompareConfig(
-            agents=resolve_agents(args.agents, args.config), envs=args.envs, rewards=args.rewards or [None],
-            seeds=args.seeds, steps=args.steps, scenarios=args.scenarios, tries=args.tries,
-            deterministic=not args.stochastic, curve_points=args.curve_points,
-            curve_scenarios=args.curve_scenarios, n_envs=args.n_envs, transcripts=args.transcripts,
-            jobs=args.jobs, reference=args.reference)
+            agents=resolve_agents(args.agents, args.config),
+            envs=args.envs,
+            rewards=args.rewards or [None],
+            seeds=args.seeds,
+            steps=args.steps,
+            scenarios=args.scenarios,
+            tries=args.tries,
+            deterministic=not args.stochastic,
+            curve_points=args.curve_points,
+            curve_scenarios=args.curve_scenarios,
+            n_envs=args.n_envs,
+            transcripts=args.transcripts,
+            jobs=args.jobs,
+            reference=args.reference,
+        )
         plan(cfg)
     except (ValueError, FileNotFoundError) as err:
         print(f"rlhf-envs compare: error: {err}", file=sys.stderr)
         return 2
     started = time.perf_counter()
     try:
-        summary = run_comparison(cfg, args.out, command=" ".join(shlex.quote(a) for a in ["rlhf-envs", *sys.argv[1:]]))
+        summary = run_comparison(
+            cfg, args.out, command=" ".join(shlex.quote(a) for a in ["rlhf-envs", *sys.argv[1:]])
+        )
     except RunsFailedError as err:
         print(f"rlhf-envs compare: error: {err}", file=sys.stderr)
         return 1
     print()
     print((args.out / "leaderboard.md").read_text())
-    print(f"{summary['ran']} runs executed, {summary['skipped']} reused, in {time.perf_counter() - started:.0f} s; "
-          f"results in {args.out}/ (leaderboard.md/.csv, curves.png, transcripts/, run.json)")
+    print(
+        f"{summary['ran']} runs executed, {summary['skipped']} reused, in {time.perf_counter() - started:.0f} s; "
+        f"results in {args.out}/ (leaderboard.md/.csv, curves.png, transcripts/, run.json)"
+    )
     return 0

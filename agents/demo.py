@@ -25,34 +25,74 @@ AGENTS = ("ppo", "ppo-mlp", "a2c", "dqn", "random", "best-of-n", "expert")
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:
     """Register ``rlhf-envs demo``."""
-    p = subparsers.add_parser("demo", help="train agents on RLHF-Chat-v0 and print a leaderboard against baselines")
-    p.add_argument("--steps", type=int, default=100_000, help="training steps per learning agent (default 100000)")
-    p.add_argument("--episodes", type=int, default=100, help="held-out evaluation episodes per agent (default 100)")
+    p = subparsers.add_parser(
+        "demo", help="train agents on RLHF-Chat-v0 and print a leaderboard against baselines"
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=100_000,
+        help="training steps per learning agent (default 100000)",
+    )
+    p.add_argument(
+        "--episodes",
+        type=int,
+        default=100,
+        help="held-out evaluation episodes per agent (default 100)",
+    )
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    p.add_argument("--out", type=Path, default=Path("results/demo"), help="results folder (default results/demo)")
-    p.add_argument("--stochastic", action="store_true", help="evaluate trained agents with sampled, not greedy, actions")
-    p.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1), help="parallel processes (default: CPU count)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/demo"),
+        help="results folder (default results/demo)",
+    )
+    p.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="evaluate trained agents with sampled, not greedy, actions",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=max(1, os.cpu_count() or 1),
+        help="parallel processes (default: CPU count)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = CompareConfig(agents=resolve_agents(list(AGENTS)), envs=[ENV_ID], seeds=[args.seed], steps=args.steps,
-                        scenarios=args.episodes, tries=1, deterministic=not args.stochastic, transcripts=1,
-                        jobs=args.jobs)
+    cfg = CompareConfig(
+        agents=resolve_agents(list(AGENTS)),
+        envs=[ENV_ID],
+        seeds=[args.seed],
+        steps=args.steps,
+        scenarios=args.episodes,
+        tries=1,
+        deterministic=not args.stochastic,
+        transcripts=1,
+        jobs=args.jobs,
+    )
     started = time.perf_counter()
-    print(f"Training {', '.join(a.name for a in cfg.agents if a.trains)} on {ENV_ID} for {args.steps:,} steps "
-          f"each ({cfg.jobs} in parallel), then evaluating every agent on the same {args.episodes} episodes...")
+    print(
+        f"Training {', '.join(a.name for a in cfg.agents if a.trains)} on {ENV_ID} for {args.steps:,} steps "
+        f"each ({cfg.jobs} in parallel), then evaluating every agent on the same {args.episodes} episodes..."
+    )
     try:
         run_comparison(cfg, args.out, progress=True)
     except RunsFailedError as err:
         print(f"rlhf-envs demo: error: {err}", file=sys.stderr)
         return 1
     mode = "sampled (stochastic)" if args.stochastic else "deterministic (greedy)"
-    print(f"\n## Leaderboard: {ENV_ID}, {args.episodes} held-out episodes, trained agents act {mode}\n")
+    print(
+        f"\n## Leaderboard: {ENV_ID}, {args.episodes} held-out episodes, trained agents act {mode}\n"
+    )
     print((args.out / "leaderboard.md").read_text())
     folder = args.out / "transcripts" / ENV_ID / reward_slug(None)
     for agent in AGENTS:
         print(f"\n{(folder / f'{agent}.md').read_text().strip()}")
-    print(f"\nDone in {time.perf_counter() - started:.0f} s; results in {args.out}/ "
-          "(leaderboard.md/.csv, curves.png, transcripts/, run.json)")
+    print(
+        f"\nDone in {time.perf_counter() - started:.0f} s; results in {args.out}/ "
+        "(leaderboard.md/.csv, curves.png, transcripts/, run.json)"
+    )
     return 0

@@ -6,8 +6,9 @@ differences between agents are differences in behaviour, not in luck of the draw
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -49,7 +50,9 @@ class Evaluation:
         return bootstrap_ci(self.values(metric), seed=seed)
 
 
-def run_episode(agent: Agent, env: gym.Env, seed: int, options: dict[str, Any] | None = None) -> EpisodeResult:
+def run_episode(
+    agent: Agent, env: gym.Env, seed: int, options: dict[str, Any] | None = None
+) -> EpisodeResult:
     """Play one episode from ``reset(seed=seed, options=options)``; the env needs
     ``render_mode="ansi"``."""
     if hasattr(agent, "reset"):
@@ -66,8 +69,13 @@ def run_episode(agent: Agent, env: gym.Env, seed: int, options: dict[str, Any] |
         if terminated or truncated:
             break
     return EpisodeResult(
-        seed=seed, ret=ret, gold=gold, success=bool(info["success"]),
-        satisfaction=float(info["satisfaction"]), turns=turns, transcript=env.render() or "",
+        seed=seed,
+        ret=ret,
+        gold=gold,
+        success=bool(info["success"]),
+        satisfaction=float(info["satisfaction"]),
+        turns=turns,
+        transcript=env.render() or "",
         user_left=bool(info.get("user_left", False)),
     )
 

@@ -70,7 +70,9 @@ class _CausalLMCore:
         folder = Path(self.lm_path)
         # A fresh load is the trainable copy; the env keeps its own frozen reference.
         with quiet_transformers():
-            self.lm = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, use_safetensors=True)
+            self.lm = AutoModelForCausalLM.from_pretrained(
+                folder, local_files_only=True, use_safetensors=True
+            )
         self.lm.requires_grad_(True)
         width = self.lm.config.hidden_size
         self.value_head = nn.Sequential(
@@ -78,8 +80,12 @@ class _CausalLMCore:
         )
         vocab = self.lm.get_output_embeddings().weight.shape[0]
         if vocab != self.action_space.n:
-            raise ValueError(f"the LM in {folder} has {vocab} tokens but the env's action space is Discrete({self.action_space.n})")
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+            raise ValueError(
+                f"the LM in {folder} has {vocab} tokens but the env's action space is Discrete({self.action_space.n})"
+            )
+        self.optimizer = self.optimizer_class(
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
 
     def _run(self, obs) -> tuple[torch.Tensor, torch.Tensor]:
         """Next-token logits and state values of a batch of left-padded observation windows."""
@@ -88,7 +94,9 @@ class _CausalLMCore:
         if self.share_prefixes:
             hidden = _last_hidden_shared(self.lm.base_model, ids, mask)
         else:
-            out = self.lm.base_model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask))
+            out = self.lm.base_model(
+                input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)
+            )
             hidden = out.last_hidden_state[:, -1]
         logits = self.lm.get_output_embeddings()(hidden)  # only where an action is taken
         if self.detach_value:
@@ -100,8 +108,12 @@ class _CausalLMCore:
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(lm=self.lm_path, detach_value=self.detach_value, value_scale=self.value_scale,
-                    share_prefixes=self.share_prefixes)
+        data.update(
+            lm=self.lm_path,
+            detach_value=self.detach_value,
+            value_scale=self.value_scale,
+            share_prefixes=self.share_prefixes,
+        )
         return data
 
     def save_pretrained(self, folder: str | Path) -> Path:
@@ -114,8 +126,13 @@ class _CausalLMCore:
         for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             if (Path(self.lm_path) / name).is_file():
                 shutil.copy(Path(self.lm_path) / name, folder / name)
-        save_file({k: v.contiguous() for k, v in self.value_head.state_dict().items()}, folder / VALUE_HEAD_FILE)
-        (folder / POLICY_FILE).write_text(json.dumps({"base_lm": str(self.lm_path), "value_scale": self.value_scale}) + "\n")
+        save_file(
+            {k: v.contiguous() for k, v in self.value_head.state_dict().items()},
+            folder / VALUE_HEAD_FILE,
+        )
+        (folder / POLICY_FILE).write_text(
+            json.dumps({"base_lm": str(self.lm_path), "value_scale": self.value_scale}) + "\n"
+        )
         return folder
 
     def load_value_head(self, folder: str | Path) -> None:
@@ -129,7 +146,9 @@ def _init_core(policy, lm, detach_value, value_scale, share_prefixes) -> None:
     policy.value_scale = float(value_scale)
 
 
-def _prefix_groups(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _prefix_groups(
+    ids: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Group left-padded windows that are prefixes of one another.
 
     Returns ``(group, aligned, lengths)``: ``group[i]`` is the index of the longest
@@ -143,16 +162,20 @@ def _prefix_groups(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor,
     aligned = ids.gather(1, order) * mask.gather(1, order)
     inside = torch.arange(width, device=ids.device)[None, :] < lengths[:, None]
     # covers[i, j]: window i is a prefix of window j (in row blocks to bound memory).
-    covers = torch.cat([
-        ((aligned[rows, None, :] == aligned[None, :, :]) | ~inside[rows, None, :]).all(-1)
-        for rows in torch.arange(batch, device=ids.device).split(256)
-    ]) & (lengths[:, None] <= lengths[None, :])
+    covers = torch.cat(
+        [
+            ((aligned[rows, None, :] == aligned[None, :, :]) | ~inside[rows, None, :]).all(-1)
+            for rows in torch.arange(batch, device=ids.device).split(256)
+        ]
+    ) & (lengths[:, None] <= lengths[None, :])
     index = torch.arange(batch, device=ids.device)
     score = torch.where(covers, lengths[None, :] * (batch + 1) + (batch - index)[None, :], -1)
     return score.argmax(1), aligned, lengths
 
 
-def _last_hidden_shared(transformer: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def _last_hidden_shared(
+    transformer: nn.Module, ids: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """The last position's hidden state of each left-padded window, running the
     transformer once per group of windows that are prefixes of one another.
 
@@ -188,9 +211,17 @@ class LMActorCriticPolicy(_CausalLMCore, ActorCriticPolicy):
             faster on PPO minibatches; ``False`` runs every window.
     """
 
-    def __init__(self, observation_space, action_space, lr_schedule, lm: str | None = None,
-                 detach_value: bool = True, value_scale: float = 10.0,
-                 share_prefixes: bool = True, **kwargs):
+    def __init__(
+        self,
+        observation_space,
+        action_space,
+        lr_schedule,
+        lm: str | None = None,
+        detach_value: bool = True,
+        value_scale: float = 10.0,
+        share_prefixes: bool = True,
+        **kwargs,
+    ):
         _init_core(self, lm, detach_value, value_scale, share_prefixes)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
         self.action_dist = CategoricalDistribution(action_space.n)
@@ -214,9 +245,17 @@ class MaskableLMActorCriticPolicy(_CausalLMCore, MaskableActorCriticPolicy):
     """:class:`LMActorCriticPolicy` for sb3-contrib's ``MaskablePPO``: the env's
     ``action_masks()`` (padding and special tokens) are applied to the LM's logits."""
 
-    def __init__(self, observation_space, action_space, lr_schedule, lm: str | None = None,
-                 detach_value: bool = True, value_scale: float = 10.0,
-                 share_prefixes: bool = True, **kwargs):
+    def __init__(
+        self,
+        observation_space,
+        action_space,
+        lr_schedule,
+        lm: str | None = None,
+        detach_value: bool = True,
+        value_scale: float = 10.0,
+        share_prefixes: bool = True,
+        **kwargs,
+    ):
         _init_core(self, lm, detach_value, value_scale, share_prefixes)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
         self.action_dist = MaskableCategoricalDistribution(action_space.n)

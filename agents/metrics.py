@@ -39,7 +39,7 @@ def iqm(scores) -> float:
     if x.size == 0:
         raise ValueError("no scores")
     cut = int(0.25 * x.size)
-    return float(x[cut:x.size - cut].mean())
+    return float(x[cut : x.size - cut].mean())
 
 
 def _quantiles(samples: np.ndarray, level: float) -> tuple[float, float]:
@@ -47,7 +47,9 @@ def _quantiles(samples: np.ndarray, level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def iqm_ci(scores, n_boot: int = 2000, level: float = LEVEL, seed: int = 0) -> tuple[float, float, float]:
+def iqm_ci(
+    scores, n_boot: int = 2000, level: float = LEVEL, seed: int = 0
+) -> tuple[float, float, float]:
     """``(iqm, low, high)``: the IQM of a ``(runs, scenarios)`` array and its stratified
     bootstrap interval (each scenario's runs resampled with replacement). With a single
     run there is nothing to resample across runs, so scenarios are resampled instead."""
@@ -65,7 +67,9 @@ def iqm_ci(scores, n_boot: int = 2000, level: float = LEVEL, seed: int = 0) -> t
     return (iqm(x), *_quantiles(samples, level))
 
 
-def mean_ci(scores, n_boot: int = 2000, level: float = LEVEL, seed: int = 0) -> tuple[float, float, float]:
+def mean_ci(
+    scores, n_boot: int = 2000, level: float = LEVEL, seed: int = 0
+) -> tuple[float, float, float]:
     """``(mean, low, high)`` of a ``(runs, scenarios)`` array; the bootstrap resamples runs
     and scenarios independently, so the interval covers a new seed on new scenarios."""
     x = _matrix(scores)

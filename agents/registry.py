@@ -44,11 +44,14 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
                   |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.VERBOSE),
+                  |\.(?:nan|NaN|NAN))$""",
+        re.VERBOSE,
+    ),
     list("-+0123456789."),
 )
 # Keys a YAML entry may set, with what each means (for error messages).
@@ -97,12 +100,20 @@ class AgentSpec:
         return {**HYPERPARAMS[self.algo], **dict(self.hyperparams)}
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "algo": self.algo, "policy": self.policy,
-                "hyperparams": dict(self.hyperparams), "n": self.n, "reward": self.reward}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "algo": self.algo,
+            "policy": self.policy,
+            "hyperparams": dict(self.hyperparams),
+            "n": self.n,
+            "reward": self.reward,
+        }
 
 
 BUILTIN: dict[str, AgentSpec] = {
-    spec.name: spec for spec in (
+    spec.name: spec
+    for spec in (
         AgentSpec("random", "random"),
         AgentSpec("expert", "expert"),
         AgentSpec("best-of-n", "best-of-n", n=4),
@@ -121,12 +132,18 @@ def _check(spec: AgentSpec, where: str) -> AgentSpec:
         raise ValueError(f"{where}: kind {spec.kind!r} is unknown; choose from {KINDS}")
     if spec.kind == "sb3":
         if spec.algo not in ALGORITHMS:
-            raise ValueError(f"{where}: algo {spec.algo!r} is unknown; choose from {sorted(ALGORITHMS)}")
+            raise ValueError(
+                f"{where}: algo {spec.algo!r} is unknown; choose from {sorted(ALGORITHMS)}"
+            )
         if (spec.algo, spec.policy) not in POLICIES:
             offered = [kind for (a, kind) in POLICIES if a == spec.algo]
-            raise ValueError(f"{where}: {spec.algo} has no {spec.policy!r} policy; it offers {offered}")
+            raise ValueError(
+                f"{where}: {spec.algo} has no {spec.policy!r} policy; it offers {offered}"
+            )
     if not isinstance(spec.hyperparams, Mapping):
-        raise ValueError(f"{where}: hyperparams must be a mapping, got {type(spec.hyperparams).__name__}")
+        raise ValueError(
+            f"{where}: hyperparams must be a mapping, got {type(spec.hyperparams).__name__}"
+        )
     if spec.kind == "best-of-n" and (not isinstance(spec.n, int) or spec.n < 1):
         raise ValueError(f"{where}: n must be a positive integer, got {spec.n!r}")
     return spec
@@ -151,7 +168,9 @@ def load_agent_config(path: str | Path | None) -> dict[str, AgentSpec]:
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML: {err}") from err
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of agent names to settings, got {type(data).__name__}")
+        raise ValueError(
+            f"{path}: expected a mapping of agent names to settings, got {type(data).__name__}"
+        )
     for name, entry in data.items():
         where = f"{path}, agent {name!r}"
         entry = entry or {}
@@ -163,8 +182,10 @@ def load_agent_config(path: str | Path | None) -> dict[str, AgentSpec]:
             raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; accepted: {accepted}")
         base_name = entry.get("base", name)
         if base_name not in specs:
-            raise ValueError(f"{where}: no agent {base_name!r} to start from; known: {sorted(specs)}"
-                             + ("" if "base" in entry else " (a new agent needs `base:`)"))
+            raise ValueError(
+                f"{where}: no agent {base_name!r} to start from; known: {sorted(specs)}"
+                + ("" if "base" in entry else " (a new agent needs `base:`)")
+            )
         base = specs[base_name]
         changes: dict[str, Any] = {"name": str(name)}
         for key in ("algo", "policy", "n", "reward"):
@@ -172,7 +193,9 @@ def load_agent_config(path: str | Path | None) -> dict[str, AgentSpec]:
                 changes[key] = entry[key]
         if "hyperparams" in entry:
             if not isinstance(entry["hyperparams"], dict):
-                raise ValueError(f"{where}: hyperparams must be a mapping, got {type(entry['hyperparams']).__name__}")
+                raise ValueError(
+                    f"{where}: hyperparams must be a mapping, got {type(entry['hyperparams']).__name__}"
+                )
             changes["hyperparams"] = {**dict(base.hyperparams), **entry["hyperparams"]}
         specs[str(name)] = _check(replace(base, **changes), where)
     return specs

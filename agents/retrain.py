@@ -61,22 +61,54 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         "not worse. --policy fine-tunes a saved agent against the promoted model. --simulate runs N rounds of "
         "collect -> label (simulated annotators) -> retrain -> RL and prints the gold reward per round.",
     )
-    p.add_argument("--db", type=Path, required=True, help="feedback database (created by --simulate if missing)")
+    p.add_argument(
+        "--db",
+        type=Path,
+        required=True,
+        help="feedback database (created by --simulate if missing)",
+    )
     p.add_argument("--rm-dir", type=Path, required=True, help="folder of reward-model versions")
     p.add_argument("--model", default="linear", help="reward model: linear (default) or minilm")
-    p.add_argument("--tolerance", type=float, default=0.0,
-                   help="promote when new accuracy >= current - tolerance (default 0)")
-    p.add_argument("--policy", type=Path, help="agent checkpoint to fine-tune against the promoted model")
-    p.add_argument("--policy-out", type=Path,
-                   help="where the fine-tuned policy goes (default: POLICY-rmN; --simulate: DB folder/policies)")
-    p.add_argument("--policy-steps", type=int, default=50_000, help="PPO steps per fine-tune (default 50,000)")
-    p.add_argument("--simulate", action="store_true", help="run the loop unattended with simulated annotators")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="promote when new accuracy >= current - tolerance (default 0)",
+    )
+    p.add_argument(
+        "--policy", type=Path, help="agent checkpoint to fine-tune against the promoted model"
+    )
+    p.add_argument(
+        "--policy-out",
+        type=Path,
+        help="where the fine-tuned policy goes (default: POLICY-rmN; --simulate: DB folder/policies)",
+    )
+    p.add_argument(
+        "--policy-steps", type=int, default=50_000, help="PPO steps per fine-tune (default 50,000)"
+    )
+    p.add_argument(
+        "--simulate", action="store_true", help="run the loop unattended with simulated annotators"
+    )
     p.add_argument("--rounds", type=int, default=3, help="--simulate: rounds (default 3)")
-    p.add_argument("--pairs", type=int, default=1000, help="--simulate: pairs labelled per round (default 1,000)")
-    p.add_argument("--env", default="RLHF-Chat-v0", help="--simulate: select-interface env id (default RLHF-Chat-v0)")
-    p.add_argument("--episodes", type=int, default=100, help="--simulate: held-out episodes per evaluation")
-    p.add_argument("--label-rounds", type=int,
-                   help="--simulate: label and retrain only in the first N rounds, then RL only (a control)")
+    p.add_argument(
+        "--pairs",
+        type=int,
+        default=1000,
+        help="--simulate: pairs labelled per round (default 1,000)",
+    )
+    p.add_argument(
+        "--env",
+        default="RLHF-Chat-v0",
+        help="--simulate: select-interface env id (default RLHF-Chat-v0)",
+    )
+    p.add_argument(
+        "--episodes", type=int, default=100, help="--simulate: held-out episodes per evaluation"
+    )
+    p.add_argument(
+        "--label-rounds",
+        type=int,
+        help="--simulate: label and retrain only in the first N rounds, then RL only (a control)",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
@@ -88,19 +120,39 @@ def run(args: argparse.Namespace) -> int:
     from rlhf_envs.feedback.store import FeedbackStore, StoreError
 
     torch.set_num_threads(max(1, args.threads))
-    if args.policy_steps < 0 or args.rounds < 1 or args.pairs < 1 or args.episodes < 1 or (
-            args.label_rounds is not None and args.label_rounds < 1):
-        raise SystemExit("rlhf-envs retrain: --policy-steps must be >= 0 and --rounds, --pairs, --episodes, "
-                         "--label-rounds >= 1")
+    if (
+        args.policy_steps < 0
+        or args.rounds < 1
+        or args.pairs < 1
+        or args.episodes < 1
+        or (args.label_rounds is not None and args.label_rounds < 1)
+    ):
+        raise SystemExit(
+            "rlhf-envs retrain: --policy-steps must be >= 0 and --rounds, --pairs, --episodes, "
+            "--label-rounds >= 1"
+        )
     if not args.simulate and not args.db.exists():
-        raise SystemExit(f"rlhf-envs retrain: no database at {args.db}; label some pairs first (rlhf-envs label)")
+        raise SystemExit(
+            f"rlhf-envs retrain: no database at {args.db}; label some pairs first (rlhf-envs label)"
+        )
     try:
         with FeedbackStore(args.db) as store:
             if args.simulate:
                 out = args.policy_out or args.db.parent / "policies"
-                simulate(store, args.rm_dir, out, env_id=args.env, rounds=args.rounds, pairs=args.pairs,
-                         policy_steps=args.policy_steps, episodes=args.episodes, model=args.model,
-                         tolerance=args.tolerance, seed=args.seed, label_rounds=args.label_rounds)
+                simulate(
+                    store,
+                    args.rm_dir,
+                    out,
+                    env_id=args.env,
+                    rounds=args.rounds,
+                    pairs=args.pairs,
+                    policy_steps=args.policy_steps,
+                    episodes=args.episodes,
+                    model=args.model,
+                    tolerance=args.tolerance,
+                    seed=args.seed,
+                    label_rounds=args.label_rounds,
+                )
             else:
                 retrain_once(store, args)
     except (StoreError, OSError, ValueError) as err:
@@ -112,8 +164,9 @@ def retrain_once(store: Any, args: argparse.Namespace) -> None:
     """Retrain and maybe promote; then fine-tune ``--policy`` against the promoted model."""
     from rlhf_envs.feedback.retraining import retrain_reward_model
 
-    result = retrain_reward_model(store, args.rm_dir, args.model, tolerance=args.tolerance, seed=args.seed,
-                                  progress=True)
+    result = retrain_reward_model(
+        store, args.rm_dir, args.model, tolerance=args.tolerance, seed=args.seed, progress=True
+    )
     print(result.summary())
     if args.policy is None:
         return
@@ -124,8 +177,10 @@ def retrain_once(store: Any, args: argparse.Namespace) -> None:
     out = args.policy_out or args.policy.with_name(f"{args.policy.name}-rm{current['version']}")
     started = time.perf_counter()
     fine_tune(args.policy, out, f"learned:{current['path']}", args.policy_steps, args.seed)
-    print(f"fine-tuned {args.policy} for {args.policy_steps} steps against RM v{current['version']} in "
-          f"{time.perf_counter() - started:.0f} s -> {out}")
+    print(
+        f"fine-tuned {args.policy} for {args.policy_steps} steps against RM v{current['version']} in "
+        f"{time.perf_counter() - started:.0f} s -> {out}"
+    )
 
 
 def fine_tune(policy: Path, out: Path, reward: str, steps: int, seed: int) -> None:
@@ -135,18 +190,29 @@ def fine_tune(policy: Path, out: Path, reward: str, steps: int, seed: int) -> No
 
     meta = read_meta(policy)
     if meta["algo"] not in ("ppo", "a2c", "maskable-ppo"):
-        raise ValueError(f"{policy} holds a {meta['algo']} agent; fine-tuning supports on-policy ppo, a2c, "
-                         "maskable-ppo")
+        raise ValueError(
+            f"{policy} holds a {meta['algo']} agent; fine-tuning supports on-policy ppo, a2c, "
+            "maskable-ppo"
+        )
     env_kwargs = {**meta["env_kwargs"], "reward": reward}
     # Built on the training env itself: SB3's set_env cannot change the number of envs.
     model = load_agent(policy, env=make_training_env(meta["env_id"], 4, seed, env_kwargs)).model
     model.num_timesteps = int(meta.get("num_timesteps", 0))
     model.learn(steps, reset_num_timesteps=False)
-    save_agent(model, out, algo=meta["algo"], policy=meta["policy"], env_id=meta["env_id"], env_kwargs=env_kwargs,
-               hyperparams=meta["hyperparams"])
+    save_agent(
+        model,
+        out,
+        algo=meta["algo"],
+        policy=meta["policy"],
+        env_id=meta["env_id"],
+        env_kwargs=env_kwargs,
+        hyperparams=meta["hyperparams"],
+    )
 
 
-def label_with_simulated_annotators(store: Any, source: Any, pairs: int, rng: np.random.Generator) -> int:
+def label_with_simulated_annotators(
+    store: Any, source: Any, pairs: int, rng: np.random.Generator
+) -> int:
     """Draw ``pairs`` comparisons from ``source`` and label them (plus the overlap's second
     labels) with the default simulated panel, through the store's label API."""
     from rlhf_envs.feedback.annotators import DEFAULT_PANEL
@@ -171,10 +237,22 @@ def label_with_simulated_annotators(store: Any, source: Any, pairs: int, rng: np
     return labelled
 
 
-def simulate(store: Any, rm_dir: Path, policy_out: Path, *, env_id: str = "RLHF-Chat-v0", rounds: int = 3,
-             pairs: int = 1000, policy_steps: int = 50_000, episodes: int = 100, model: str = "linear",
-             tolerance: float = 0.0, seed: int = 0, explore: float = 0.25,
-             label_rounds: int | None = None) -> list[Round]:
+def simulate(
+    store: Any,
+    rm_dir: Path,
+    policy_out: Path,
+    *,
+    env_id: str = "RLHF-Chat-v0",
+    rounds: int = 3,
+    pairs: int = 1000,
+    policy_steps: int = 50_000,
+    episodes: int = 100,
+    model: str = "linear",
+    tolerance: float = 0.0,
+    seed: int = 0,
+    explore: float = 0.25,
+    label_rounds: int | None = None,
+) -> list[Round]:
     """The unattended loop (see the module docstring). Returns one :class:`Round` per round
     plus round 0 (the initial policy, before any feedback).
 
@@ -198,27 +276,42 @@ def simulate(store: Any, rm_dir: Path, policy_out: Path, *, env_id: str = "RLHF-
     random = evaluate(RandomAgent(seed=seed), env_id, eval_seeds).mean_ci("gold")[0]
     # The initial policy: PPO's untrained candidate scorer (the "SFT" start of the loop).
     policy = make_model("ppo", make_training_env(env_id, 4, seed, {}), "candidate", seed=seed)
-    print(f"{env_id}: held-out gold of the scripted expert {expert:.2f}, random {random:.2f} ({episodes} episodes)")
-    header = f"{'round':>5} {'labels':>7} {'RM':>4} {'RM acc':>7} {'vs old':>7} {'promoted':>8} {'PPO steps':>9} " \
-             f"{'gold [95% CI]':>22} {'normalised':>10} {'success':>7} {'time':>6}"
+    print(
+        f"{env_id}: held-out gold of the scripted expert {expert:.2f}, random {random:.2f} ({episodes} episodes)"
+    )
+    header = (
+        f"{'round':>5} {'labels':>7} {'RM':>4} {'RM acc':>7} {'vs old':>7} {'promoted':>8} {'PPO steps':>9} "
+        f"{'gold [95% CI]':>22} {'normalised':>10} {'success':>7} {'time':>6}"
+    )
     print(header)
     results: list[Round] = []
 
     def report(r: int, rm: Any, started: float) -> None:
         ev = evaluate(SB3Agent(policy, "policy", True), env_id, eval_seeds)
         gold = ev.mean_ci("gold")
-        row = Round(r, store.counts()["labels"], None if rm is None else rm.version,
-                    None if rm is None else rm.accuracy, None if rm is None else rm.baseline_accuracy,
-                    None if rm is None else rm.promoted,
-                    int(policy.num_timesteps), gold, (gold[0] - random) / (expert - random),
-                    float(ev.values("success").mean()), time.perf_counter() - started)
+        row = Round(
+            r,
+            store.counts()["labels"],
+            None if rm is None else rm.version,
+            None if rm is None else rm.accuracy,
+            None if rm is None else rm.baseline_accuracy,
+            None if rm is None else rm.promoted,
+            int(policy.num_timesteps),
+            gold,
+            (gold[0] - random) / (expert - random),
+            float(ev.values("success").mean()),
+            time.perf_counter() - started,
+        )
         results.append(row)
         acc = "-" if row.rm_accuracy is None else f"{row.rm_accuracy:.3f}"
         old = "-" if rm is None or rm.baseline_accuracy is None else f"{rm.baseline_accuracy:.3f}"
         promoted = "-" if row.promoted is None else ("yes" if row.promoted else "no")
-        print(f"{r:>5} {row.labels:>7} {('v' + str(row.rm_version)) if row.rm_version else '-':>4} {acc:>7} "
-              f"{old:>7} {promoted:>8} {row.steps:>9} {gold[0]:>7.2f} [{gold[1]:>5.2f}, {gold[2]:>5.2f}] "
-              f"{row.normalised:>10.3f} {row.success:>7.0%} {row.seconds:>5.0f}s", flush=True)
+        print(
+            f"{r:>5} {row.labels:>7} {('v' + str(row.rm_version)) if row.rm_version else '-':>4} {acc:>7} "
+            f"{old:>7} {promoted:>8} {row.steps:>9} {gold[0]:>7.2f} [{gold[1]:>5.2f}, {gold[2]:>5.2f}] "
+            f"{row.normalised:>10.3f} {row.success:>7.0%} {row.seconds:>5.0f}s",
+            flush=True,
+        )
 
     report(0, None, time.perf_counter())
     for r in range(1, rounds + 1):
@@ -229,8 +322,14 @@ def simulate(store: Any, rm_dir: Path, policy_out: Path, *, env_id: str = "RLHF-
 
         rm = None
         if label_rounds is None or r <= label_rounds:
-            source = PairSource(store, env_id, mode="active", overlap=0.2, seed=seed + 1000 * r,
-                                behaviours={"policy": (act, 1.0 - explore), "random": (1.0, explore)})
+            source = PairSource(
+                store,
+                env_id,
+                mode="active",
+                overlap=0.2,
+                seed=seed + 1000 * r,
+                behaviours={"policy": (act, 1.0 - explore), "random": (1.0, explore)},
+            )
             label_with_simulated_annotators(store, source, pairs, rng)
             source.close()
             rm = retrain_reward_model(store, rm_dir, model, tolerance=tolerance, seed=seed + r)
@@ -238,9 +337,17 @@ def simulate(store: Any, rm_dir: Path, policy_out: Path, *, env_id: str = "RLHF-
         reward = f"learned:{current['path']}"
         policy.set_env(make_training_env(env_id, 4, seed + r, {"reward": reward}))
         policy.learn(policy_steps, reset_num_timesteps=False)
-        save_agent(policy, policy_out / f"round-{r}", algo="ppo", policy="candidate", env_id=env_id,
-                   env_kwargs={"reward": reward})
+        save_agent(
+            policy,
+            policy_out / f"round-{r}",
+            algo="ppo",
+            policy="candidate",
+            env_id=env_id,
+            env_kwargs={"reward": reward},
+        )
         report(r, rm, started)
     policy_out.mkdir(parents=True, exist_ok=True)
-    (policy_out / "rounds.json").write_text(json.dumps([r.__dict__ for r in results], indent=2) + "\n")
+    (policy_out / "rounds.json").write_text(
+        json.dumps([r.__dict__ for r in results], indent=2) + "\n"
+    )
     return results

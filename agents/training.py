@@ -29,7 +29,11 @@ from rlhf_envs.sb3 import make_sb3_vec_env
 from rlhf_envs.vector import DialogueVectorEnv
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
-    "ppo": PPO, "a2c": A2C, "dqn": DQN, "maskable-ppo": MaskablePPO, "recurrent-ppo": RecurrentPPO,
+    "ppo": PPO,
+    "a2c": A2C,
+    "dqn": DQN,
+    "maskable-ppo": MaskablePPO,
+    "recurrent-ppo": RecurrentPPO,
 }
 POLICY_KINDS = ("candidate", "mlp")
 # (algorithm, policy kind) -> SB3 policy; RecurrentPPO has no candidate scorer (its LSTM
@@ -48,18 +52,50 @@ POLICIES: dict[tuple[str, str], Any] = {
 
 # Defaults for the select interface (K=6 candidates, episodes of 5-10 turns).
 HYPERPARAMS: dict[str, dict[str, Any]] = {
-    "ppo": dict(n_steps=256, batch_size=256, n_epochs=4, learning_rate=1e-3, gamma=0.95,
-                gae_lambda=0.9, ent_coef=0.01, clip_range=0.2),
+    "ppo": dict(
+        n_steps=256,
+        batch_size=256,
+        n_epochs=4,
+        learning_rate=1e-3,
+        gamma=0.95,
+        gae_lambda=0.9,
+        ent_coef=0.01,
+        clip_range=0.2,
+    ),
     "a2c": dict(n_steps=16, learning_rate=1e-3, gamma=0.95, gae_lambda=0.9, ent_coef=0.01),
-    "dqn": dict(learning_rate=5e-4, buffer_size=50_000, learning_starts=1_000, batch_size=64,
-                gamma=0.95, train_freq=4, target_update_interval=1_000, exploration_fraction=0.3,
-                exploration_final_eps=0.02),
-    "maskable-ppo": dict(n_steps=256, batch_size=256, n_epochs=4, learning_rate=1e-3, gamma=0.95,
-                         gae_lambda=0.9, ent_coef=0.01, clip_range=0.2),
+    "dqn": dict(
+        learning_rate=5e-4,
+        buffer_size=50_000,
+        learning_starts=1_000,
+        batch_size=64,
+        gamma=0.95,
+        train_freq=4,
+        target_update_interval=1_000,
+        exploration_fraction=0.3,
+        exploration_final_eps=0.02,
+    ),
+    "maskable-ppo": dict(
+        n_steps=256,
+        batch_size=256,
+        n_epochs=4,
+        learning_rate=1e-3,
+        gamma=0.95,
+        gae_lambda=0.9,
+        ent_coef=0.01,
+        clip_range=0.2,
+    ),
     # Whole-episode sequences are short (5-10 turns): a small LSTM, fewer epochs.
-    "recurrent-ppo": dict(n_steps=256, batch_size=256, n_epochs=4, learning_rate=1e-3, gamma=0.95,
-                          gae_lambda=0.9, ent_coef=0.01, clip_range=0.2,
-                          policy_kwargs=dict(lstm_hidden_size=64, net_arch=[64])),
+    "recurrent-ppo": dict(
+        n_steps=256,
+        batch_size=256,
+        n_epochs=4,
+        learning_rate=1e-3,
+        gamma=0.95,
+        gae_lambda=0.9,
+        ent_coef=0.01,
+        clip_range=0.2,
+        policy_kwargs=dict(lstm_hidden_size=64, net_arch=[64]),
+    ),
 }
 
 
@@ -77,7 +113,9 @@ def policy_class(algo: str, policy: str):
     return POLICIES[algo, policy]
 
 
-def make_model(algo: str, env: gym.Env | Any, policy: str = "candidate", seed: int = 0, **overrides: Any) -> BaseAlgorithm:
+def make_model(
+    algo: str, env: gym.Env | Any, policy: str = "candidate", seed: int = 0, **overrides: Any
+) -> BaseAlgorithm:
     """An SB3 model on ``env`` with the suite's defaults (``overrides`` win).
 
     Raises:
@@ -87,7 +125,9 @@ def make_model(algo: str, env: gym.Env | Any, policy: str = "candidate", seed: i
     if algo not in ALGORITHMS:
         raise ValueError(f"algorithm {algo!r} is unknown; choose from {', '.join(ALGORITHMS)}")
     params = {**HYPERPARAMS[algo], **overrides}
-    return ALGORITHMS[algo](policy_class(algo, policy), env, seed=seed, device="cpu", verbose=0, **params)
+    return ALGORITHMS[algo](
+        policy_class(algo, policy), env, seed=seed, device="cpu", verbose=0, **params
+    )
 
 
 class ProgressBar(BaseCallback):
@@ -95,7 +135,9 @@ class ProgressBar(BaseCallback):
 
     def __init__(self, total: int, desc: str, position: int = 0):
         super().__init__()
-        self.bar = tqdm(total=total, desc=desc, position=position, unit="step", leave=True, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total, desc=desc, position=position, unit="step", leave=True, dynamic_ncols=True
+        )
         self._last = 0
 
     def _on_step(self) -> bool:
@@ -131,12 +173,21 @@ class EpisodeLog(BaseCallback):
             self._proxy[i] += float(rewards[i])
             self._gold[i] += float(info.get("gold_reward", 0.0))
             if dones[i]:
-                self.rows.append((self.num_timesteps, self._proxy[i], self._gold[i], bool(info.get("success", False))))
+                self.rows.append(
+                    (
+                        self.num_timesteps,
+                        self._proxy[i],
+                        self._gold[i],
+                        bool(info.get("success", False)),
+                    )
+                )
                 self._proxy[i] = self._gold[i] = 0.0
         return True
 
 
-def make_training_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> VecEnv:
+def make_training_env(
+    env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any] | None = None
+) -> VecEnv:
     """SB3 vector env of ``n_envs`` copies: for rlhf-envs ids the batched vector env
     through :class:`rlhf_envs.sb3.SB3VecEnv` (one reward-model call per step), for
     other ids SB3's ``make_vec_env``. Both seed sub-env ``i`` with ``seed + i``."""

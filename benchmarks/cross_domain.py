@@ -35,7 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-DOMAINS = {"customer service": "RLHF-Chat-v0", "finance": "RLHF-Finance-v0", "medical": "RLHF-Medical-v0"}
+DOMAINS = {
+    "customer service": "RLHF-Chat-v0",
+    "finance": "RLHF-Finance-v0",
+    "medical": "RLHF-Medical-v0",
+}
 MIXED = "all three"
 EVAL_SEED_BASE = 3_000_000  # held-out scenarios, apart from training seeds and the harness's
 
@@ -70,11 +74,18 @@ def _train_and_evaluate(train_on: str, seed: int, steps: int, episodes: int) -> 
     for eval_on, env_id in DOMAINS.items():
         agent = LabelCounter(SB3Agent(model, "ppo"))
         ev = evaluate(agent, env_id, range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
-        rows.append({"train": train_on, "seed": seed, "eval": eval_on, "gold": float(ev.values("gold").mean()),
-                     "success": float(ev.values("success").mean()),
-                     "user_left": float(ev.values("user_left").mean()),
-                     "train_minutes": round(minutes, 2),
-                     "chosen": json.dumps(dict(agent.chosen.most_common()))})
+        rows.append(
+            {
+                "train": train_on,
+                "seed": seed,
+                "eval": eval_on,
+                "gold": float(ev.values("gold").mean()),
+                "success": float(ev.values("success").mean()),
+                "user_left": float(ev.values("user_left").mean()),
+                "train_minutes": round(minutes, 2),
+                "chosen": json.dumps(dict(agent.chosen.most_common())),
+            }
+        )
     return rows
 
 
@@ -105,10 +116,16 @@ def _references(episodes: int) -> dict[str, dict[str, float]]:
     seeds = range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes)
     out = {}
     for name, env_id in DOMAINS.items():
-        expert, rand = evaluate(ExpertAgent(), env_id, seeds), evaluate(RandomAgent(0), env_id, seeds)
-        out[name] = {"expert": float(expert.values("gold").mean()), "random": float(rand.values("gold").mean()),
-                     "expert_success": float(expert.values("success").mean()),
-                     "random_success": float(rand.values("success").mean())}
+        expert, rand = (
+            evaluate(ExpertAgent(), env_id, seeds),
+            evaluate(RandomAgent(0), env_id, seeds),
+        )
+        out[name] = {
+            "expert": float(expert.values("gold").mean()),
+            "random": float(rand.values("gold").mean()),
+            "expert_success": float(expert.values("success").mean()),
+            "random_success": float(rand.values("success").mean()),
+        }
     return out
 
 
@@ -116,7 +133,10 @@ def table(rows: list[dict], refs: dict[str, dict[str, float]]) -> str:
     """Markdown: one row per training domain, one column per evaluation domain; each cell
     is the normalised gold (mean over seeds, with the range over seeds) and the success rate."""
     evals = list(DOMAINS)
-    lines = ["| trained on \\ evaluated on | " + " | ".join(evals) + " |", "|---" * (len(evals) + 1) + "|"]
+    lines = [
+        "| trained on \\ evaluated on | " + " | ".join(evals) + " |",
+        "|---" * (len(evals) + 1) + "|",
+    ]
     for train_on in [*DOMAINS, MIXED]:
         cells = []
         for eval_on in evals:
@@ -131,10 +151,16 @@ def table(rows: list[dict], refs: dict[str, dict[str, float]]) -> str:
             cell = f"{np.mean(norm):.2f}{spread}, {success:.0%}"
             cells.append(f"**{cell}**" if train_on == eval_on else cell)
         lines.append(f"| {train_on} | " + " | ".join(cells) + " |")
-    lines.append("| expert (gold per episode, success) | " + " | ".join(
-        f"{refs[e]['expert']:.2f}, {refs[e]['expert_success']:.0%}" for e in evals) + " |")
-    lines.append("| random | " + " | ".join(
-        f"{refs[e]['random']:.2f}, {refs[e]['random_success']:.0%}" for e in evals) + " |")
+    lines.append(
+        "| expert (gold per episode, success) | "
+        + " | ".join(f"{refs[e]['expert']:.2f}, {refs[e]['expert_success']:.0%}" for e in evals)
+        + " |"
+    )
+    lines.append(
+        "| random | "
+        + " | ".join(f"{refs[e]['random']:.2f}, {refs[e]['random_success']:.0%}" for e in evals)
+        + " |"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -142,8 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=100_000, help="PPO steps per training run")
     parser.add_argument("--seeds", type=int, default=2, help="training seeds per domain")
-    parser.add_argument("--episodes", type=int, default=200, help="held-out episodes per evaluation domain")
-    parser.add_argument("--workers", type=int, default=2, help="training runs in parallel (one torch thread each)")
+    parser.add_argument(
+        "--episodes", type=int, default=200, help="held-out episodes per evaluation domain"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="training runs in parallel (one torch thread each)"
+    )
     parser.add_argument("--out", default="results/cross_domain")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.seeds < 1 or args.episodes < 1 or args.workers < 1:
@@ -154,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(train_on, seed) for train_on in [*DOMAINS, MIXED] for seed in range(args.seeds)]
     rows: list[dict] = []
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_train_and_evaluate, t, s, args.steps, args.episodes) for t, s in jobs]
+        futures = [
+            pool.submit(_train_and_evaluate, t, s, args.steps, args.episodes) for t, s in jobs
+        ]
         refs = _references(args.episodes)  # in this process while the workers train
         for (train_on, seed), future in zip(jobs, futures):
             rows.extend(future.result())
@@ -164,16 +196,41 @@ def main(argv: list[str] | None = None) -> int:
         writer.writeheader()
         for r in rows:
             ref = refs[r["eval"]]
-            writer.writerow({**r, "normalised_gold": round((r["gold"] - ref["random"]) / (ref["expert"] - ref["random"]), 4)})
+            writer.writerow(
+                {
+                    **r,
+                    "normalised_gold": round(
+                        (r["gold"] - ref["random"]) / (ref["expert"] - ref["random"]), 4
+                    ),
+                }
+            )
     text = table(rows, refs)
     (out / "table.md").write_text(text)
-    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    (out / "run.json").write_text(json.dumps({
-        "command": " ".join(["python", "benchmarks/cross_domain.py", *(argv if argv is not None else sys.argv[1:])]),
-        "steps": args.steps, "seeds": args.seeds, "episodes": args.episodes, "references": refs,
-        "minutes": round((time.perf_counter() - started) / 60, 2), "revision": revision,
-        "python": platform.python_version(),
-    }, indent=2) + "\n")
+    revision = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    (out / "run.json").write_text(
+        json.dumps(
+            {
+                "command": " ".join(
+                    [
+                        "python",
+                        "benchmarks/cross_domain.py",
+                        *(argv if argv is not None else sys.argv[1:]),
+                    ]
+                ),
+                "steps": args.steps,
+                "seeds": args.seeds,
+                "episodes": args.episodes,
+                "references": refs,
+                "minutes": round((time.perf_counter() - started) / 60, 2),
+                "revision": revision,
+                "python": platform.python_version(),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(text)
     return 0
 

@@ -25,10 +25,23 @@ from rlhf_envs.lm.build import default_lm_path
 from rlhf_envs.sb3 import make_sb3_vec_env
 
 
-def steps_per_second(lm: str, share: bool, batch_size: int, n_steps: int, timesteps: int, seed: int = 0) -> float:
-    venv = make_sb3_vec_env("RLHF-ChatTokens-v0", n_envs=4, seed=seed, env_kwargs={"lm": lm, "kl_coef": 0.1})
-    model = PPO(LMActorCriticPolicy, venv, n_steps=n_steps, batch_size=batch_size, n_epochs=2, gamma=1.0,
-                learning_rate=1e-4, seed=seed, policy_kwargs={"lm": lm, "share_prefixes": share})
+def steps_per_second(
+    lm: str, share: bool, batch_size: int, n_steps: int, timesteps: int, seed: int = 0
+) -> float:
+    venv = make_sb3_vec_env(
+        "RLHF-ChatTokens-v0", n_envs=4, seed=seed, env_kwargs={"lm": lm, "kl_coef": 0.1}
+    )
+    model = PPO(
+        LMActorCriticPolicy,
+        venv,
+        n_steps=n_steps,
+        batch_size=batch_size,
+        n_epochs=2,
+        gamma=1.0,
+        learning_rate=1e-4,
+        seed=seed,
+        policy_kwargs={"lm": lm, "share_prefixes": share},
+    )
     start = time.perf_counter()
     model.learn(timesteps)
     return model.num_timesteps / (time.perf_counter() - start)
@@ -36,18 +49,25 @@ def steps_per_second(lm: str, share: bool, batch_size: int, n_steps: int, timest
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lm", help="reference LM folder (default: the project's, built if needed)")
+    parser.add_argument(
+        "--lm", help="reference LM folder (default: the project's, built if needed)"
+    )
     parser.add_argument("--timesteps", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lm = args.lm or str(default_lm_path())
-    print(f"PPO.learn({args.timesteps}) on RLHF-ChatTokens-v0, 4 envs, 2 epochs, {args.threads} threads")
+    print(
+        f"PPO.learn({args.timesteps}) on RLHF-ChatTokens-v0, 4 envs, 2 epochs, {args.threads} threads"
+    )
     for n_steps, batch_size in [(256, 128), (512, 512)]:
         each = steps_per_second(lm, False, batch_size, n_steps, args.timesteps)
         shared = steps_per_second(lm, True, batch_size, n_steps, args.timesteps)
-        print(f"n_steps {n_steps:>3} x 4 envs, batch {batch_size:>3}: one pass per window {each:6.1f} steps/s, "
-              f"shared prefixes {shared:6.1f} steps/s, ratio {shared / each:.2f}", flush=True)
+        print(
+            f"n_steps {n_steps:>3} x 4 envs, batch {batch_size:>3}: one pass per window {each:6.1f} steps/s, "
+            f"shared prefixes {shared:6.1f} steps/s, ratio {shared / each:.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

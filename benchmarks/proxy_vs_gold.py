@@ -31,7 +31,9 @@ ENV_ID = "RLHF-Chat-v0"
 EVAL_SEED_BASE = 1_000_000  # held-out scenarios, apart from the training seeds
 
 
-def _run(name: str, reward: str, steps: int, seed: int, eval_seeds: list[int], position: int) -> dict:
+def _run(
+    name: str, reward: str, steps: int, seed: int, eval_seeds: list[int], position: int
+) -> dict:
     """Train PPO against ``reward`` in a worker process; return its log and evaluation."""
     import torch
 
@@ -43,12 +45,28 @@ def _run(name: str, reward: str, steps: int, seed: int, eval_seeds: list[int], p
 
     log = EpisodeLog()
     started = time.perf_counter()
-    model = train("ppo", ENV_ID, "candidate", total_timesteps=steps, seed=seed, env_kwargs={"reward": reward},
-                  progress=f"ppo vs {name}", position=position, callbacks=[log])
+    model = train(
+        "ppo",
+        ENV_ID,
+        "candidate",
+        total_timesteps=steps,
+        seed=seed,
+        env_kwargs={"reward": reward},
+        progress=f"ppo vs {name}",
+        position=position,
+        callbacks=[log],
+    )
     seconds = time.perf_counter() - started
     ev = evaluate(SB3Agent(model, name, True), ENV_ID, eval_seeds, env_kwargs={"reward": reward})
-    return {"name": name, "reward": reward, "rows": log.rows, "seconds": seconds,
-            "proxy": ev.mean_ci("ret"), "gold": ev.mean_ci("gold"), "success": ev.mean_ci("success")}
+    return {
+        "name": name,
+        "reward": reward,
+        "rows": log.rows,
+        "seconds": seconds,
+        "proxy": ev.mean_ci("ret"),
+        "gold": ev.mean_ci("gold"),
+        "success": ev.mean_ci("success"),
+    }
 
 
 def _smooth(steps: np.ndarray, values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +92,7 @@ def plot(results: list[dict], expert: float, random: float, path: Path) -> None:
         rows = np.array(r["rows"], dtype=float)
         x, proxy = _smooth(rows[:, 0], rows[:, 1], 25)
         _, gold = _smooth(rows[:, 0], rows[:, 2], 25)
-        line, = left.plot(x, proxy, label=r["name"])
+        (line,) = left.plot(x, proxy, label=r["name"])
         right.plot(x, gold, color=line.get_color(), label=r["name"])
     right.axhline(expert, color="grey", linestyle="--", linewidth=1, label="scripted expert")
     right.axhline(random, color="grey", linestyle=":", linewidth=1, label="random agent")
@@ -94,12 +112,20 @@ def plot(results: list[dict], expert: float, random: float, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", default="300,5000", help="comma-separated training-set sizes (default 300,5000)")
-    parser.add_argument("--steps", type=int, default=100_000, help="PPO steps per run (default 100000)")
-    parser.add_argument("--episodes", type=int, default=100, help="held-out evaluation episodes (default 100)")
+    parser.add_argument(
+        "--pairs", default="300,5000", help="comma-separated training-set sizes (default 300,5000)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=100_000, help="PPO steps per run (default 100000)"
+    )
+    parser.add_argument(
+        "--episodes", type=int, default=100, help="held-out evaluation episodes (default 100)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--no-rubric", action="store_true", help="skip the reference run on the gold rubric")
+    parser.add_argument(
+        "--no-rubric", action="store_true", help="skip the reference run on the gold rubric"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/proxy_vs_gold"))
     args = parser.parse_args(argv)
 
@@ -109,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     import rlhf_envs  # noqa: F401
     from rlhf_agents.baselines import ExpertAgent, RandomAgent
     from rlhf_agents.evaluation import evaluate
-    from rlhf_envs.preference_data import write_preferences
     from rlhf_envs.feedback.annotators import FeedbackCollector
+    from rlhf_envs.preference_data import write_preferences
     from rlhf_envs.rewards.learned import pairwise_accuracy, train_reward_model
 
     sizes = sorted({int(n) for n in args.pairs.split(",") if n.strip()})
@@ -122,8 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     write_preferences(args.out / "pairs.jsonl", pairs)
     runs = []
     for n in sizes:
-        result = train_reward_model(pairs[:n], "linear", seed=args.seed, progress=False,
-                                    data_info={"path": str(args.out / "pairs.jsonl"), "records_used": n})
+        result = train_reward_model(
+            pairs[:n],
+            "linear",
+            seed=args.seed,
+            progress=False,
+            data_info={"path": str(args.out / "pairs.jsonl"), "records_used": n},
+        )
         folder = result.model.save(args.out / f"rm-{n}")
         report = pairwise_accuracy(result.model, test)
         print(f"  linear RM on {n:>5} pairs: {report.summary()}")
@@ -132,10 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(("gold rubric", "rubric", None))
 
     eval_seeds = [EVAL_SEED_BASE + i for i in range(args.episodes)]
-    print(f"Training PPO against {len(runs)} rewards for {args.steps:,} steps each ({args.workers} workers)...")
+    print(
+        f"Training PPO against {len(runs)} rewards for {args.steps:,} steps each ({args.workers} workers)..."
+    )
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_run, name, reward, args.steps, args.seed, eval_seeds, i)
-                   for i, (name, reward, _) in enumerate(runs)]
+        futures = [
+            pool.submit(_run, name, reward, args.steps, args.seed, eval_seeds, i)
+            for i, (name, reward, _) in enumerate(runs)
+        ]
         results = [f.result() for f in futures]
     expert = evaluate(ExpertAgent(), ENV_ID, eval_seeds).mean_ci("gold")[0]
     random = evaluate(RandomAgent(seed=args.seed), ENV_ID, eval_seeds).mean_ci("gold")[0]
@@ -145,23 +180,51 @@ def main(argv: list[str] | None = None) -> int:
         w.writerow(["run", "reward", "timesteps", "proxy_return", "gold_return", "success"])
         for r in results:
             w.writerows([r["name"], r["reward"], *row] for row in r["rows"])
-    print(f"\nHeld-out evaluation, {args.episodes} episodes (greedy): gold expert {expert:.2f}, random {random:.2f}")
-    header = ["run", "rm_test_accuracy", "proxy_return", "gold_return", "gold_low", "gold_high",
-              "normalised_gold", "success", "train_seconds"]
+    print(
+        f"\nHeld-out evaluation, {args.episodes} episodes (greedy): gold expert {expert:.2f}, random {random:.2f}"
+    )
+    header = [
+        "run",
+        "rm_test_accuracy",
+        "proxy_return",
+        "gold_return",
+        "gold_low",
+        "gold_high",
+        "normalised_gold",
+        "success",
+        "train_seconds",
+    ]
     with open(args.out / "summary.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
-        print(f"{'run':<18} {'RM acc':>7} {'proxy':>7} {'gold [95% CI]':>22} {'norm. gold':>10} {'success':>8}")
+        print(
+            f"{'run':<18} {'RM acc':>7} {'proxy':>7} {'gold [95% CI]':>22} {'norm. gold':>10} {'success':>8}"
+        )
         for (name, _, accuracy), r in zip(runs, results):
             gold, lo, hi = r["gold"]
             norm = (gold - random) / (expert - random)
             acc = "" if accuracy is None else f"{accuracy:.3f}"
-            w.writerow([name, acc, f"{r['proxy'][0]:.3f}", f"{gold:.3f}", f"{lo:.3f}", f"{hi:.3f}",
-                        f"{norm:.3f}", f"{r['success'][0]:.3f}", f"{r['seconds']:.0f}"])
-            print(f"{name:<18} {acc:>7} {r['proxy'][0]:>7.2f} {gold:>7.2f} [{lo:6.2f}, {hi:6.2f}] "
-                  f"{norm:>10.3f} {r['success'][0]:>8.0%}")
+            w.writerow(
+                [
+                    name,
+                    acc,
+                    f"{r['proxy'][0]:.3f}",
+                    f"{gold:.3f}",
+                    f"{lo:.3f}",
+                    f"{hi:.3f}",
+                    f"{norm:.3f}",
+                    f"{r['success'][0]:.3f}",
+                    f"{r['seconds']:.0f}",
+                ]
+            )
+            print(
+                f"{name:<18} {acc:>7} {r['proxy'][0]:>7.2f} {gold:>7.2f} [{lo:6.2f}, {hi:6.2f}] "
+                f"{norm:>10.3f} {r['success'][0]:>8.0%}"
+            )
     plot(results, expert, random, args.out / "proxy_vs_gold.png")
-    print(f"\nWrote {args.out}/curves.csv, summary.csv, proxy_vs_gold.png in {time.perf_counter() - started:.0f} s")
+    print(
+        f"\nWrote {args.out}/curves.csv, summary.csv, proxy_vs_gold.png in {time.perf_counter() - started:.0f} s"
+    )
     return 0
 
 

@@ -90,7 +90,18 @@ def random_actor(env: gym.Env, rng: np.random.Generator):
         allowed = np.flatnonzero(unwrapped.action_masks())
         return lambda: int(rng.choice(allowed))
     if isinstance(env.action_space, gym.spaces.Text):
-        words = ("sure", "let", "me", "check", "your", "order", "please", "thanks", "account", "refund")
+        words = (
+            "sure",
+            "let",
+            "me",
+            "check",
+            "your",
+            "order",
+            "please",
+            "thanks",
+            "account",
+            "refund",
+        )
         return lambda: " ".join(rng.choice(words, size=int(rng.integers(3, 12))))
     env.action_space.seed(int(rng.integers(1 << 31)))
     return env.action_space.sample
@@ -174,12 +185,33 @@ def bench_ppo(args) -> list[Row]:
     for label, n_envs, params in configs:
         ref = ppo_fps("CartPole-v1", "MlpPolicy", steps, n_envs, params)
         rows.append(Row("ppo", f"{label}: CartPole-v1, MlpPolicy", ref, "fps", ref, 1.0))
-        for name, policy in (("MultiInputPolicy", "MultiInputPolicy"), ("candidate policy", CandidateActorCriticPolicy)):
+        for name, policy in (
+            ("MultiInputPolicy", "MultiInputPolicy"),
+            ("candidate policy", CandidateActorCriticPolicy),
+        ):
             null = ppo_fps(NullDialogueEnv, policy, steps, n_envs, params)
             fps = ppo_fps("RLHF-Chat-v0", policy, steps, n_envs, params)
-            rows.append(Row("ppo", f"{label}: null env with RLHF-Chat-v0's spaces, {name} (ceiling)", null,
-                            "fps", ref, null / ref))
-            rows.append(Row("ppo", f"{label}: RLHF-Chat-v0, {name}", fps, "fps", ref, fps / ref, f">= {PPO_TARGET}"))
+            rows.append(
+                Row(
+                    "ppo",
+                    f"{label}: null env with RLHF-Chat-v0's spaces, {name} (ceiling)",
+                    null,
+                    "fps",
+                    ref,
+                    null / ref,
+                )
+            )
+            rows.append(
+                Row(
+                    "ppo",
+                    f"{label}: RLHF-Chat-v0, {name}",
+                    fps,
+                    "fps",
+                    ref,
+                    fps / ref,
+                    f">= {PPO_TARGET}",
+                )
+            )
     return rows
 
 
@@ -228,7 +260,11 @@ def sixteen_turns():
             if env.state.ended:
                 env.reset(seed=i)
                 break
-        exchanges.append(Exchange(env.state.scenario, env.state.history, env.interface.candidates[0].text, env.state))
+        exchanges.append(
+            Exchange(
+                env.state.scenario, env.state.history, env.interface.candidates[0].text, env.state
+            )
+        )
     return exchanges
 
 
@@ -236,7 +272,9 @@ def bench_learned_rm(args) -> list[Row]:
     from rlhf_envs.feedback.annotators import FeedbackCollector
 
     rows = []
-    pairs = FeedbackCollector("RLHF-Chat-v0", seed=7).preferences(128 if args.quick else 512, progress=False)
+    pairs = FeedbackCollector("RLHF-Chat-v0", seed=7).preferences(
+        128 if args.quick else 512, progress=False
+    )
     exchanges = sixteen_turns()
     sizes = (1, 4, 16) if args.quick else (1, 4, 16, 64)
     for name, model in learned_models(args).items():
@@ -250,13 +288,35 @@ def bench_learned_rm(args) -> list[Row]:
         texts = [p.chosen for p in pairs] + [p.rejected for p in pairs]
         model.score_texts(prompts[:16], texts[:16])  # warm-up
         fresh()
-        pairs_per_s = len(pairs) / best_of(lambda m=model, c=prompts, r=texts: m.score_texts(c, r), 1)
-        rows.append(Row("learned-rm", f"{name}: preference pairs scored, 64 per call", pairs_per_s, "pairs/s"))
+        pairs_per_s = len(pairs) / best_of(
+            lambda m=model, c=prompts, r=texts: m.score_texts(c, r), 1
+        )
+        rows.append(
+            Row(
+                "learned-rm",
+                f"{name}: preference pairs scored, 64 per call",
+                pairs_per_s,
+                "pairs/s",
+            )
+        )
         repeats = 10 if name == "linear" else 3
-        batched = best_of(lambda model=model, fresh=fresh: (fresh(), model.score(exchanges)), repeats)
-        single = best_of(lambda model=model, fresh=fresh: (fresh(), [model.score([e]) for e in exchanges]), repeats)
-        rows.append(Row("learned-rm", f"{name}: 16 turns scored in one call vs 16 calls (scoring only)",
-                        16 / batched, "turns/s", 16 / single, single / batched))
+        batched = best_of(
+            lambda model=model, fresh=fresh: (fresh(), model.score(exchanges)), repeats
+        )
+        single = best_of(
+            lambda model=model, fresh=fresh: (fresh(), [model.score([e]) for e in exchanges]),
+            repeats,
+        )
+        rows.append(
+            Row(
+                "learned-rm",
+                f"{name}: 16 turns scored in one call vs 16 calls (scoring only)",
+                16 / batched,
+                "turns/s",
+                16 / single,
+                single / batched,
+            )
+        )
         for n in sizes:
             turns = (200 if name == "linear" else 24) * (1 if args.quick else 2)
             steps = max(2, turns // n)
@@ -266,8 +326,17 @@ def bench_learned_rm(args) -> list[Row]:
                     best[mode] = max(best[mode], vector_turns_per_second(mode, n, model, steps))
             native, sync = best["vector_entry_point"], best["sync"]
             target = f">= {BATCH_TARGET}" if n == 16 else ""
-            rows.append(Row("learned-rm", f"{name}, {n} envs: batched vector env vs SyncVectorEnv", native,
-                            "turns/s", sync, native / sync, target))
+            rows.append(
+                Row(
+                    "learned-rm",
+                    f"{name}, {n} envs: batched vector env vs SyncVectorEnv",
+                    native,
+                    "turns/s",
+                    sync,
+                    native / sync,
+                    target,
+                )
+            )
     return rows
 
 
@@ -275,7 +344,9 @@ def bench_learned_rm(args) -> list[Row]:
 
 
 def tokens_vector_steps_per_second(mode: str, n: int, kl_coef: float, steps: int) -> float:
-    vec = gym.make_vec("RLHF-ChatTokens-v0", num_envs=n, vectorization_mode=mode, kl_coef=kl_coef, gold="rubric")
+    vec = gym.make_vec(
+        "RLHF-ChatTokens-v0", num_envs=n, vectorization_mode=mode, kl_coef=kl_coef, gold="rubric"
+    )
     vec.reset(seed=0)
     first = vec.envs[0] if hasattr(vec, "envs") else None
     allowed = np.flatnonzero(first.unwrapped.action_masks())
@@ -306,14 +377,31 @@ def bench_kl(args) -> list[Row]:
 
         single[kl] = steps / best_of(run, 2)
     rows.append(Row("kl", "tokens, 1 env, kl_coef=0", single[0.0], "steps/s", single[0.0], 1.0))
-    rows.append(Row("kl", "tokens, 1 env, kl_coef=0.1", single[0.1], "steps/s", single[0.0], single[0.1] / single[0.0]))
+    rows.append(
+        Row(
+            "kl",
+            "tokens, 1 env, kl_coef=0.1",
+            single[0.1],
+            "steps/s",
+            single[0.0],
+            single[0.1] / single[0.0],
+        )
+    )
     vec_steps = max(10, steps // 16)
     best = {"vector_entry_point": 0.0, "sync": 0.0}
     for _ in range(2):
         for mode in best:
             best[mode] = max(best[mode], tokens_vector_steps_per_second(mode, 16, 0.1, vec_steps))
-    rows.append(Row("kl", "tokens, 16 envs, kl_coef=0.1: batched vector env vs SyncVectorEnv",
-                    best["vector_entry_point"], "steps/s", best["sync"], best["vector_entry_point"] / best["sync"]))
+    rows.append(
+        Row(
+            "kl",
+            "tokens, 16 envs, kl_coef=0.1: batched vector env vs SyncVectorEnv",
+            best["vector_entry_point"],
+            "steps/s",
+            best["sync"],
+            best["vector_entry_point"] / best["sync"],
+        )
+    )
     return rows
 
 
@@ -341,7 +429,9 @@ print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(
 
 def peak_rss_mb(env_id: str, steps: int) -> float:
     code = _MEMORY_CHILD.format(root=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", code, env_id, str(steps)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, env_id, str(steps)], capture_output=True, text=True, check=True
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -397,8 +487,15 @@ def length_row(label: str, costs: np.ndarray, target: str = "") -> Row:
     """Turns 19-20 against turns 1-2 (pairs of turns: less noise), with turns 9-10 named
     so growth that stops once a model's window is full shows as such."""
     first, middle, last = costs[:2].mean(), costs[8:10].mean(), costs[-2:].mean()
-    return Row("length", f"{label}: turns 19-20 vs 1-2 (turns 9-10: {middle * 1e3:.3g} ms)", last * 1e3,
-               "ms/step", first * 1e3, last / first, target)
+    return Row(
+        "length",
+        f"{label}: turns 19-20 vs 1-2 (turns 9-10: {middle * 1e3:.3g} ms)",
+        last * 1e3,
+        "ms/step",
+        first * 1e3,
+        last / first,
+        target,
+    )
 
 
 def bench_length(args) -> list[Row]:
@@ -407,11 +504,19 @@ def bench_length(args) -> list[Row]:
     cases = [
         ("RLHF-Chat-v0", {}, "select, rubric"),
         ("RLHF-ChatText-v0", {}, "text, rubric + fluency"),
-        ("RLHF-ChatTokens-v0", {"kl_coef": 0.1}, "tokens, rubric + fluency, kl_coef=0.1 (per token)"),
+        (
+            "RLHF-ChatTokens-v0",
+            {"kl_coef": 0.1},
+            "tokens, rubric + fluency, kl_coef=0.1 (per token)",
+        ),
     ]
     for env_id, kwargs, label in cases:
         n = max(2, episodes // 4) if "Tokens" in env_id else episodes
-        rows.append(length_row(f"{env_id} ({label})", turn_costs(env_id, n, **kwargs), f"<= {LENGTH_TARGET}"))
+        rows.append(
+            length_row(
+                f"{env_id} ({label})", turn_costs(env_id, n, **kwargs), f"<= {LENGTH_TARGET}"
+            )
+        )
     for name, model in learned_models(args).items():
         costs = turn_costs("RLHF-Chat-v0", max(4, episodes // 4), reward=model)
         rows.append(length_row(f"RLHF-Chat-v0 (select, learned {name})", costs))
@@ -419,8 +524,12 @@ def bench_length(args) -> list[Row]:
 
 
 SECTIONS = {
-    "env": bench_env, "ppo": bench_ppo, "learned-rm": bench_learned_rm, "kl": bench_kl,
-    "memory": bench_memory, "length": bench_length,
+    "env": bench_env,
+    "ppo": bench_ppo,
+    "learned-rm": bench_learned_rm,
+    "kl": bench_kl,
+    "memory": bench_memory,
+    "length": bench_length,
 }
 
 
@@ -432,10 +541,18 @@ def fmt(x: float | None) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, from {', '.join(SECTIONS)}")
-    parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run; noisier figures)")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated, from {', '.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer steps (a smoke run; noisier figures)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--out", default="results/bench", help="folder for benchmarks.csv and run.json")
+    parser.add_argument(
+        "--out", default="results/bench", help="folder for benchmarks.csv and run.json"
+    )
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in sections if s not in SECTIONS]
@@ -444,9 +561,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     import stable_baselines3
 
-    header = (f"python {platform.python_version()}, torch {torch.__version__} ({args.threads} thread(s)), "
-              f"gymnasium {gym.__version__}, stable-baselines3 {stable_baselines3.__version__}, "
-              f"rlhf-envs {rlhf_envs.__version__}, {platform.machine()}")
+    header = (
+        f"python {platform.python_version()}, torch {torch.__version__} ({args.threads} thread(s)), "
+        f"gymnasium {gym.__version__}, stable-baselines3 {stable_baselines3.__version__}, "
+        f"rlhf-envs {rlhf_envs.__version__}, {platform.machine()}"
+    )
     print(f"command: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}\n{header}\n", flush=True)
     rows: list[Row] = []
     started = time.time()
@@ -455,10 +574,14 @@ def main(argv=None) -> int:
         found = SECTIONS[section](args)
         rows.extend(found)
         print(f"## {section} ({time.perf_counter() - t:.0f} s)\n")
-        print("| case | value | unit | reference | ratio | target | met |\n|---|---|---|---|---|---|---|")
+        print(
+            "| case | value | unit | reference | ratio | target | met |\n|---|---|---|---|---|---|---|"
+        )
         for r in found:
-            print(f"| {r.case} | {fmt(r.value)} | {r.unit} | {fmt(r.reference)} | "
-                  f"{'' if r.ratio is None else f'{r.ratio:.2f}'} | {r.target} | {r.met()} |")
+            print(
+                f"| {r.case} | {fmt(r.value)} | {r.unit} | {fmt(r.reference)} | "
+                f"{'' if r.ratio is None else f'{r.ratio:.2f}'} | {r.target} | {r.met()} |"
+            )
         print(flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -467,10 +590,17 @@ def main(argv=None) -> int:
         writer.writeheader()
         for r in rows:
             writer.writerow({**asdict(r), "met": r.met()})
-    (out / "run.json").write_text(json.dumps({
-        "command": sys.argv, "environment": header, "seconds": round(time.time() - started),
-        "peak_rss_mb_of_suite": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }, indent=2))
+    (out / "run.json").write_text(
+        json.dumps(
+            {
+                "command": sys.argv,
+                "environment": header,
+                "seconds": round(time.time() - started),
+                "peak_rss_mb_of_suite": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out / 'benchmarks.csv'} ({len(rows)} rows) in {time.time() - started:.0f} s")
     return 0
 

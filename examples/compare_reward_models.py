@@ -30,14 +30,24 @@ class Args:
 
 
 def main(args: Args) -> dict[str, float]:
-    cfg = CompareConfig(agents=resolve_agents(["ppo"]), envs=["RLHF-Chat-v0"], rewards=args.rewards.split(","),
-                        seeds=list(range(args.seeds)), steps=args.steps, scenarios=args.scenarios, tries=1,
-                        curve_points=5, jobs=args.jobs)
+    cfg = CompareConfig(
+        agents=resolve_agents(["ppo"]),
+        envs=["RLHF-Chat-v0"],
+        rewards=args.rewards.split(","),
+        seeds=list(range(args.seeds)),
+        steps=args.steps,
+        scenarios=args.scenarios,
+        tries=1,
+        curve_points=5,
+        jobs=args.jobs,
+    )
     summary = run_comparison(cfg, args.out)
     gold = {row["reward"]: row["gold"] for row in summary["rows"]}
     for row in summary["rows"]:
-        print(f"PPO trained on {row['reward']:>16}: gold {row['gold']:.2f} [{row['gold_lo']:.2f}, {row['gold_hi']:.2f}], "
-              f"success {row['success']:.0%}")
+        print(
+            f"PPO trained on {row['reward']:>16}: gold {row['gold']:.2f} [{row['gold_lo']:.2f}, {row['gold_hi']:.2f}], "
+            f"success {row['success']:.0%}"
+        )
     print(f"leaderboard, curves and transcripts in {args.out}/")
     return gold
 

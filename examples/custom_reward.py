@@ -47,16 +47,39 @@ class Args:
 def main(args: Args) -> dict[str, float]:
     torch.set_num_threads(1)
     if "brevity" not in registered_names():
-        register("brevity", BrevityReward, argument="max_words", description="short replies (example plugin)")
+        register(
+            "brevity",
+            BrevityReward,
+            argument="max_words",
+            description="short replies (example plugin)",
+        )
     reward = {"rubric": 1.0, "brevity:30": args.weight}
-    model = train("ppo", "RLHF-Chat-v0", total_timesteps=args.steps, seed=args.seed,
-                  env_kwargs={"reward": reward}, progress="PPO vs rubric + brevity")
+    model = train(
+        "ppo",
+        "RLHF-Chat-v0",
+        total_timesteps=args.steps,
+        seed=args.seed,
+        env_kwargs={"reward": reward},
+        progress="PPO vs rubric + brevity",
+    )
     seeds = [20_000 + i for i in range(args.episodes)]
-    result = evaluate(SB3Agent(model, "ppo-brevity"), "RLHF-Chat-v0", seeds, env_kwargs={"reward": reward})
-    words = np.mean([len(line.split()) - 1 for ep in result.episodes for line in ep.transcript.splitlines()
-                     if line.startswith("Agent:")])
-    summary = {"return": float(result.values("ret").mean()), "gold": float(result.values("gold").mean()),
-               "success": float(result.values("success").mean()), "words_per_reply": float(words)}
+    result = evaluate(
+        SB3Agent(model, "ppo-brevity"), "RLHF-Chat-v0", seeds, env_kwargs={"reward": reward}
+    )
+    words = np.mean(
+        [
+            len(line.split()) - 1
+            for ep in result.episodes
+            for line in ep.transcript.splitlines()
+            if line.startswith("Agent:")
+        ]
+    )
+    summary = {
+        "return": float(result.values("ret").mean()),
+        "gold": float(result.values("gold").mean()),
+        "success": float(result.values("success").mean()),
+        "words_per_reply": float(words),
+    }
     print(", ".join(f"{k} {v:.2f}" for k, v in summary.items()))
     return summary
 

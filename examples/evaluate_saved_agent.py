@@ -30,14 +30,21 @@ class Args:
 def main(args: Args) -> dict[str, float]:
     torch.set_num_threads(1)
     meta = read_meta(args.checkpoint)
-    agent = load_agent(args.checkpoint, name=f"{meta['algo']} ({meta['num_timesteps']:,} steps)",
-                       deterministic=not args.stochastic)
+    agent = load_agent(
+        args.checkpoint,
+        name=f"{meta['algo']} ({meta['num_timesteps']:,} steps)",
+        deterministic=not args.stochastic,
+    )
     env_id = args.env or meta["env_id"]
-    result = evaluate(agent, env_id, [30_000 + i for i in range(args.episodes)], env_kwargs=meta["env_kwargs"])
+    result = evaluate(
+        agent, env_id, [30_000 + i for i in range(args.episodes)], env_kwargs=meta["env_kwargs"]
+    )
     gold, lo, hi = result.mean_ci("gold")
     success = float(result.values("success").mean())
-    print(f"{agent.name} on {env_id}: gold {gold:.2f} [{lo:.2f}, {hi:.2f}], success {success:.0%} "
-          f"({'sampled' if args.stochastic else 'greedy'} actions, {args.episodes} episodes)\n")
+    print(
+        f"{agent.name} on {env_id}: gold {gold:.2f} [{lo:.2f}, {hi:.2f}], success {success:.0%} "
+        f"({'sampled' if args.stochastic else 'greedy'} actions, {args.episodes} episodes)\n"
+    )
     print(result.episodes[0].transcript)
     return {"gold": gold, "success": success}
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 import rlhf_envs  # noqa: F401  (registers RLHF-Chat-v0)
-from rlhf_envs.feedback.annotators import SimulatedAnnotator
 from rlhf_envs.feedback.agreement import annotator_agreement
+from rlhf_envs.feedback.annotators import SimulatedAnnotator
 from rlhf_envs.feedback.pairs import PairSource
 from rlhf_envs.feedback.retraining import retrain_reward_model
 from rlhf_envs.feedback.store import FeedbackStore
@@ -42,14 +42,18 @@ def main(args: Args) -> dict[str, float]:
     Path(args.db).parent.mkdir(parents=True, exist_ok=True)
     with FeedbackStore(args.db) as store:
         rng = np.random.default_rng(args.seed)
-        people = {store.annotator("Ada"): SimulatedAnnotator("ada", temperature=0.5, flip_rate=0.05),
-                  store.annotator("Grace"): SimulatedAnnotator("grace", temperature=1.0, flip_rate=0.1)}
+        people = {
+            store.annotator("Ada"): SimulatedAnnotator("ada", temperature=0.5, flip_rate=0.05),
+            store.annotator("Grace"): SimulatedAnnotator("grace", temperature=1.0, flip_rate=0.1),
+        }
         source = PairSource(store, "RLHF-Chat-v0", mode="active", overlap=0.2, seed=args.seed)
         results = []
         for _ in range(2):  # label, retrain, label more (now actively), retrain
             for annotator, person in people.items():
                 for _ in range(args.pairs // 2):
-                    comparison = source.next_for(annotator)  # a pair someone else wants a second label on, or new
+                    comparison = source.next_for(
+                        annotator
+                    )  # a pair someone else wants a second label on, or new
                     margin = comparison.metadata["gold_margin"]  # rubric score of A minus B
                     choice = "a" if person.choose(margin, 0.0, rng) else "b"
                     store.add_label(f"ex-{secrets.token_hex(8)}", comparison.id, annotator, choice)
@@ -57,7 +61,9 @@ def main(args: Args) -> dict[str, float]:
             print(results[-1].summary())
         source.close()
         agreement = annotator_agreement(store.overlapping_labels())
-        print(f"{store.counts()['labels']} labels; {agreement.items} pairs labelled twice, kappa {agreement.kappa:.2f}")
+        print(
+            f"{store.counts()['labels']} labels; {agreement.items} pairs labelled twice, kappa {agreement.kappa:.2f}"
+        )
         written = store.export_preferences(Path(args.db).with_suffix(".jsonl"))
         print(f"exported {written} preference pairs to {Path(args.db).with_suffix('.jsonl')}")
         return {"accuracy": results[-1].accuracy, "kappa": agreement.kappa, "exported": written}

@@ -44,16 +44,30 @@ def main(args: Args) -> dict[str, float]:
     print(f"reward model: {report.summary()}")
 
     reward = f"learned:{folder}"
-    model = train("ppo", "RLHF-Chat-v0", policy="candidate", total_timesteps=args.steps, seed=args.seed,
-                  env_kwargs={"reward": reward}, progress="PPO vs learned RM")
+    model = train(
+        "ppo",
+        "RLHF-Chat-v0",
+        policy="candidate",
+        total_timesteps=args.steps,
+        seed=args.seed,
+        env_kwargs={"reward": reward},
+        progress="PPO vs learned RM",
+    )
     seeds = [10_000 + i for i in range(args.episodes)]
-    ppo = evaluate(SB3Agent(model, "ppo-learned-rm"), "RLHF-Chat-v0", seeds, env_kwargs={"reward": reward})
+    ppo = evaluate(
+        SB3Agent(model, "ppo-learned-rm"), "RLHF-Chat-v0", seeds, env_kwargs={"reward": reward}
+    )
     rand = evaluate(RandomAgent(args.seed), "RLHF-Chat-v0", seeds, env_kwargs={"reward": reward})
     for ev in (ppo, rand):
-        print(f"{ev.agent:>15}: learned reward {ev.values('ret').mean():6.2f}, gold reward "
-              f"{ev.values('gold').mean():6.2f}, success {ev.values('success').mean():.0%}")
-    return {"rm_accuracy": report.accuracy, "ppo_gold": float(ppo.values("gold").mean()),
-            "random_gold": float(rand.values("gold").mean())}
+        print(
+            f"{ev.agent:>15}: learned reward {ev.values('ret').mean():6.2f}, gold reward "
+            f"{ev.values('gold').mean():6.2f}, success {ev.values('success').mean():.0%}"
+        )
+    return {
+        "rm_accuracy": report.accuracy,
+        "ppo_gold": float(ppo.values("gold").mean()),
+        "random_gold": float(rand.values("gold").mean()),
+    }
 
 
 if __name__ == "__main__":

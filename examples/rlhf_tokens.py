@@ -48,8 +48,18 @@ def main(args: Args) -> dict[str, float]:
     env_kwargs = {"reward": args.proxy, "kl_coef": args.kl_coef}
     venv = make_sb3_vec_env(ENV_ID, n_envs=4, seed=args.seed, env_kwargs=env_kwargs)
     lm_path = str(venv.get_attr("reference_lm")[0].path)
-    model = PPO(LMActorCriticPolicy, venv, n_steps=256, batch_size=128, n_epochs=2, gamma=1.0,
-                learning_rate=1e-4, target_kl=0.05, seed=args.seed, policy_kwargs={"lm": lm_path})
+    model = PPO(
+        LMActorCriticPolicy,
+        venv,
+        n_steps=256,
+        batch_size=128,
+        n_epochs=2,
+        gamma=1.0,
+        learning_rate=1e-4,
+        target_kl=0.05,
+        seed=args.seed,
+        policy_kwargs={"lm": lm_path},
+    )
     seeds = [10_000 + i for i in range(args.episodes)]
     torch.manual_seed(args.seed)
     before = evaluate(SB3Agent(model, "reference", deterministic=False), ENV_ID, seeds, env_kwargs)
@@ -59,15 +69,24 @@ def main(args: Args) -> dict[str, float]:
     after = evaluate(SB3Agent(model, "ppo", deterministic=False), ENV_ID, seeds, env_kwargs)
     folder = model.policy.save_pretrained(Path(args.out))
     for ev in (before, after):
-        print(f"{ev.agent:>10}: proxy return {ev.values('ret').mean():6.2f}, gold {ev.values('gold').mean():6.2f}, "
-              f"success {ev.values('success').mean():.0%}")
-    print(f"mean KL to the reference per token (last rollout): {kl.history[-1]:.4f}; tuned LM saved in {folder}")
-    return {"reference_gold": float(before.values("gold").mean()), "ppo_gold": float(after.values("gold").mean()),
-            "kl": float(kl.history[-1])}
+        print(
+            f"{ev.agent:>10}: proxy return {ev.values('ret').mean():6.2f}, gold {ev.values('gold').mean():6.2f}, "
+            f"success {ev.values('success').mean():.0%}"
+        )
+    print(
+        f"mean KL to the reference per token (last rollout): {kl.history[-1]:.4f}; tuned LM saved in {folder}"
+    )
+    return {
+        "reference_gold": float(before.values("gold").mean()),
+        "ppo_gold": float(after.values("gold").mean()),
+        "kl": float(kl.history[-1]),
+    }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, default in vars(Args()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(default), default=default)
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, type=type(default), default=default
+        )
     main(Args(**vars(parser.parse_args())))

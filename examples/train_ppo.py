@@ -29,14 +29,26 @@ class Args:
 def main(args: Args) -> dict[str, float]:
     torch.set_num_threads(1)
     # PPO (Schulman et al. 2017) with one shared scorer per candidate: logits = scores.
-    model = train("ppo", "RLHF-Chat-v0", policy="candidate", total_timesteps=args.steps, seed=args.seed, progress="PPO")
+    model = train(
+        "ppo",
+        "RLHF-Chat-v0",
+        policy="candidate",
+        total_timesteps=args.steps,
+        seed=args.seed,
+        progress="PPO",
+    )
     seeds = [10_000 + i for i in range(args.episodes)]
     ppo = evaluate(SB3Agent(model, "ppo-candidate"), "RLHF-Chat-v0", seeds)
     rand = evaluate(RandomAgent(args.seed), "RLHF-Chat-v0", seeds)
     for ev in (ppo, rand):
-        print(f"{ev.agent:>14}: success {ev.values('success').mean():.0%}, mean gold reward {ev.values('gold').mean():.2f}")
+        print(
+            f"{ev.agent:>14}: success {ev.values('success').mean():.0%}, mean gold reward {ev.values('gold').mean():.2f}"
+        )
     print("\n" + ppo.episodes[0].transcript)
-    return {"ppo_success": float(ppo.values("success").mean()), "random_success": float(rand.values("success").mean())}
+    return {
+        "ppo_success": float(ppo.values("success").mean()),
+        "random_success": float(rand.values("success").mean()),
+    }
 
 
 if __name__ == "__main__":

@@ -31,7 +31,12 @@ ENV_PRESETS: dict[str, dict] = {
     for prefix, domain in DOMAIN_IDS.items()
     for suffix, interface in (("", "select"), ("Tokens", "tokens"), ("Text", "text"))
 }
-ENV_PRESETS["RLHF-Tiny-v0"] = {"domain": "tiny", "interface": "select", "num_candidates": 3, "encoding_dim": 64}
+ENV_PRESETS["RLHF-Tiny-v0"] = {
+    "domain": "tiny",
+    "interface": "select",
+    "num_candidates": 3,
+    "encoding_dim": 64,
+}
 
 
 def max_episode_steps(kwargs: dict) -> int:
@@ -60,4 +65,12 @@ _register_envs()
 
 from rlhf_envs.env import DialogueEnv  # noqa: E402  (after registration: cheap imports first)
 
-__all__ = ["DOMAIN_IDS", "DialogueEnv", "ENV_PRESETS", "MAX_REPLY_TOKENS", "MAX_TURNS", "__version__", "max_episode_steps"]
+__all__ = [
+    "DOMAIN_IDS",
+    "DialogueEnv",
+    "ENV_PRESETS",
+    "MAX_REPLY_TOKENS",
+    "MAX_TURNS",
+    "__version__",
+    "max_episode_steps",
+]

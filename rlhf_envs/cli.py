@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 COMMAND_GROUP = "rlhf_envs.commands"
 
@@ -33,7 +33,9 @@ def _list_envs(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlhf-envs", description="Gymnasium environments for RL from human feedback.")
+    parser = argparse.ArgumentParser(
+        prog="rlhf-envs", description="Gymnasium environments for RL from human feedback."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     envs = sub.add_parser("envs", help="list the registered environments and reward models")
     envs.set_defaults(func=_list_envs)

@@ -47,7 +47,9 @@ def label_holds(label: str, a: Assessment, domain: Domain) -> bool:
     if rule is not None:
         return label in (a.violations if rule.severity == "critical" else a.minor)
     if label == CORRECT:
-        return a.completes and not a.violations and not a.minor and not a.rude and not a.wrong_refusal
+        return (
+            a.completes and not a.violations and not a.minor and not a.rude and not a.wrong_refusal
+        )
     if label == "missing_disclosure":
         return "missing_disclosure" in a.violations and bool(a.undisclosed)
     if label in ("invented_fact", "skipped_verification", "privacy_leak"):
@@ -80,7 +82,8 @@ class DomainReport:
         lines = [
             f"domain {self.domain}: {self.episodes} episodes per check",
             f"  expert success {self.expert_success:.1%}, random choice success {self.random_success:.1%}",
-            "  candidates proposed: " + ", ".join(f"{k} {v}" for k, v in sorted(self.proposed.items())),
+            "  candidates proposed: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(self.proposed.items())),
         ]
         lines += [f"  PROBLEM: {p}" for p in self.problems] or ["  no problems found"]
         return "\n".join(lines)
@@ -97,8 +100,13 @@ def _play(domain: Domain, seed: int, choose) -> DialogueState:
     return conversation.state
 
 
-def check_domain(name, episodes: int = 300, candidates: int = 6, min_expert: float = 0.95,
-                 max_random: float = 0.3) -> DomainReport:
+def check_domain(
+    name,
+    episodes: int = 300,
+    candidates: int = 6,
+    min_expert: float = 0.95,
+    max_random: float = 0.3,
+) -> DomainReport:
     """Play ``episodes`` conversations per check on a domain (a built-in name or a
     folder) and report what is wrong; see the module docstring for the checks."""
     domain = get_domain(name)
@@ -121,7 +129,9 @@ def check_domain(name, episodes: int = 300, candidates: int = 6, min_expert: flo
         options = propose(state, candidates, rng)
         return options[int(rng.integers(len(options)))].text
 
-    report.random_success = float(np.mean([_play(domain, seed, random_choice).success for seed in range(episodes)]))
+    report.random_success = float(
+        np.mean([_play(domain, seed, random_choice).success for seed in range(episodes)])
+    )
 
     # Every step reachable.
     reached: dict[str, set[str]] = {sub: set() for sub in domain.subflow_ids}
@@ -132,7 +142,10 @@ def check_domain(name, episodes: int = 300, candidates: int = 6, min_expert: flo
     for sub_id, sub in domain.policy.subflows.items():
         unreached = sorted({s.id for s in sub.steps()} - reached[sub_id])
         if unreached:
-            note("reach", f"task {sub_id}: steps never on a sampled path: {unreached} (check the fact distributions)")
+            note(
+                "reach",
+                f"task {sub_id}: steps never on a sampled path: {unreached} (check the fact distributions)",
+            )
 
     # Candidates do what their labels say, on random trajectories; and the gold rubric
     # (every persona) ranks each distractor below the correct reply on expert ones.
@@ -148,8 +161,11 @@ def check_domain(name, episodes: int = 300, candidates: int = 6, min_expert: flo
                 report.proposed[c.label] += 1
                 a = state.assess(c.text)
                 if not label_holds(c.label, a, domain):
-                    note("label", f"task {state.scenario.subflow}, step {state.current_step.id}: a candidate labelled {c.label!r} "
-                                  f"does not do what its label says: {c.text!r} (violations {a.violations})")
+                    note(
+                        "label",
+                        f"task {state.scenario.subflow}, step {state.current_step.id}: a candidate labelled {c.label!r} "
+                        f"does not do what its label says: {c.text!r} (violations {a.violations})",
+                    )
             conversation.turn(options[int(rng.integers(len(options)))].text)
     missing = sorted(set(domain.failure_types) - set(report.proposed))
     if missing:
@@ -168,15 +184,22 @@ def check_domain(name, episodes: int = 300, candidates: int = 6, min_expert: flo
                 scores = rubric.score(batch)
                 for c, score in zip(options, scores):
                     if c.label != CORRECT and score >= scores[correct]:
-                        note("rank", f"persona {rubric.persona}, task {state.scenario.subflow}, step "
-                                     f"{state.current_step.id}: a {c.label!r} reply scores {score:.2f}, "
-                                     f"the correct one {scores[correct]:.2f}: {c.text!r}")
+                        note(
+                            "rank",
+                            f"persona {rubric.persona}, task {state.scenario.subflow}, step "
+                            f"{state.current_step.id}: a {c.label!r} reply scores {score:.2f}, "
+                            f"the correct one {scores[correct]:.2f}: {c.text!r}",
+                        )
             conversation.turn(expert_reply(state, rng))
 
     if report.expert_success < min_expert:
-        report.problems.append(f"expert success {report.expert_success:.1%} is below {min_expert:.0%}")
+        report.problems.append(
+            f"expert success {report.expert_success:.1%} is below {min_expert:.0%}"
+        )
     if report.random_success > max_random:
-        report.problems.append(f"random choice succeeds {report.random_success:.1%} of the time (more than {max_random:.0%})")
+        report.problems.append(
+            f"random choice succeeds {report.random_success:.1%} of the time (more than {max_random:.0%})"
+        )
     for kind in ("reach", "types", "label", "rank", "expert"):
         report.problems.extend(problems[kind])
     return report
@@ -194,7 +217,9 @@ def add_command(subparsers) -> None:
         ),
     )
     parser.add_argument("domain", help="a built-in domain name or the path of a domain folder")
-    parser.add_argument("--episodes", type=int, default=300, help="conversations per check (default 300)")
+    parser.add_argument(
+        "--episodes", type=int, default=300, help="conversations per check (default 300)"
+    )
     parser.set_defaults(func=_run)
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import EnvSpec
 
+from rlhf_envs.dialogue import ROLES, format_transcript
 from rlhf_envs.interfaces import make_interface
 from rlhf_envs.rendering import render_transcript_image
-from rlhf_envs.dialogue import ROLES, format_transcript
 from rlhf_envs.rewards.protocol import Exchange
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
 from rlhf_envs.rewards.validation import CheckedRewardModel
@@ -41,11 +42,16 @@ def default_gold(interface: str, lm: str | None = None) -> RewardSpec:
     reference LM on free text (so keyword stuffing does not pay)."""
     if interface in FREE_TEXT_INTERFACES:
         # (a loaded ReferenceLM is named by its folder, so the spec stays serialisable)
-        return {"rubric": 1.0, "fluency" if lm is None else f"fluency:{getattr(lm, 'path', lm)}": 1.0}
+        return {
+            "rubric": 1.0,
+            "fluency" if lm is None else f"fluency:{getattr(lm, 'path', lm)}": 1.0,
+        }
     return "rubric"
 
 
-def with_canonical_rewards(spec: EnvSpec | None, reward_model: Any, gold_model: Any) -> EnvSpec | None:
+def with_canonical_rewards(
+    spec: EnvSpec | None, reward_model: Any, gold_model: Any
+) -> EnvSpec | None:
     """``spec`` with its ``reward``/``gold`` arguments in canonical form (checkpoint paths
     made absolute), so an env rebuilt from the spec in another folder or process finds the
     same reward models."""
@@ -69,7 +75,9 @@ class CanonicalRewardSpecs:
 
     @spec.setter
     def spec(self, value: EnvSpec | None) -> None:
-        self._spec = with_canonical_rewards(value, getattr(self, "reward_model", None), getattr(self, "gold_model", None))
+        self._spec = with_canonical_rewards(
+            value, getattr(self, "reward_model", None), getattr(self, "gold_model", None)
+        )
 
 
 class DialogueEnv(CanonicalRewardSpecs, gym.Env):
@@ -255,7 +263,9 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
         render_mode: str | None = None,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode {render_mode!r} is not supported; use one of {self.metadata['render_modes']} or None")
+            raise ValueError(
+                f"render_mode {render_mode!r} is not supported; use one of {self.metadata['render_modes']} or None"
+            )
         self.render_mode = render_mode
         # (a folder path is made absolute, so pickled envs and workers started elsewhere
         # find the same domain)
@@ -270,12 +280,19 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
                 )
         self.subflows = subflows
         options = {
-            "num_candidates": num_candidates, "encoding_dim": encoding_dim, "lm": lm, "kl_coef": kl_coef,
-            "context_length": context_length, "max_reply_tokens": max_reply_tokens,
-            "invalid_token_penalty": invalid_token_penalty, "max_reply_chars": max_reply_chars,
+            "num_candidates": num_candidates,
+            "encoding_dim": encoding_dim,
+            "lm": lm,
+            "kl_coef": kl_coef,
+            "context_length": context_length,
+            "max_reply_tokens": max_reply_tokens,
+            "invalid_token_penalty": invalid_token_penalty,
+            "max_reply_chars": max_reply_chars,
             "max_context_chars": max_context_chars,
         }
-        self.interface = make_interface(interface, **{k: v for k, v in options.items() if v is not None})
+        self.interface = make_interface(
+            interface, **{k: v for k, v in options.items() if v is not None}
+        )
         self.reward_model = make_reward_model(reward)
         self.gold_model = make_reward_model(default_gold(interface, lm) if gold is None else gold)
         # Checked against this env's own domain now (a persona the domain lacks, a bad
@@ -317,7 +334,9 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
         if exchange is None:
             return self.continue_turn()
         rewards, components, gold = score_turns(self.reward_model, self.gold_model, (exchange,))
-        return self.finish_turn(float(rewards[0]), {k: float(v[0]) for k, v in components.items()}, float(gold[0]))
+        return self.finish_turn(
+            float(rewards[0]), {k: float(v[0]) for k, v in components.items()}, float(gold[0])
+        )
 
     # A step in two halves, so a vector env can score many envs' replies in one batched
     # reward-model call between them (rlhf_envs/vector.py).
@@ -331,12 +350,16 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
         if state is None:
             raise RuntimeError("call reset() before step()")
         if state.ended:
-            raise RuntimeError("the conversation has ended (terminated=True); call reset() to start a new one")
+            raise RuntimeError(
+                "the conversation has ended (terminated=True); call reset() to start a new one"
+            )
         reply = self.interface.reply(action, state)
         if reply is None:
             self._pending = None
             return None
-        self._pending = Exchange(scenario=state.scenario, history=state.history, reply=reply, state=state)
+        self._pending = Exchange(
+            scenario=state.scenario, history=state.history, reply=reply, state=state
+        )
         return self._pending
 
     def continue_turn(self):
@@ -368,7 +391,7 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
             **self.interface.step_info,
             "reply": reply,
             "user": user.text,
-            "system": tuple(t.text for t in new.history[len(state.history) + 2:]),
+            "system": tuple(t.text for t in new.history[len(state.history) + 2 :]),
             "reward_components": components,
             "gold_reward": gold,
             "policy_step": assessment.step.id if assessment.step else None,
@@ -426,6 +449,6 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
 
     def _print_new_turns(self) -> None:
         history = self.state.history
-        for turn in history[self._printed:]:
+        for turn in history[self._printed :]:
             print(f"{ROLES[turn.role]}: {turn.text}")
         self._printed = len(history)

@@ -91,7 +91,9 @@ class SB3VecEnv(VecEnv):
 
     def reset(self):
         try:
-            obs, _ = self.venv.reset(seed=list(self._seeds), options=[o or None for o in self._options])
+            obs, _ = self.venv.reset(
+                seed=list(self._seeds), options=[o or None for o in self._options]
+            )
         finally:  # seeds and options are used once, as DummyVecEnv does
             self._reset_seeds()
             self._reset_options()
@@ -123,8 +125,11 @@ class SB3VecEnv(VecEnv):
             self._lengths[i] += 1
             if dones[i]:
                 if self.monitor:  # as Monitor: rounded return, length, seconds since start
-                    info["episode"] = {"r": round(float(self._returns[i]), 6), "l": int(self._lengths[i]),
-                                       "t": round(time.time() - self._start, 6)}
+                    info["episode"] = {
+                        "r": round(float(self._returns[i]), 6),
+                        "l": int(self._lengths[i]),
+                        "t": round(time.time() - self._start, 6),
+                    }
                 self._returns[i], self._lengths[i] = 0.0, 0
             infos.append(info)
         return self.venv._batch(), rewards, dones, infos
@@ -147,8 +152,13 @@ class SB3VecEnv(VecEnv):
         for env in self._targets(indices):
             setattr(env, attr_name, value)
 
-    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
-        return [getattr(env, method_name)(*method_args, **method_kwargs) for env in self._targets(indices)]
+    def env_method(
+        self, method_name: str, *method_args, indices=None, **method_kwargs
+    ) -> list[Any]:
+        return [
+            getattr(env, method_name)(*method_args, **method_kwargs)
+            for env in self._targets(indices)
+        ]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices=None) -> list[bool]:
         # Sub-envs are bare DialogueEnvs; with ``monitor`` the adapter records what SB3's
@@ -179,10 +189,17 @@ def make_sb3_vec_env(
     kwargs.setdefault("render_mode", None)
     if kwargs.get("max_episode_steps", 0) is None:  # as gym.make: None means the registered limit
         del kwargs["max_episode_steps"]
-    venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point",
-                        autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
+    venv = gym.make_vec(
+        env_id,
+        num_envs=n_envs,
+        vectorization_mode="vector_entry_point",
+        autoreset_mode=AutoresetMode.SAME_STEP,
+        **kwargs,
+    )
     if not isinstance(venv, DialogueVectorEnv):
-        raise TypeError(f"{env_id!r} is not an rlhf-envs id (its vector env is {type(venv).__name__})")
+        raise TypeError(
+            f"{env_id!r} is not an rlhf-envs id (its vector env is {type(venv).__name__})"
+        )
     adapter = SB3VecEnv(venv, monitor=monitor)
     # As make_vec_env: seed() always (None draws from numpy's global generator, so
     # set_random_seed makes it reproducible), and each sub-env's action space.

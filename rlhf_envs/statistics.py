@@ -24,9 +24,11 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     # Resampled in chunks so that large data sets (1e5+ pairs) need little memory.
     chunk = max(1, 4_000_000 // x.size)
-    means = np.concatenate([
-        x[rng.integers(0, x.size, size=(min(chunk, n_boot - at), x.size))].mean(axis=1)
-        for at in range(0, n_boot, chunk)
-    ])
+    means = np.concatenate(
+        [
+            x[rng.integers(0, x.size, size=(min(chunk, n_boot - at), x.size))].mean(axis=1)
+            for at in range(0, n_boot, chunk)
+        ]
+    )
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(x.mean()), float(lo), float(hi)

@@ -104,13 +104,16 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         mode = AutoresetMode(autoreset_mode)
         if mode == AutoresetMode.DISABLED:
-            raise ValueError("autoreset_mode 'Disabled' is not supported; use 'NextStep' or 'SameStep'")
+            raise ValueError(
+                "autoreset_mode 'Disabled' is not supported; use 'NextStep' or 'SameStep'"
+            )
         self.reward_model = make_reward_model(reward)
         if gold is None:
             gold = default_gold(env_kwargs.get("interface", "select"), env_kwargs.get("lm"))
         self.gold_model = make_reward_model(gold)
         self.envs = [
-            DialogueEnv(reward=self.reward_model, gold=self.gold_model, **env_kwargs) for _ in range(int(num_envs))
+            DialogueEnv(reward=self.reward_model, gold=self.gold_model, **env_kwargs)
+            for _ in range(int(num_envs))
         ]
         first = self.envs[0]
         self.num_envs = len(self.envs)
@@ -170,9 +173,17 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
         CanonicalRewardSpecs.spec.fset(self, value)
         single = None
         if self._spec is not None:
-            vector_only = ("num_envs", "vectorization_mode", "autoreset_mode", "max_episode_steps", "copy")
+            vector_only = (
+                "num_envs",
+                "vectorization_mode",
+                "autoreset_mode",
+                "max_episode_steps",
+                "copy",
+            )
             kwargs = {k: v for k, v in self._spec.kwargs.items() if k not in vector_only}
-            single = dataclasses.replace(self._spec, kwargs=kwargs, max_episode_steps=self.max_episode_steps)
+            single = dataclasses.replace(
+                self._spec, kwargs=kwargs, max_episode_steps=self.max_episode_steps
+            )
         for env in getattr(self, "envs", ()):
             env.spec = single
 
@@ -212,7 +223,9 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
             obs, reward, terminated, _, info = results[i]
             self._turns[i] += 1
             # As Gymnasium's TimeLimit: truncated at the limit, even if also terminated.
-            truncated = self.max_episode_steps is not None and self._turns[i] >= self.max_episode_steps
+            truncated = (
+                self.max_episode_steps is not None and self._turns[i] >= self.max_episode_steps
+            )
             step = SubEnvStep(obs, float(reward), bool(terminated), bool(truncated), info)
             if self.autoreset_mode == AutoresetMode.SAME_STEP and (terminated or truncated):
                 step.final_obs, step.final_info = obs, info
@@ -231,7 +244,9 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
         infos: dict[str, Any] = {}
         for i, step in enumerate(steps):
             if step.final_obs is not None:
-                infos = self._add_info(infos, {"final_obs": step.final_obs, "final_info": step.final_info}, i)
+                infos = self._add_info(
+                    infos, {"final_obs": step.final_obs, "final_info": step.final_info}, i
+                )
             infos = self._add_info(infos, step.info, i)
         return (
             self._batch(),
@@ -242,7 +257,9 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
         )
 
     def _batch(self):
-        self._observations = concatenate(self.single_observation_space, self._obs, self._observations)
+        self._observations = concatenate(
+            self.single_observation_space, self._obs, self._observations
+        )
         return deepcopy(self._observations) if self.copy else self._observations
 
     def render(self) -> tuple[Any, ...] | None:

@@ -34,7 +34,9 @@ def test_random_succeeds_on_at_most_30_percent_of_500_episodes(env_id):
 def test_expert_succeeds_through_the_tokens_and_text_interfaces(env_id):
     # The test LM's small vocabulary spends more tokens per reply than the default
     # build's, so the reply cap is raised to fit the expert's longest replies.
-    kwargs = {"max_reply_tokens": 100} if rlhf_envs.ENV_PRESETS[env_id]["interface"] == "tokens" else {}
+    kwargs = (
+        {"max_reply_tokens": 100} if rlhf_envs.ENV_PRESETS[env_id]["interface"] == "tokens" else {}
+    )
     ev = evaluate(ExpertAgent(), env_id, range(20), kwargs)
     assert ev.values("success").mean() >= 0.95
 

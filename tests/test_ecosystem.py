@@ -27,7 +27,9 @@ def _play(env, seed=0, action=0):
 def test_record_episode_statistics_sums_the_episode():
     env = RecordEpisodeStatistics(gym.make("RLHF-Chat-v0"))
     rewards, info, _ = _play(env)
-    assert info["episode"]["r"] == pytest.approx(sum(rewards)) and info["episode"]["l"] == len(rewards)
+    assert info["episode"]["r"] == pytest.approx(sum(rewards)) and info["episode"]["l"] == len(
+        rewards
+    )
 
 
 def test_time_limit_truncates_where_asked():
@@ -65,20 +67,65 @@ def test_rl_zoo3_trains_from_the_shipped_hyperparameters_and_replays(tmp_path):
     if importlib.util.find_spec("rl_zoo3") is None:
         pytest.skip("rl_zoo3 is not installed (pip install -e '.[zoo]')")
     train = subprocess.run(
-        [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env", "RLHF-Chat-v0", "--gym-packages",
-         "rlhf_envs", "--conf-file", "rlhf_agents.zoo.ppo", "-n", "3000", "--seed", "0", "-f", "logs",
-         "--eval-freq", "-1", "--n-eval-envs", "1"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "rl_zoo3.train",
+            "--algo",
+            "ppo",
+            "--env",
+            "RLHF-Chat-v0",
+            "--gym-packages",
+            "rlhf_envs",
+            "--conf-file",
+            "rlhf_agents.zoo.ppo",
+            "-n",
+            "3000",
+            "--seed",
+            "0",
+            "-f",
+            "logs",
+            "--eval-freq",
+            "-1",
+            "--n-eval-envs",
+            "1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert train.returncode == 0, train.stderr[-3000:]
     run = tmp_path / "logs" / "ppo" / "RLHF-Chat-v0_1"
     assert (run / "RLHF-Chat-v0.zip").is_file()
     config = (run / "RLHF-Chat-v0" / "config.yml").read_text()
-    assert "rlhf_agents.candidate_policy.CandidateActorCriticPolicy" in config  # the shipped policy was used
+    assert (
+        "rlhf_agents.candidate_policy.CandidateActorCriticPolicy" in config
+    )  # the shipped policy was used
     assert "total_timesteps" in train.stdout or "Saving to" in train.stdout
     enjoy = subprocess.run(
-        [sys.executable, "-m", "rl_zoo3.enjoy", "--algo", "ppo", "--env", "RLHF-Chat-v0", "--gym-packages",
-         "rlhf_envs", "-f", "logs", "--no-render", "-n", "100", "--deterministic"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "rl_zoo3.enjoy",
+            "--algo",
+            "ppo",
+            "--env",
+            "RLHF-Chat-v0",
+            "--gym-packages",
+            "rlhf_envs",
+            "-f",
+            "logs",
+            "--no-render",
+            "-n",
+            "100",
+            "--deterministic",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert enjoy.returncode == 0, enjoy.stderr[-3000:]
     assert "Mean reward:" in enjoy.stdout
 

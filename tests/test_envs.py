@@ -27,12 +27,17 @@ ALLOWED_WARNINGS: tuple[str, ...] = ()
 
 
 # Fixed valid replies for the text interface (the others take integer actions).
-TEXT_REPLIES = ("Hello! I can help with that. Could you tell me your full name?", "Thanks. Let me check that for you.")
+TEXT_REPLIES = (
+    "Hello! I can help with that. Could you tell me your full name?",
+    "Thanks. Let me check that for you.",
+)
 
 
 def _action(env, i: int):
     """A fixed valid action: candidate or token ``i``, or the i-th sample reply."""
-    return TEXT_REPLIES[i % len(TEXT_REPLIES)] if isinstance(env.action_space, gym.spaces.Text) else i
+    return (
+        TEXT_REPLIES[i % len(TEXT_REPLIES)] if isinstance(env.action_space, gym.spaces.Text) else i
+    )
 
 
 def _finish_a_turn(env):
@@ -49,13 +54,18 @@ def _obs_bytes(obs) -> bytes:
 
 
 def test_every_preset_is_registered():
-    assert {"RLHF-Chat-v0", "RLHF-Tiny-v0", "RLHF-ChatTokens-v0", "RLHF-ChatText-v0"} <= set(ENV_IDS)
+    assert {"RLHF-Chat-v0", "RLHF-Tiny-v0", "RLHF-ChatTokens-v0", "RLHF-ChatText-v0"} <= set(
+        ENV_IDS
+    )
     for env_id, kwargs in rlhf_envs.ENV_PRESETS.items():
         spec = gym.spec(env_id)
         assert spec.entry_point == "rlhf_envs.env:DialogueEnv"
         assert spec.kwargs == kwargs
         assert spec.max_episode_steps == rlhf_envs.max_episode_steps(kwargs)
-    assert gym.spec("RLHF-ChatTokens-v0").max_episode_steps == rlhf_envs.MAX_TURNS * rlhf_envs.MAX_REPLY_TOKENS
+    assert (
+        gym.spec("RLHF-ChatTokens-v0").max_episode_steps
+        == rlhf_envs.MAX_TURNS * rlhf_envs.MAX_REPLY_TOKENS
+    )
 
 
 def test_make_works_without_importing_the_package():
@@ -66,7 +76,9 @@ def test_make_works_without_importing_the_package():
 
 
 def _unexpected(caught) -> list[str]:
-    return [str(w.message) for w in caught if not any(a in str(w.message) for a in ALLOWED_WARNINGS)]
+    return [
+        str(w.message) for w in caught if not any(a in str(w.message) for a in ALLOWED_WARNINGS)
+    ]
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -97,7 +109,19 @@ def _episode_digest(env_id: str, seed: int, steps: int = 40) -> str:
         h.update(_obs_bytes(obs))
         action = env.action_space.sample()
         obs, reward, terminated, truncated, info = env.step(action)
-        h.update(repr((action, reward, terminated, truncated, info.get("reply"), info.get("user"), info.get("system"))).encode())
+        h.update(
+            repr(
+                (
+                    action,
+                    reward,
+                    terminated,
+                    truncated,
+                    info.get("reply"),
+                    info.get("user"),
+                    info.get("system"),
+                )
+            ).encode()
+        )
         if terminated or truncated:
             obs, info = env.reset()
     return h.hexdigest()
@@ -118,7 +142,14 @@ def test_episodes_do_not_depend_on_the_process_hash_seed():
     digests = set()
     for hash_seed in ("0", "12345"):
         env = dict(os.environ, PYTHONHASHSEED=hash_seed)
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=root,
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr
         digests.add(out.stdout.strip())
     assert len(digests) == 1
@@ -195,7 +226,11 @@ def test_random_fuzzing_keeps_observations_in_space_and_rewards_finite(env_id):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
         assert env.observation_space.contains(obs)
         assert np.isfinite(reward) and np.isfinite(info["gold_reward"])
-        assert isinstance(reward, float) and isinstance(terminated, bool) and isinstance(truncated, bool)
+        assert (
+            isinstance(reward, float)
+            and isinstance(terminated, bool)
+            and isinstance(truncated, bool)
+        )
         if terminated or truncated:
             episodes += 1
             obs, _ = env.reset(seed=episodes)
@@ -212,12 +247,24 @@ def test_random_fuzzing_keeps_observations_in_space_and_rewards_finite(env_id):
         ({"interface": "tokens", "max_reply_tokens": 500}, "max_reply_tokens must be at least 1"),
         ({"interface": "tokens", "lm": "/nonexistent/lm"}, "is not a language-model folder"),
         ({"interface": "text", "max_reply_chars": 0}, "max_reply_chars must be at least 1"),
-        ({"domain": "pharmacy"}, "domain 'pharmacy' is unknown; built-in domains: customer_service"),
-        ({"subflows": ["return_size", "time_travel"]}, "['time_travel'] not in domain 'customer_service'"),
+        (
+            {"domain": "pharmacy"},
+            "domain 'pharmacy' is unknown; built-in domains: customer_service",
+        ),
+        (
+            {"subflows": ["return_size", "time_travel"]},
+            "['time_travel'] not in domain 'customer_service'",
+        ),
         ({"render_mode": "vr"}, "render_mode 'vr' is not supported"),
         ({"reward": "lerned:ckpt"}, "reward spec 'lerned:ckpt' is unknown"),
-        ({"reward": "rubric:grumpy"}, "persona 'grumpy': it is not defined for domain 'customer_service'; available there: balanced"),
-        ({"gold": {"rubric": 1.0, "rubric:clinician": 1.0}}, "persona 'clinician': it is not defined for domain 'customer_service'"),
+        (
+            {"reward": "rubric:grumpy"},
+            "persona 'grumpy': it is not defined for domain 'customer_service'; available there: balanced",
+        ),
+        (
+            {"gold": {"rubric": 1.0, "rubric:clinician": 1.0}},
+            "persona 'clinician': it is not defined for domain 'customer_service'",
+        ),
         ({"reward": 3}, "not of an accepted form"),
     ],
 )
@@ -237,7 +284,9 @@ def test_a_misspelt_argument_is_named():
 def test_bad_actions_get_clear_errors():
     env = gym.make("RLHF-Chat-v0")
     env.reset(seed=0)
-    with pytest.raises(ValueError, match=r"expected an integer index of one of the 6 candidates, 0 to 5"):
+    with pytest.raises(
+        ValueError, match=r"expected an integer index of one of the 6 candidates, 0 to 5"
+    ):
         env.step(6)
     with pytest.raises(ValueError, match="not valid"):
         env.step("refund please")
@@ -262,9 +311,22 @@ def test_info_reports_the_episode():
     terminated = False
     while not terminated:
         _, reward, terminated, truncated, info = env.step(env.unwrapped.expert_action())
-        assert {"reply", "user", "system", "reward_components", "gold_reward", "policy_step",
-                "step_completed", "reply_violations", "violations", "success", "satisfaction",
-                "steps_done", "steps_missed", "user_left"} <= set(info)
+        assert {
+            "reply",
+            "user",
+            "system",
+            "reward_components",
+            "gold_reward",
+            "policy_step",
+            "step_completed",
+            "reply_violations",
+            "violations",
+            "success",
+            "satisfaction",
+            "steps_done",
+            "steps_missed",
+            "user_left",
+        } <= set(info)
         assert reward == pytest.approx(sum(info["reward_components"].values()))
         assert info["step_completed"] and not info["reply_violations"]
     assert info["success"] and not info["steps_missed"] and 0 < info["satisfaction"] <= 1

@@ -20,7 +20,9 @@ def test_train_ppo_example_runs_with_a_tiny_budget():
 
 
 def test_cli_lists_envs_and_reward_models():
-    out = subprocess.run([sys.executable, "-m", "rlhf_envs.cli", "envs"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "rlhf_envs.cli", "envs"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "RLHF-Chat-v0" in out.stdout and "rubric" in out.stdout
 
@@ -28,41 +30,91 @@ def test_cli_lists_envs_and_reward_models():
 @pytest.mark.timeout(600)
 def test_demo_prints_a_leaderboard_with_every_agent(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "rlhf_envs.cli", "demo", "--steps", "1024", "--episodes", "4", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "rlhf_envs.cli",
+            "demo",
+            "--steps",
+            "1024",
+            "--episodes",
+            "4",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     for agent in ("expert", "random", "best-of-n", "ppo", "ppo-mlp", "a2c", "dqn"):
         assert f"| {agent} |" in out.stdout
-        transcript = (tmp_path / "transcripts" / "RLHF-Chat-v0" / "default" / f"{agent}.md").read_text()
+        transcript = (
+            tmp_path / "transcripts" / "RLHF-Chat-v0" / "default" / f"{agent}.md"
+        ).read_text()
         assert "User: " in transcript and f"# {agent} on RLHF-Chat-v0" in out.stdout
     assert "deterministic (greedy)" in out.stdout
-    assert (tmp_path / "leaderboard.csv").read_text().startswith("env,reward,agent,runs,episodes,return")
+    assert (
+        (tmp_path / "leaderboard.csv")
+        .read_text()
+        .startswith("env,reward,agent,runs,episodes,return")
+    )
 
 
 def test_learned_reward_example_runs_with_a_tiny_budget(tmp_path):
     module = runpy.run_path(str(ROOT / "examples" / "learned_reward.py"))
-    result = module["main"](module["Args"](pairs=300, steps=1024, episodes=3, out=str(tmp_path / "rm")))
+    result = module["main"](
+        module["Args"](pairs=300, steps=1024, episodes=3, out=str(tmp_path / "rm"))
+    )
     assert result["rm_accuracy"] > 0.6
     assert (tmp_path / "rm" / "model.safetensors").is_file()
 
 
 def _cli(*args, cwd):
-    out = subprocess.run([sys.executable, "-m", "rlhf_envs.cli", *args], capture_output=True, text=True,
-                         timeout=300, cwd=cwd)
+    out = subprocess.run(
+        [sys.executable, "-m", "rlhf_envs.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
     return out
 
 
 def test_collect_train_eval_commands_end_to_end(tmp_path):
-    out = _cli("collect", "--env", "RLHF-Tiny-v0", "--pairs", "400", "--out", "prefs.jsonl", cwd=tmp_path)
+    out = _cli(
+        "collect", "--env", "RLHF-Tiny-v0", "--pairs", "400", "--out", "prefs.jsonl", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "wrote 400 pairs to prefs.jsonl" in out.stdout
     assert "collect pairs" in out.stderr  # the progress bar
-    out = _cli("collect", "--env", "RLHF-Tiny-v0", "--pairs", "200", "--seed", "1", "--out", "test.jsonl",
-               "--no-progress", cwd=tmp_path)
+    out = _cli(
+        "collect",
+        "--env",
+        "RLHF-Tiny-v0",
+        "--pairs",
+        "200",
+        "--seed",
+        "1",
+        "--out",
+        "test.jsonl",
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
-    out = _cli("train-rm", "--data", "prefs.jsonl", "--model", "linear", "--out", "rm", "--threads", "1",
-               cwd=tmp_path)
+    out = _cli(
+        "train-rm",
+        "--data",
+        "prefs.jsonl",
+        "--model",
+        "linear",
+        "--out",
+        "rm",
+        "--threads",
+        "1",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "trained linear preference model on" in out.stdout
     assert f'reward="learned:{tmp_path / "rm"}"' in out.stdout  # absolute: works from anywhere
@@ -83,11 +135,15 @@ def test_rm_commands_report_bad_input_without_a_traceback(tmp_path):
     assert "'missing' does not exist; expected a folder with config.json" in out.stderr
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("keep me")
-    (tmp_path / "good.jsonl").write_text('{"prompt": "User: hi", "chosen": "Hello!", "rejected": "Go away."}\n')
+    (tmp_path / "good.jsonl").write_text(
+        '{"prompt": "User: hi", "chosen": "Hello!", "rejected": "Go away."}\n'
+    )
     out = _cli("train-rm", "--data", "good.jsonl", "--out", "notes", cwd=tmp_path)
     assert out.returncode != 0 and "is not a reward-model checkpoint" in out.stderr
     assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
-    out = _cli("collect", "--pairs", "5", "--out", "x.jsonl", "--annotators", "balanced=lots", cwd=tmp_path)
+    out = _cli(
+        "collect", "--pairs", "5", "--out", "x.jsonl", "--annotators", "balanced=lots", cwd=tmp_path
+    )
     assert out.returncode != 0 and "NAME=WEIGHT" in out.stderr
 
 
@@ -121,7 +177,9 @@ def test_custom_reward_example_trains_against_its_plugin():
 @pytest.mark.timeout(600)
 def test_compare_reward_models_example_trains_one_agent_per_reward(tmp_path):
     module = runpy.run_path(str(ROOT / "examples" / "compare_reward_models.py"))
-    gold = module["main"](module["Args"](steps=512, seeds=1, scenarios=3, out=str(tmp_path), jobs=1))
+    gold = module["main"](
+        module["Args"](steps=512, seeds=1, scenarios=3, out=str(tmp_path), jobs=1)
+    )
     assert set(gold) == {"rubric:warm", "rubric:stickler"}
     assert (tmp_path / "leaderboard.md").read_text().count("### RLHF-Chat-v0") == 2
 
@@ -131,8 +189,14 @@ def test_evaluate_saved_agent_example_loads_a_checkpoint(tmp_path):
     from rlhf_agents.training import HYPERPARAMS, train
 
     model = train("ppo", "RLHF-Chat-v0", total_timesteps=256, n_envs=2, n_steps=128, batch_size=128)
-    save_agent(model, tmp_path / "ckpt", algo="ppo", policy="candidate", env_id="RLHF-Chat-v0",
-               hyperparams={**HYPERPARAMS["ppo"], "n_steps": 128, "batch_size": 128})
+    save_agent(
+        model,
+        tmp_path / "ckpt",
+        algo="ppo",
+        policy="candidate",
+        env_id="RLHF-Chat-v0",
+        hyperparams={**HYPERPARAMS["ppo"], "n_steps": 128, "batch_size": 128},
+    )
     module = runpy.run_path(str(ROOT / "examples" / "evaluate_saved_agent.py"))
     result = module["main"](module["Args"](checkpoint=str(tmp_path / "ckpt"), episodes=3))
     assert 0.0 <= result["success"] <= 1.0
@@ -145,8 +209,15 @@ def test_benchmark_suite_prints_tables_and_writes_csv(tmp_path):
     figures themselves are for `make bench`, not for assertions)."""
     import csv
 
-    command = [sys.executable, str(ROOT / "benchmarks" / "suite.py"), "--quick", "--sections", "kl,length",
-               "--out", str(tmp_path)]
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "suite.py"),
+        "--quick",
+        "--sections",
+        "kl,length",
+        "--out",
+        str(tmp_path),
+    ]
     run = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "## kl" in run.stdout and "## length" in run.stdout and "| case | value |" in run.stdout
@@ -155,7 +226,9 @@ def test_benchmark_suite_prints_tables_and_writes_csv(tmp_path):
     assert {r["section"] for r in rows} == {"kl", "length"}
     assert all(float(r["value"]) > 0 for r in rows)
     assert any(r["target"] == "<= 1.5" and r["met"] in ("yes", "NO") for r in rows)
-    bad = subprocess.run([*command[:2], "--sections", "nope"], check=False, capture_output=True, text=True)
+    bad = subprocess.run(
+        [*command[:2], "--sections", "nope"], check=False, capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "unknown sections ['nope']" in bad.stderr
 
 
@@ -164,13 +237,27 @@ def test_cross_domain_benchmark_trains_on_each_domain_and_evaluates_on_all(tmp_p
     a row per training domain (the figures are for `make cross-domain`)."""
     import csv
 
-    command = [sys.executable, str(ROOT / "benchmarks" / "cross_domain.py"), "--steps", "64", "--seeds", "1",
-               "--episodes", "2", "--workers", "1", "--out", str(tmp_path)]
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "cross_domain.py"),
+        "--steps",
+        "64",
+        "--seeds",
+        "1",
+        "--episodes",
+        "2",
+        "--workers",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
     run = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert {(r["train"], r["eval"]) for r in rows} == {
-        (t, e) for t in ("customer service", "finance", "medical", "all three") for e in ("customer service", "finance", "medical")
+        (t, e)
+        for t in ("customer service", "finance", "medical", "all three")
+        for e in ("customer service", "finance", "medical")
     }
     assert all(json.loads(r["chosen"]) for r in rows)
     table = (tmp_path / "table.md").read_text()
@@ -179,7 +266,9 @@ def test_cross_domain_benchmark_trains_on_each_domain_and_evaluates_on_all(tmp_p
 
 def test_feedback_store_example_runs_with_a_tiny_budget(tmp_path):
     module = runpy.run_path(str(ROOT / "examples" / "feedback_store.py"))
-    result = module["main"](module["Args"](db=str(tmp_path / "f.sqlite"), rm_dir=str(tmp_path / "rms"), pairs=120))
+    result = module["main"](
+        module["Args"](db=str(tmp_path / "f.sqlite"), rm_dir=str(tmp_path / "rms"), pairs=120)
+    )
     assert result["accuracy"] > 0.6
     assert result["exported"] >= 240
     assert (tmp_path / "rms" / "current" / "model.safetensors").is_file()

@@ -79,7 +79,9 @@ def _lm_fingerprint(env: gym.Env) -> str | None:
     return hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
 
 
-def play(env: gym.Env, seed: int, policy: str, actions: list | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+def play(
+    env: gym.Env, seed: int, policy: str, actions: list | None = None
+) -> tuple[dict, dict[str, np.ndarray]]:
     """One episode from ``reset(seed=seed)``.
 
     ``policy`` is ``"random"`` (actions drawn from a generator seeded with ``seed``, or
@@ -92,8 +94,16 @@ def play(env: gym.Env, seed: int, policy: str, actions: list | None = None) -> t
     if isinstance(space, gym.spaces.Text):
         space.seed(seed)
     record: dict[str, Any] = {
-        "seed": seed, "policy": policy, "reset_info": info, "obs": [_digest(obs)], "actions": [],
-        "rewards": [], "gold": [], "components": [], "texts": [], "flags": [],
+        "seed": seed,
+        "policy": policy,
+        "reset_info": info,
+        "obs": [_digest(obs)],
+        "actions": [],
+        "rewards": [],
+        "gold": [],
+        "components": [],
+        "texts": [],
+        "flags": [],
     }
     floats: dict[str, list[np.ndarray]] = {k: [v] for k, v in _float_parts(obs).items()}
     step = 0
@@ -114,7 +124,9 @@ def play(env: gym.Env, seed: int, policy: str, actions: list | None = None) -> t
             floats[key].append(value)
         record["rewards"].append(float(reward))
         record["gold"].append(float(info["gold_reward"]))
-        record["components"].append({k: float(v) for k, v in info.get("reward_components", {}).items()})
+        record["components"].append(
+            {k: float(v) for k, v in info.get("reward_components", {}).items()}
+        )
         record["texts"].append([info.get("reply"), info.get("user"), list(info.get("system", ()))])
         record["flags"].append([bool(terminated), bool(truncated)])
         step += 1
@@ -189,7 +201,9 @@ def _close(a: list[float], b: list[float]) -> bool:
 @pytest.mark.parametrize("env_id", env_ids())
 def test_recorded_episodes_replay_exactly(env_id):
     json_path, npz_path = _paths(env_id)
-    assert json_path.is_file(), f"no recording for {env_id}; run python {Path(__file__).name} {env_id}"
+    assert json_path.is_file(), (
+        f"no recording for {env_id}; run python {Path(__file__).name} {env_id}"
+    )
     with gzip.open(json_path, "rb") as f:
         meta = json.loads(f.read())
     arrays = np.load(npz_path) if npz_path.exists() else {}
@@ -212,14 +226,22 @@ def test_recorded_episodes_replay_exactly(env_id):
         assert got["flags"] == expected["flags"], f"{where}: episode end differs"
         assert _close(got["rewards"], expected["rewards"]), f"{where}: rewards differ"
         assert _close(got["gold"], expected["gold"]), f"{where}: gold rewards differ"
-        assert [sorted(c) for c in got["components"]] == [sorted(c) for c in expected["components"]], where
+        assert [sorted(c) for c in got["components"]] == [
+            sorted(c) for c in expected["components"]
+        ], where
         for g, e in zip(got["components"], expected["components"]):
-            assert _close([g[k] for k in sorted(g)], [e[k] for k in sorted(e)]), f"{where}: components differ"
+            assert _close([g[k] for k in sorted(g)], [e[k] for k in sorted(e)]), (
+                f"{where}: components differ"
+            )
         assert got["final"] == expected["final"], f"{where}: the episode's outcome differs"
         for key, value in floats.items():
             stored = arrays[f"{i}/{key}"]
-            assert stored.shape == value.shape and stored.dtype == value.dtype, f"{where}: {key} shape"
-            assert np.abs(stored.astype(np.float64) - value).max(initial=0.0) <= TOLERANCE, f"{where}: {key}"
+            assert stored.shape == value.shape and stored.dtype == value.dtype, (
+                f"{where}: {key} shape"
+            )
+            assert np.abs(stored.astype(np.float64) - value).max(initial=0.0) <= TOLERANCE, (
+                f"{where}: {key}"
+            )
     env.close()
 
 

@@ -139,7 +139,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:
@@ -183,7 +183,9 @@ def test_each_layer_imports_only_the_layers_below_it(layer):
             if target.startswith("rlhf_agents"):
                 bad.append(f"{module} imports {target}: rlhf_envs never imports the agents")
             elif target.startswith("rlhf_envs") and group(target) not in allowed:
-                bad.append(f"{module} imports {target} ({group(target) or 'rlhf_envs'} is not below {layer or 'rlhf_envs'})")
+                bad.append(
+                    f"{module} imports {target} ({group(target) or 'rlhf_envs'} is not below {layer or 'rlhf_envs'})"
+                )
     assert not bad, "\n".join(bad)
 
 

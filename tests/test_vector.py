@@ -29,7 +29,12 @@ def _same(a, b, t):
 @pytest.mark.parametrize("mode", ["NextStep", "SameStep"])
 def test_matches_sync_vector_env(mode):
     native = gym.make_vec("RLHF-Tiny-v0", num_envs=3, vector_kwargs=None, autoreset_mode=mode)
-    sync = gym.make_vec("RLHF-Tiny-v0", num_envs=3, vectorization_mode="sync", vector_kwargs={"autoreset_mode": mode})
+    sync = gym.make_vec(
+        "RLHF-Tiny-v0",
+        num_envs=3,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": mode},
+    )
     assert isinstance(native, DialogueVectorEnv)
     obs_a, _ = native.reset(seed=11)
     obs_b, _ = sync.reset(seed=11)
@@ -45,7 +50,9 @@ def test_matches_sync_vector_env(mode):
         if mode == "SameStep" and (a[2] | a[3]).any():
             done = np.flatnonzero(a[2] | a[3])
             for i in done:
-                np.testing.assert_array_equal(a[4]["final_obs"][i]["turn"], b[4]["final_obs"][i]["turn"])
+                np.testing.assert_array_equal(
+                    a[4]["final_obs"][i]["turn"], b[4]["final_obs"][i]["turn"]
+                )
                 assert a[4]["final_info"]["success"][i] == b[4]["final_info"]["success"][i]
     assert ended > 10  # episodes ended and were reset along the way
 
@@ -62,7 +69,9 @@ def test_time_limit_matches_gymnasium_time_limit():
 
 
 def test_truncates_after_max_episode_steps():
-    env = DialogueVectorEnv(num_envs=2, domain="tiny", num_candidates=3, encoding_dim=64, max_episode_steps=2)
+    env = DialogueVectorEnv(
+        num_envs=2, domain="tiny", num_candidates=3, encoding_dim=64, max_episode_steps=2
+    )
     env.reset(seed=0)
     *_, truncated, _ = env.step(np.array([0, 0]))
     assert not truncated.any()
@@ -82,7 +91,9 @@ class CountingRubric(RubricRewardModel):
 
 def test_one_batched_reward_call_per_step():
     counting, gold = CountingRubric(), CountingRubric("stickler")
-    env = DialogueVectorEnv(num_envs=4, domain="tiny", num_candidates=3, encoding_dim=64, reward=counting, gold=gold)
+    env = DialogueVectorEnv(
+        num_envs=4, domain="tiny", num_candidates=3, encoding_dim=64, reward=counting, gold=gold
+    )
     env.reset(seed=0)
     for _ in range(5):
         env.step(np.zeros(4, dtype=np.int64))
@@ -134,7 +145,9 @@ def test_matches_single_envs_over_seeds_with_short_time_limits(mode, seed):
                 if term or trunc:
                     if mode == "SameStep":  # the step's info is final_info; the reset's is on top
                         for key in single_obs:
-                            np.testing.assert_array_equal(infos["final_obs"][i][key], single_obs[key])
+                            np.testing.assert_array_equal(
+                                infos["final_obs"][i][key], single_obs[key]
+                            )
                         assert infos["final_info"]["reply"][i] == info["reply"]
                         assert infos["final_info"]["gold_reward"][i] == info["gold_reward"]
                         single_obs, _ = env.reset()
@@ -145,7 +158,9 @@ def test_matches_single_envs_over_seeds_with_short_time_limits(mode, seed):
                 else:
                     assert infos["reply"][i] == info["reply"]
             for key in single_obs:
-                np.testing.assert_array_equal(obs[key][i], single_obs[key], err_msg=f"step {t}, env {i}, {key}")
+                np.testing.assert_array_equal(
+                    obs[key][i], single_obs[key], err_msg=f"step {t}, env {i}, {key}"
+                )
     assert resets >= 20
 
 
@@ -158,7 +173,10 @@ def test_sb3_adapter_matches_make_vec_env(limit):
     kwargs = {"max_episode_steps": limit}
     ours = make_sb3_vec_env("RLHF-Tiny-v0", n_envs=3, seed=9, env_kwargs=kwargs)
     theirs = make_vec_env("RLHF-Tiny-v0", n_envs=3, seed=9, env_kwargs=kwargs)
-    assert ours.observation_space == theirs.observation_space and ours.action_space == theirs.action_space
+    assert (
+        ours.observation_space == theirs.observation_space
+        and ours.action_space == theirs.action_space
+    )
     first_ours, first_theirs = ours.reset(), theirs.reset()
     for key in first_ours:
         np.testing.assert_array_equal(first_ours[key], first_theirs[key])
@@ -177,11 +195,19 @@ def test_sb3_adapter_matches_make_vec_env(limit):
         for a, b in zip(infos_a, infos_b):
             assert set(a) == set(b), (t, set(a) ^ set(b))
             assert a["TimeLimit.truncated"] == b["TimeLimit.truncated"]
-            assert (a["reply"], a["gold_reward"], a["success"]) == (b["reply"], b["gold_reward"], b["success"])
+            assert (a["reply"], a["gold_reward"], a["success"]) == (
+                b["reply"],
+                b["gold_reward"],
+                b["success"],
+            )
             if "terminal_observation" in b:
                 for key in b["terminal_observation"]:
-                    np.testing.assert_array_equal(a["terminal_observation"][key], b["terminal_observation"][key])
-                assert (a["episode"]["r"], a["episode"]["l"]) == pytest.approx((b["episode"]["r"], b["episode"]["l"]))
+                    np.testing.assert_array_equal(
+                        a["terminal_observation"][key], b["terminal_observation"][key]
+                    )
+                assert (a["episode"]["r"], a["episode"]["l"]) == pytest.approx(
+                    (b["episode"]["r"], b["episode"]["l"])
+                )
                 counts["done"] += 1
                 counts["TimeLimit.truncated"] += a["TimeLimit.truncated"]
         assert ours.reset_infos == theirs.reset_infos
@@ -218,10 +244,16 @@ def test_sb3_adapter_matches_dummy_vec_env_beyond_stepping():
     same_obs(ours.reset(), theirs.reset())
     assert ours.reset_infos == theirs.reset_infos
     assert ours._options == [{}, {}]  # used once
-    assert [s.id for s in ours.get_attr("spec")] == [s.id for s in theirs.get_attr("spec")] == ["RLHF-Tiny-v0"] * 2
+    assert (
+        [s.id for s in ours.get_attr("spec")]
+        == [s.id for s in theirs.get_attr("spec")]
+        == ["RLHF-Tiny-v0"] * 2
+    )
     assert ours.get_attr("spec")[0].kwargs["domain"] == "tiny"
     assert ours.env_method("expert_action") == theirs.env_method("expert_action")
-    assert ours.env_method("expert_action", indices=[1]) == theirs.env_method("expert_action", indices=[1])
+    assert ours.env_method("expert_action", indices=[1]) == theirs.env_method(
+        "expert_action", indices=[1]
+    )
     ours.set_attr("marker", 7, indices=0)
     assert ours.get_attr("marker", indices=[0]) == [7]
     assert ours.env_is_wrapped(Monitor) == theirs.env_is_wrapped(Monitor) == [True, True]
@@ -238,9 +270,19 @@ def test_ppo_learns_the_same_on_the_adapter_as_on_make_vec_env():
     from rlhf_envs.sb3 import make_sb3_vec_env
 
     params = {}
-    for name, venv in (("adapter", make_sb3_vec_env("RLHF-Tiny-v0", n_envs=2, seed=3)),
-                       ("make_vec_env", make_vec_env("RLHF-Tiny-v0", n_envs=2, seed=3))):
-        model = PPO(CandidateActorCriticPolicy, venv, n_steps=32, batch_size=32, n_epochs=2, seed=3, device="cpu")
+    for name, venv in (
+        ("adapter", make_sb3_vec_env("RLHF-Tiny-v0", n_envs=2, seed=3)),
+        ("make_vec_env", make_vec_env("RLHF-Tiny-v0", n_envs=2, seed=3)),
+    ):
+        model = PPO(
+            CandidateActorCriticPolicy,
+            venv,
+            n_steps=32,
+            batch_size=32,
+            n_epochs=2,
+            seed=3,
+            device="cpu",
+        )
         model.learn(128)
         params[name] = model.policy.state_dict()
         assert len(model.ep_info_buffer) > 0  # episode statistics reach SB3's logger
@@ -257,7 +299,9 @@ def test_maskable_ppo_gets_masks_through_the_adapter():
     venv = make_sb3_vec_env("RLHF-Tiny-v0", n_envs=2, seed=0)
     venv.reset()
     assert get_action_masks(venv).shape == (2, 3)
-    MaskablePPO("MultiInputPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, device="cpu").learn(32)
+    MaskablePPO(
+        "MultiInputPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, device="cpu"
+    ).learn(32)
 
 
 def test_adapter_refuses_what_it_cannot_serve():
@@ -272,15 +316,23 @@ def test_adapter_refuses_what_it_cannot_serve():
 def test_tokens_kl_shaping_one_batched_reference_forward_per_step():
     """With kl_coef, all sub-envs' reference log-probabilities come from one forward pass
     per vector step and equal those of single envs (to float rounding)."""
-    kwargs = {"kl_coef": 0.1, "max_reply_tokens": 6, "gold": "rubric"}  # (fluency would forward too)
-    native = gym.make_vec("RLHF-ChatTokens-v0", num_envs=3, autoreset_mode="SameStep", max_episode_steps=25, **kwargs)
+    kwargs = {
+        "kl_coef": 0.1,
+        "max_reply_tokens": 6,
+        "gold": "rubric",
+    }  # (fluency would forward too)
+    native = gym.make_vec(
+        "RLHF-ChatTokens-v0", num_envs=3, autoreset_mode="SameStep", max_episode_steps=25, **kwargs
+    )
     singles = [gym.make("RLHF-ChatTokens-v0", max_episode_steps=25, **kwargs) for _ in range(3)]
     obs, _ = native.reset(seed=21)
     for i, env in enumerate(singles):
         env.reset(seed=21 + i)
     model = native.envs[0].reference_lm.model
     calls = []
-    handle = model.register_forward_hook(lambda module, args, kwargs_, out: calls.append(1), with_kwargs=True)
+    handle = model.register_forward_hook(
+        lambda module, args, kwargs_, out: calls.append(1), with_kwargs=True
+    )
     rng = np.random.default_rng(0)
     mask = native.envs[0].action_masks()
     allowed = np.flatnonzero(mask)
@@ -294,8 +346,12 @@ def test_tokens_kl_shaping_one_batched_reference_forward_per_step():
             for i, env in enumerate(singles):
                 handle.remove()
                 single_obs, r, term, trunc, _ = env.step(actions[i])
-                handle = model.register_forward_hook(lambda m, a, k, o: calls.append(1), with_kwargs=True)
-                np.testing.assert_allclose(rewards[i], r, rtol=0, atol=1e-5, err_msg=f"step {t}, env {i}")
+                handle = model.register_forward_hook(
+                    lambda m, a, k, o: calls.append(1), with_kwargs=True
+                )
+                np.testing.assert_allclose(
+                    rewards[i], r, rtol=0, atol=1e-5, err_msg=f"step {t}, env {i}"
+                )
                 assert (terminated[i], truncated[i]) == (term, trunc)
                 if term or trunc:
                     single_obs, _ = env.reset()
@@ -322,10 +378,14 @@ def test_subproc_workers_each_load_the_learned_reward_model(tmp_path, monkeypatc
     train_reward_model(pairs, "linear", progress=False).model.save(tmp_path / "rm", note="test")
     monkeypatch.chdir(tmp_path)
     kwargs = {"reward": "learned:rm"}
-    subproc = make_vec_env("rlhf_envs:RLHF-Tiny-v0", n_envs=2, seed=1, env_kwargs=kwargs, vec_env_cls=SubprocVecEnv)
+    subproc = make_vec_env(
+        "rlhf_envs:RLHF-Tiny-v0", n_envs=2, seed=1, env_kwargs=kwargs, vec_env_cls=SubprocVecEnv
+    )
     try:
         batched = make_sb3_vec_env("RLHF-Tiny-v0", n_envs=2, seed=1, env_kwargs=kwargs)
-        assert {spec.kwargs["reward"] for spec in subproc.get_attr("spec")} == {f"learned:{tmp_path / 'rm'}"}
+        assert {spec.kwargs["reward"] for spec in subproc.get_attr("spec")} == {
+            f"learned:{tmp_path / 'rm'}"
+        }
         subproc.reset()
         batched.reset()
         rng = np.random.default_rng(0)

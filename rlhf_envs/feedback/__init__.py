@@ -7,16 +7,16 @@ first published.
 """
 
 from rlhf_envs.preference_data import (
+    RATING_SCALES,
     FeedbackData,
     FeedbackFormatError,
+    PreferencePair,
+    Rating,
     data_hash,
     read_feedback,
     read_preferences,
     read_ratings,
     write_preferences,
-    RATING_SCALES,
-    PreferencePair,
-    Rating,
     write_ratings,
 )
 

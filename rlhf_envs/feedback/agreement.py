@@ -85,7 +85,9 @@ def annotator_agreement(labels: Iterable[tuple[Any, str, str]]) -> AgreementRepo
     return AgreementReport(items, n, observed, cohen_kappa(pooled_a, pooled_b), by_pair)
 
 
-def rm_accuracy_over_time(labels: Sequence[dict[str, Any]], bucket: int = 50) -> list[dict[str, Any]]:
+def rm_accuracy_over_time(
+    labels: Sequence[dict[str, Any]], bucket: int = 50
+) -> list[dict[str, Any]]:
     """How often the reward model serving at the time predicted the label people gave.
 
     Args:
@@ -99,16 +101,26 @@ def rm_accuracy_over_time(labels: Sequence[dict[str, Any]], bucket: int = 50) ->
         One dict per bucket: ``labels`` (cumulative count at its end), ``accuracy``,
         ``n`` and the reward-model versions that served in it.
     """
-    scored = [r for r in labels
-              if r["choice"] in ("a", "b") and r["rm_margin"] is not None and r.get("source") != "active"]
+    scored = [
+        r
+        for r in labels
+        if r["choice"] in ("a", "b") and r["rm_margin"] is not None and r.get("source") != "active"
+    ]
     out = []
     for start in range(0, len(scored), bucket):
-        chunk = scored[start:start + bucket]
-        hits = [(r["rm_margin"] > 0) == (r["choice"] == "a") if r["rm_margin"] != 0 else 0.5 for r in chunk]
-        out.append({
-            "labels": start + len(chunk),
-            "n": len(chunk),
-            "accuracy": float(sum(hits)) / len(chunk),
-            "versions": sorted({int(r["rm_version"]) for r in chunk if r["rm_version"] is not None}),
-        })
+        chunk = scored[start : start + bucket]
+        hits = [
+            (r["rm_margin"] > 0) == (r["choice"] == "a") if r["rm_margin"] != 0 else 0.5
+            for r in chunk
+        ]
+        out.append(
+            {
+                "labels": start + len(chunk),
+                "n": len(chunk),
+                "accuracy": float(sum(hits)) / len(chunk),
+                "versions": sorted(
+                    {int(r["rm_version"]) for r in chunk if r["rm_version"] is not None}
+                ),
+            }
+        )
     return out

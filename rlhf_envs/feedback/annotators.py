@@ -58,20 +58,36 @@ class SimulatedAnnotator:
     star_cutpoints: tuple[float, float, float, float] = (-2.0, -0.75, 0.0, 1.0)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.temperature, (int, float)) and self.temperature > 0 and math.isfinite(self.temperature)):
-            raise ValueError(f"annotator {self.name!r}: temperature must be a finite number > 0, got {self.temperature!r}")
+        if not (
+            isinstance(self.temperature, (int, float))
+            and self.temperature > 0
+            and math.isfinite(self.temperature)
+        ):
+            raise ValueError(
+                f"annotator {self.name!r}: temperature must be a finite number > 0, got {self.temperature!r}"
+            )
         if not 0.0 <= self.flip_rate <= 0.5:
-            raise ValueError(f"annotator {self.name!r}: flip_rate must be in [0, 0.5], got {self.flip_rate!r}")
+            raise ValueError(
+                f"annotator {self.name!r}: flip_rate must be in [0, 0.5], got {self.flip_rate!r}"
+            )
         if not self.rating_noise >= 0:
-            raise ValueError(f"annotator {self.name!r}: rating_noise must be >= 0, got {self.rating_noise!r}")
+            raise ValueError(
+                f"annotator {self.name!r}: rating_noise must be >= 0, got {self.rating_noise!r}"
+            )
         cuts = tuple(self.star_cutpoints)
         if len(cuts) != 4 or any(b <= a for a, b in zip(cuts, cuts[1:])):
-            raise ValueError(f"annotator {self.name!r}: star_cutpoints must be 4 increasing numbers, got {cuts!r}")
+            raise ValueError(
+                f"annotator {self.name!r}: star_cutpoints must be 4 increasing numbers, got {cuts!r}"
+            )
 
     @property
     def reward_spec(self) -> str:
         """The reward spec this annotator scores with."""
-        return self.persona if ":" in self.persona or self.persona == "rubric" else f"rubric:{self.persona}"
+        return (
+            self.persona
+            if ":" in self.persona or self.persona == "rubric"
+            else f"rubric:{self.persona}"
+        )
 
     def choose(self, score_a: float, score_b: float, rng: np.random.Generator) -> bool:
         """Whether reply a is preferred to reply b (Bradley-Terry choice, then a possible flip)."""
@@ -85,7 +101,9 @@ class SimulatedAnnotator:
     def rate(self, score: float, scale: str, rng: np.random.Generator) -> int:
         """A rating of one reply on ``scale`` (``"thumbs"``: 0/1, ``"stars"``: 1-5)."""
         if scale not in RATING_SCALES:
-            raise ValueError(f"unknown rating scale {scale!r}; accepted: {', '.join(RATING_SCALES)}")
+            raise ValueError(
+                f"unknown rating scale {scale!r}; accepted: {', '.join(RATING_SCALES)}"
+            )
         noisy = score + self.rating_noise * float(rng.standard_normal())
         if scale == "thumbs":
             return int(noisy > self.thumbs_threshold)
@@ -155,21 +173,28 @@ class FeedbackCollector:
         self.env = gym.make(env, **dict(env_kwargs or {})) if isinstance(env, str) else env
         base = self.env.unwrapped
         if not hasattr(base, "interface") or not hasattr(base.interface, "candidates"):
-            raise ValueError("the collector needs an rlhf-envs env with the select interface (candidate replies)")
+            raise ValueError(
+                "the collector needs an rlhf-envs env with the select interface (candidate replies)"
+            )
         self.annotators = _weighted(annotators, "annotators")
         names = [a.name for a, _ in self.annotators]
         if len(set(names)) != len(names):
             raise ValueError(f"annotator names must be unique, got {names}")
         self.behaviours = _weighted(
-            [((name, how), w) for name, (how, w) in (behaviours or DEFAULT_BEHAVIOURS).items()], "behaviours"
+            [((name, how), w) for name, (how, w) in (behaviours or DEFAULT_BEHAVIOURS).items()],
+            "behaviours",
         )
         for (_name, how), _w in self.behaviours:
             if not (callable(how) or (isinstance(how, (int, float)) and 0 <= how <= 1)):
-                raise ValueError(f"a behaviour is an epsilon in [0, 1] or a function (env, obs, rng) -> action; got {how!r}")
+                raise ValueError(
+                    f"a behaviour is an epsilon in [0, 1] or a function (env, obs, rng) -> action; got {how!r}"
+                )
         self.gold = make_reward_model(gold)
         self._models = {a.name: make_reward_model(a.reward_spec) for a, _ in self.annotators}
         self.rng = np.random.default_rng(seed)
-        self._episodes = 0  # episode ids stay unique across calls (the held-out split groups by them)
+        self._episodes = (
+            0  # episode ids stay unique across calls (the held-out split groups by them)
+        )
 
     def contexts(self) -> Iterator[Context]:
         """Endless turns of seeded rollouts (each episode played by one behaviour)."""
@@ -184,8 +209,14 @@ class FeedbackCollector:
             while True:
                 state = base.state
                 yield Context(
-                    episode, turn, name, state.scenario, state.history, state,
-                    tuple(c.text for c in base.interface.candidates), seed,
+                    episode,
+                    turn,
+                    name,
+                    state.scenario,
+                    state.history,
+                    state,
+                    tuple(c.text for c in base.interface.candidates),
+                    seed,
                 )
                 if callable(how):
                     action = how(self.env, obs, self.rng)
@@ -220,14 +251,21 @@ class FeedbackCollector:
                 prefers_a = annotator.choose(float(ra), float(rb), self.rng)
                 chosen, rejected = (a, b) if prefers_a else (b, a)
                 sign = 1.0 if prefers_a else -1.0
-                out.append(PreferencePair(ctx.prompt(), chosen, rejected, {
-                    "annotator": annotator.name,
-                    "episode": ctx.episode,
-                    "turn": ctx.turn,
-                    "behaviour": ctx.behaviour,
-                    "annotator_margin": round(sign * float(ra - rb), 6),
-                    "gold_margin": round(sign * float(ga - gb), 6),
-                }))
+                out.append(
+                    PreferencePair(
+                        ctx.prompt(),
+                        chosen,
+                        rejected,
+                        {
+                            "annotator": annotator.name,
+                            "episode": ctx.episode,
+                            "turn": ctx.turn,
+                            "behaviour": ctx.behaviour,
+                            "annotator_margin": round(sign * float(ra - rb), 6),
+                            "gold_margin": round(sign * float(ga - gb), 6),
+                        },
+                    )
+                )
                 bar.update(1)
         return out
 
@@ -236,9 +274,13 @@ class FeedbackCollector:
         from tqdm.auto import tqdm
 
         if scale not in RATING_SCALES:
-            raise ValueError(f"unknown rating scale {scale!r}; accepted: {', '.join(RATING_SCALES)}")
+            raise ValueError(
+                f"unknown rating scale {scale!r}; accepted: {', '.join(RATING_SCALES)}"
+            )
         out: list[Rating] = []
-        with tqdm(total=n, desc=f"collect {scale} ratings", unit="rating", disable=not progress) as bar:
+        with tqdm(
+            total=n, desc=f"collect {scale} ratings", unit="rating", disable=not progress
+        ) as bar:
             for ctx in self.contexts():
                 if len(out) >= n:
                     break
@@ -247,13 +289,21 @@ class FeedbackCollector:
                 batch = (ctx.exchange(reply),)
                 score = float(self._models[annotator.name].score(batch)[0])
                 label = annotator.rate(score, scale, self.rng)
-                out.append(Rating(ctx.prompt(), reply, label, scale, {
-                    "annotator": annotator.name,
-                    "episode": ctx.episode,
-                    "turn": ctx.turn,
-                    "behaviour": ctx.behaviour,
-                    "gold_score": round(float(self.gold.score(batch)[0]), 6),
-                }))
+                out.append(
+                    Rating(
+                        ctx.prompt(),
+                        reply,
+                        label,
+                        scale,
+                        {
+                            "annotator": annotator.name,
+                            "episode": ctx.episode,
+                            "turn": ctx.turn,
+                            "behaviour": ctx.behaviour,
+                            "gold_score": round(float(self.gold.score(batch)[0]), 6),
+                        },
+                    )
+                )
                 bar.update(1)
         return out
 
@@ -268,7 +318,9 @@ def _weighted(items: Sequence[tuple[Any, float]], what: str) -> list[tuple[Any, 
         raise ValueError(f"{what}: give at least one (item, weight) pair")
     weights = np.array([w for _, w in items], dtype=float)
     if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
-        raise ValueError(f"{what}: weights must be finite, >= 0 and not all zero; got {weights.tolist()}")
+        raise ValueError(
+            f"{what}: weights must be finite, >= 0 and not all zero; got {weights.tolist()}"
+        )
     return [(item, float(w)) for (item, _), w in zip(items, weights / weights.sum())]
 
 
@@ -285,7 +337,9 @@ def parse_weights(text: str, what: str) -> dict[str, float]:
         try:
             out[name.strip()] = float(value) if sep else 1.0
         except ValueError:
-            raise ValueError(f"{what}: {part!r} is not NAME=WEIGHT (e.g. 'balanced=0.4,warm=0.6')") from None
+            raise ValueError(
+                f"{what}: {part!r} is not NAME=WEIGHT (e.g. 'balanced=0.4,warm=0.6')"
+            ) from None
     if not out:
         raise ValueError(f"{what}: empty; write NAME=WEIGHT pairs separated by commas")
     return out

@@ -39,10 +39,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from rlhf_envs.dialogue import parse_transcript
 from rlhf_envs.feedback.agreement import annotator_agreement, rm_accuracy_over_time
 from rlhf_envs.feedback.pairs import PairSource
 from rlhf_envs.feedback.store import FeedbackStore, LabelConflict, StoreError, UnknownItem
-from rlhf_envs.dialogue import parse_transcript
 
 __all__ = ["create_app"]
 
@@ -51,7 +51,7 @@ SECURITY_HEADERS = {
     # Only the app's own files may run or style the page: an injected <script> or an
     # onerror attribute would be refused by the browser even if it reached the DOM.
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                               "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -88,7 +88,9 @@ class RatingIn(_Strict):
 
 
 def _static(name: str) -> str:
-    return resources.files("rlhf_envs.feedback").joinpath("static", name).read_text(encoding="utf-8")
+    return (
+        resources.files("rlhf_envs.feedback").joinpath("static", name).read_text(encoding="utf-8")
+    )
 
 
 def _turns(context: str) -> list[dict[str, str]]:
@@ -113,11 +115,19 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
     @app.middleware("http")
     async def limits_and_headers(request: Request, call_next: Any) -> Response:
         length = request.headers.get("content-length")
-        if "transfer-encoding" in request.headers or (request.method in ("POST", "PUT", "PATCH") and length is None):
+        if "transfer-encoding" in request.headers or (
+            request.method in ("POST", "PUT", "PATCH") and length is None
+        ):
             # A chunked body has no announced size; refusing it keeps memory bounded.
-            return _error(411, "send the body with a Content-Length header (chunked bodies are not accepted)")
-        if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY):
-            return _error(413, f"request body too large or its length unreadable; at most {MAX_BODY} bytes")
+            return _error(
+                411, "send the body with a Content-Length header (chunked bodies are not accepted)"
+            )
+        if length is not None and (
+            not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY
+        ):
+            return _error(
+                413, f"request body too large or its length unreadable; at most {MAX_BODY} bytes"
+            )
         response = await call_next(request)
         for key, value in SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
@@ -151,7 +161,9 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
     @app.exception_handler(sqlite3.OperationalError)
     async def busy(_: Request, exc: sqlite3.OperationalError) -> JSONResponse:
         # A writer held the database past the timeout: the label was not stored; retry.
-        return _error(503, f"the database is busy ({exc}); nothing was stored, send the label again")
+        return _error(
+            503, f"the database is busy ({exc}); nothing was stored, send the label again"
+        )
 
     # --- pages ---------------------------------------------------------------------------
 
@@ -174,39 +186,71 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
     @app.post("/api/annotators")
     def register(body: AnnotatorIn) -> dict[str, Any]:
         annotator_id = store.annotator(body.name)
-        return {"annotator_id": annotator_id, "name": body.name.strip(), "labels": store.labels_by(annotator_id)}
+        return {
+            "annotator_id": annotator_id,
+            "name": body.name.strip(),
+            "labels": store.labels_by(annotator_id),
+        }
 
     @app.get("/api/next")
     def next_pair(annotator_id: str = Query(min_length=1, max_length=100)) -> dict[str, Any]:
         _known(store, annotator_id)
         c = source.next_for(annotator_id)
         return {
-            "comparison_id": c.id, "label_id": f"lbl-{secrets.token_hex(12)}", "turns": _turns(c.context),
-            "reply_a": c.reply_a, "reply_b": c.reply_b, "source": c.source,
+            "comparison_id": c.id,
+            "label_id": f"lbl-{secrets.token_hex(12)}",
+            "turns": _turns(c.context),
+            "reply_a": c.reply_a,
+            "reply_b": c.reply_b,
+            "source": c.source,
             "progress": progress(store, annotator_id),
         }
 
     @app.post("/api/labels")
     def label(body: LabelIn) -> JSONResponse:
-        stored = store.add_label(body.label_id, body.comparison_id, body.annotator_id, body.choice,
-                                 reason=body.reason, seconds=body.seconds)
-        return JSONResponse({"stored": stored, "duplicate": not stored, "label_id": body.label_id},
-                            status_code=201 if stored else 200)
+        stored = store.add_label(
+            body.label_id,
+            body.comparison_id,
+            body.annotator_id,
+            body.choice,
+            reason=body.reason,
+            seconds=body.seconds,
+        )
+        return JSONResponse(
+            {"stored": stored, "duplicate": not stored, "label_id": body.label_id},
+            status_code=201 if stored else 200,
+        )
 
     @app.get("/api/next-rating")
-    def next_rating(annotator_id: str = Query(min_length=1, max_length=100),
-                    scale: Literal["thumbs", "stars"] = "thumbs") -> dict[str, Any]:
+    def next_rating(
+        annotator_id: str = Query(min_length=1, max_length=100),
+        scale: Literal["thumbs", "stars"] = "thumbs",
+    ) -> dict[str, Any]:
         _known(store, annotator_id)
         item = store.rating_item(source.next_rating_item(annotator_id, scale))
-        return {"item_id": item.id, "label_id": f"rtg-{secrets.token_hex(12)}", "turns": _turns(item.context),
-                "reply": item.reply, "scale": scale, "progress": progress(store, annotator_id)}
+        return {
+            "item_id": item.id,
+            "label_id": f"rtg-{secrets.token_hex(12)}",
+            "turns": _turns(item.context),
+            "reply": item.reply,
+            "scale": scale,
+            "progress": progress(store, annotator_id),
+        }
 
     @app.post("/api/ratings")
     def rate(body: RatingIn) -> JSONResponse:
-        stored = store.add_rating(body.label_id, body.item_id, body.annotator_id, body.scale, body.value,
-                                  reason=body.reason)
-        return JSONResponse({"stored": stored, "duplicate": not stored, "label_id": body.label_id},
-                            status_code=201 if stored else 200)
+        stored = store.add_rating(
+            body.label_id,
+            body.item_id,
+            body.annotator_id,
+            body.scale,
+            body.value,
+            reason=body.reason,
+        )
+        return JSONResponse(
+            {"stored": stored, "duplicate": not stored, "label_id": body.label_id},
+            status_code=201 if stored else 200,
+        )
 
     @app.get("/api/progress")
     def get_progress(annotator_id: str = Query(min_length=1, max_length=100)) -> dict[str, Any]:
@@ -218,9 +262,15 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
         agreement = annotator_agreement(store.overlapping_labels())
         return {
             "counts": store.counts(),
-            "agreement": {"items": agreement.items, "pairs": agreement.pairs,
-                          "observed": _finite(agreement.observed), "kappa": _finite(agreement.kappa)},
-            "reward_models": [{k: v for k, v in r.items() if k != "config"} for r in store.reward_models()],
+            "agreement": {
+                "items": agreement.items,
+                "pairs": agreement.pairs,
+                "observed": _finite(agreement.observed),
+                "kappa": _finite(agreement.kappa),
+            },
+            "reward_models": [
+                {k: v for k, v in r.items() if k != "config"} for r in store.reward_models()
+            ],
             "rm_accuracy": rm_accuracy_over_time(store.labels()),
         }
 
@@ -240,14 +290,20 @@ def progress(store: FeedbackStore, annotator_id: str) -> dict[str, Any]:
     """The counters the page shows: this annotator's labels, everyone's, and how often
     this annotator agreed with others on pairs both labelled."""
     overlap = store.overlapping_labels()
-    mine = {item: choice for item, who, choice in overlap if who == annotator_id and choice != "skip"}
+    mine = {
+        item: choice for item, who, choice in overlap if who == annotator_id and choice != "skip"
+    }
     shared = agree = 0
     for item, who, choice in overlap:
         if who != annotator_id and item in mine and choice != "skip":
             shared += 1
             agree += mine[item] == choice
-    return {"yours": store.labels_by(annotator_id), "total": store.counts()["labels"],
-            "shared": shared, "agreement": round(agree / shared, 4) if shared else None}
+    return {
+        "yours": store.labels_by(annotator_id),
+        "total": store.counts()["labels"],
+        "shared": shared,
+        "agreement": round(agree / shared, 4) if shared else None,
+    }
 
 
 def render_admin(store: FeedbackStore, heading: str) -> str:
@@ -257,30 +313,36 @@ def render_admin(store: FeedbackStore, heading: str) -> str:
     rows = "".join(
         f"<tr><td>{e(a['name'])}</td><td><code>{e(a['id'])}</code></td><td>{a['labels']}</td>"
         f"<td>{a['ties']}</td><td>{a['skips']}</td><td>{a['ratings']}</td></tr>"
-        for a in store.annotator_summary())
+        for a in store.annotator_summary()
+    )
     agreement = annotator_agreement(store.overlapping_labels())
     names = {a["id"]: a["name"] for a in store.annotator_summary()}
     pair_rows = "".join(
         f"<tr><td>{e(names.get(x, x))}</td><td>{e(names.get(y, y))}</td><td>{n}</td><td>{obs:.0%}</td>"
-        f"<td>{_fmt(k)}</td></tr>" for (x, y), (n, obs, k) in agreement.by_pair.items())
+        f"<td>{_fmt(k)}</td></tr>"
+        for (x, y), (n, obs, k) in agreement.by_pair.items()
+    )
     models = "".join(
         f"<tr><td>v{r['version']}</td><td>{r['train_labels']}</td><td>{r['heldout_labels']}</td>"
         f"<td>{_fmt(r['accuracy'])}</td><td>{'v' + str(r['baseline_version']) if r['baseline_version'] else '-'}"
         f"</td><td>{_fmt(r['baseline_accuracy'])}</td><td>{'yes' if r['promoted'] else 'no'}</td></tr>"
-        for r in store.reward_models())
+        for r in store.reward_models()
+    )
     over_time = rm_accuracy_over_time(store.labels())
     time_rows = "".join(
         f"<tr><td>{p['labels']}</td><td>{p['n']}</td><td>{p['accuracy']:.1%}</td>"
         f"<td>{e(', '.join('v' + str(v) for v in p['versions']))}</td>"
         f"<td><span class='bar'>{'#' * round(20 * p['accuracy'])}"
-        f"</span></td></tr>" for p in over_time)
+        f"</span></td></tr>"
+        for p in over_time
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Admin - {e(heading)}</title>
 <link rel="stylesheet" href="/static/style.css"></head>
 <body class="admin"><h1>Labelling admin: {e(heading)}</h1>
 <p><a href="/">back to labelling</a></p>
-<p id="counts">{counts['comparisons']} comparisons, {counts['labels']} labels, {counts['ratings']} ratings,
-{counts['annotators']} annotators, {counts['reward_models']} reward models.</p>
+<p id="counts">{counts["comparisons"]} comparisons, {counts["labels"]} labels, {counts["ratings"]} ratings,
+{counts["annotators"]} annotators, {counts["reward_models"]} reward models.</p>
 <h2>Labels per annotator</h2>
 <table id="annotators"><tr><th>name</th><th>pseudonymous id (in exports)</th><th>labels</th><th>ties</th>
 <th>skips</th><th>ratings</th></tr>{rows}</table>

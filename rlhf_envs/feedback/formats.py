@@ -5,5 +5,9 @@ import warnings
 
 from rlhf_envs.preference_data import formats
 
-warnings.warn("rlhf_envs.feedback.formats moved to rlhf_envs.preference_data.formats", DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "rlhf_envs.feedback.formats moved to rlhf_envs.preference_data.formats",
+    DeprecationWarning,
+    stacklevel=2,
+)
 sys.modules[__name__] = formats

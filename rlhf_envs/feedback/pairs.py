@@ -88,8 +88,9 @@ class PairSource:
         self.mode = mode
         self.pool = pool
         self.overlap = float(overlap)
-        self.collector = FeedbackCollector(env, behaviours=behaviours or DEFAULT_BEHAVIOURS, seed=seed,
-                                           env_kwargs=env_kwargs)
+        self.collector = FeedbackCollector(
+            env, behaviours=behaviours or DEFAULT_BEHAVIOURS, seed=seed, env_kwargs=env_kwargs
+        )
         self._contexts = self.collector.contexts()
         self._rng = np.random.default_rng(seed + 1)
         self._lock = threading.Lock()  # one env and one generator: draw one pair at a time
@@ -110,8 +111,11 @@ class PairSource:
                 self._model = (int(current["version"]), LearnedRewardModel.load(current["path"]))
             except (CheckpointError, OSError) as err:
                 # A moved or deleted model folder must not stop the labelling: draw at random.
-                warnings.warn(f"reward model v{current['version']} cannot be loaded ({err}); drawing pairs at "
-                              "random until one can", stacklevel=2)
+                warnings.warn(
+                    f"reward model v{current['version']} cannot be loaded ({err}); drawing pairs at "
+                    "random until one can",
+                    stacklevel=2,
+                )
                 return None
         return self._model
 
@@ -131,8 +135,12 @@ class PairSource:
             model = self.reward_model()
             first = self._candidate_pair()
             drawn = [first]
-            active = self.mode == "active" and self.pool > 1 and model is not None and not is_heldout(
-                first[0].prompt(), first[1], first[2])
+            active = (
+                self.mode == "active"
+                and self.pool > 1
+                and model is not None
+                and not is_heldout(first[0].prompt(), first[1], first[2])
+            )
             while active and len(drawn) < self.pool:
                 pair = self._candidate_pair()
                 if not is_heldout(pair[0].prompt(), pair[1], pair[2]):
@@ -146,8 +154,15 @@ class PairSource:
                 margin = float(margins[pick])
             ctx, a, b = drawn[pick]
             gold = self.collector.gold.score((ctx.exchange(a), ctx.exchange(b)))
-            return DrawnPair(ctx, a, b, rm_version=None if model is None else model[0], rm_margin=margin,
-                             gold_margin=float(gold[0] - gold[1]), active=active)
+            return DrawnPair(
+                ctx,
+                a,
+                b,
+                rm_version=None if model is None else model[0],
+                rm_margin=margin,
+                gold_margin=float(gold[0] - gold[1]),
+                active=active,
+            )
 
     def add(self, pair: DrawnPair) -> int:
         """Store a drawn pair as a comparison; returns its id."""
@@ -155,11 +170,21 @@ class PairSource:
             wanted = 2 if self._rng.random() < self.overlap else 1
         ctx = pair.context
         return self.store.add_comparison(
-            ctx.prompt(), pair.reply_a, pair.reply_b, source="active" if pair.active else "random",
-            env_id=self.env_id, seed=ctx.seed, turn=ctx.turn, rm_version=pair.rm_version, rm_margin=pair.rm_margin,
+            ctx.prompt(),
+            pair.reply_a,
+            pair.reply_b,
+            source="active" if pair.active else "random",
+            env_id=self.env_id,
+            seed=ctx.seed,
+            turn=ctx.turn,
+            rm_version=pair.rm_version,
+            rm_margin=pair.rm_margin,
             wanted_labels=wanted,
-            metadata={"gold_margin": round(pair.gold_margin, 6), "behaviour": ctx.behaviour,
-                      "episode": ctx.episode},
+            metadata={
+                "gold_margin": round(pair.gold_margin, 6),
+                "behaviour": ctx.behaviour,
+                "episode": ctx.episode,
+            },
         )
 
     def next_for(self, annotator_id: str) -> Comparison:
@@ -178,9 +203,15 @@ class PairSource:
         with self._lock:
             ctx, reply, _ = self._candidate_pair()
             gold = float(self.collector.gold.score((ctx.exchange(reply),))[0])
-        return self.store.add_rating_item(ctx.prompt(), reply, source="random", env_id=self.env_id, seed=ctx.seed,
-                                          turn=ctx.turn,
-                                          metadata={"gold_score": round(gold, 6), "behaviour": ctx.behaviour})
+        return self.store.add_rating_item(
+            ctx.prompt(),
+            reply,
+            source="random",
+            env_id=self.env_id,
+            seed=ctx.seed,
+            turn=ctx.turn,
+            metadata={"gold_score": round(gold, 6), "behaviour": ctx.behaviour},
+        )
 
     def close(self) -> None:
         self.collector.close()

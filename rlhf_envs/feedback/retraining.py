@@ -47,11 +47,16 @@ class RetrainResult:
     seconds: float
 
     def summary(self) -> str:
-        against = ("no current model" if self.baseline_version is None else
-                   f"current v{self.baseline_version} {self.baseline_accuracy:.3f}")
+        against = (
+            "no current model"
+            if self.baseline_version is None
+            else f"current v{self.baseline_version} {self.baseline_accuracy:.3f}"
+        )
         verdict = "promoted" if self.promoted else "kept the current model (the new one is worse)"
-        return (f"RM v{self.version}: trained on {self.train_labels} labels in {self.seconds:.1f} s; held-out "
-                f"accuracy {self.accuracy:.3f} on {self.heldout_labels} labels vs {against}: {verdict}")
+        return (
+            f"RM v{self.version}: trained on {self.train_labels} labels in {self.seconds:.1f} s; held-out "
+            f"accuracy {self.accuracy:.3f} on {self.heldout_labels} labels vs {against}: {verdict}"
+        )
 
 
 @contextmanager
@@ -111,14 +116,25 @@ def retrain_reward_model(
     if len(train) < MIN_TRAIN_LABELS or len(held) < MIN_HELDOUT_LABELS:
         raise StoreError(
             f"{store.path} has {len(train)} training and {len(held)} held-out A/B labels; retraining needs at "
-            f"least {MIN_TRAIN_LABELS} and {MIN_HELDOUT_LABELS} (ties and skips do not count)")
+            f"least {MIN_TRAIN_LABELS} and {MIN_HELDOUT_LABELS} (ties and skips do not count)"
+        )
     started = time.perf_counter()
     with _exclusive(rm_dir):
         # Past the database's versions and the folder's: a model is never written over.
-        on_disk = [int(p.name[1:]) for p in rm_dir.glob("v*") if p.name[1:].isascii() and p.name[1:].isdigit()]
+        on_disk = [
+            int(p.name[1:])
+            for p in rm_dir.glob("v*")
+            if p.name[1:].isascii() and p.name[1:].isdigit()
+        ]
         version = max([store.next_reward_model_version(), *(v + 1 for v in on_disk)])
-        result = train_reward_model(train, model, seed=seed, progress=progress,
-                                    data_info={"database": str(store.path), "labels": len(train)}, **training)
+        result = train_reward_model(
+            train,
+            model,
+            seed=seed,
+            progress=progress,
+            data_info={"database": str(store.path), "labels": len(train)},
+            **training,
+        )
         accuracy = pairwise_accuracy(result.model, held, seed=seed).accuracy
         current = store.current_reward_model()
         served = None if current is None else Path(current["path"])
@@ -128,20 +144,43 @@ def retrain_reward_model(
         baseline = None
         if current is not None:
             try:
-                baseline = pairwise_accuracy(LearnedRewardModel.load(current["path"]), held, seed=seed).accuracy
+                baseline = pairwise_accuracy(
+                    LearnedRewardModel.load(current["path"]), held, seed=seed
+                ).accuracy
             except CheckpointError as err:
-                warnings.warn(f"the current reward model v{current['version']} cannot be loaded ({err}); the new "
-                              "model is promoted without a comparison", stacklevel=2)
+                warnings.warn(
+                    f"the current reward model v{current['version']} cannot be loaded ({err}); the new "
+                    "model is promoted without a comparison",
+                    stacklevel=2,
+                )
         promoted = baseline is None or accuracy >= baseline - tolerance
-        folder = result.model.save(rm_dir / f"v{version}", heldout_accuracy=accuracy, version=version)
+        folder = result.model.save(
+            rm_dir / f"v{version}", heldout_accuracy=accuracy, version=version
+        )
         # Recorded as not promoted until the link points at it: a crash in between leaves
         # the store and RM_DIR/current agreeing on the old model.
         store.record_reward_model(
-            version, str(folder.resolve()), train_labels=len(train), heldout_labels=len(held), accuracy=accuracy,
-            baseline_version=None if current is None else int(current["version"]), baseline_accuracy=baseline,
-            promoted=False, config={"model": model, "seed": seed, **dict(training)})
+            version,
+            str(folder.resolve()),
+            train_labels=len(train),
+            heldout_labels=len(held),
+            accuracy=accuracy,
+            baseline_version=None if current is None else int(current["version"]),
+            baseline_accuracy=baseline,
+            promoted=False,
+            config={"model": model, "seed": seed, **dict(training)},
+        )
         if promoted:
             _point_current(rm_dir, folder)
             store.mark_promoted(version)
-    return RetrainResult(version, folder, promoted, accuracy, None if current is None else int(current["version"]),
-                         baseline, len(train), len(held), time.perf_counter() - started)
+    return RetrainResult(
+        version,
+        folder,
+        promoted,
+        accuracy,
+        None if current is None else int(current["version"]),
+        baseline,
+        len(train),
+        len(held),
+        time.perf_counter() - started,
+    )

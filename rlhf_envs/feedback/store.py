@@ -67,8 +67,11 @@ MAX_TEXT = 20_000  # characters per context or reply: a page must stay readable
 MAX_REASON = 2_000
 _LABEL_ID = re.compile(r"[A-Za-z0-9_.:-]{8,100}")
 _SQLITE_INT = (-(2**63), 2**63 - 1)
-_SPOOFING = frozenset("\u200b\u2060\ufeff\u00ad\u061c\u200e\u200f" + "".join(map(chr, range(0x202A, 0x202F)))
-                      + "".join(map(chr, range(0x2066, 0x206A))))
+_SPOOFING = frozenset(
+    "\u200b\u2060\ufeff\u00ad\u061c\u200e\u200f"
+    + "".join(map(chr, range(0x202A, 0x202F)))
+    + "".join(map(chr, range(0x2066, 0x206A)))
+)
 
 # Each entry moves the schema one version up. Never edit a released entry: add a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -165,14 +168,17 @@ class LabelConflict(StoreError):
     the same annotator."""
 
 
-def is_heldout(context: str, reply_a: str, reply_b: str, fraction: float = HELDOUT_FRACTION) -> bool:
+def is_heldout(
+    context: str, reply_a: str, reply_b: str, fraction: float = HELDOUT_FRACTION
+) -> bool:
     """Whether a pair belongs to the held-out slice: a hash of its content (the context
     and the two replies in either order), so it is fixed for good, every label of a pair
     is on the same side, and the same pair stored twice (a re-import) cannot sit on both.
     No reward model ever trains on the slice it is judged on."""
     first, second = sorted((reply_a, reply_b))
-    digest = hashlib.blake2b("\x00".join((context, first, second)).encode("utf-8", "surrogatepass"),
-                             digest_size=8).digest()
+    digest = hashlib.blake2b(
+        "\x00".join((context, first, second)).encode("utf-8", "surrogatepass"), digest_size=8
+    ).digest()
     return int.from_bytes(digest, "big") / 2**64 < fraction
 
 
@@ -237,10 +243,13 @@ def _check_name(name: Any) -> str:
     # another; joiners (U+200C/U+200D) stay allowed, as Persian, Indic scripts and emoji need them.
     if isinstance(name, str):
         name = name.strip()
-        if 1 <= len(name) <= 64 and not any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") or ch in _SPOOFING
-                                            for ch in name):
+        if 1 <= len(name) <= 64 and not any(
+            unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") or ch in _SPOOFING for ch in name
+        ):
             return name
-    raise StoreError("annotator name is required: 1 to 64 characters, no control or invisible characters")
+    raise StoreError(
+        "annotator name is required: 1 to 64 characters, no control or invisible characters"
+    )
 
 
 def _check_label_id(label_id: Any) -> str:
@@ -275,7 +284,9 @@ class FeedbackStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         if self.path.parent and not self.path.parent.exists():
-            raise StoreError(f"folder {self.path.parent} does not exist; create it or choose another --db path")
+            raise StoreError(
+                f"folder {self.path.parent} does not exist; create it or choose another --db path"
+            )
         self._migrate()
 
     # --- connections and transactions ---------------------------------------------------
@@ -287,8 +298,9 @@ class FeedbackStore:
         try:
             # isolation_level=None: transactions are opened explicitly (BEGIN IMMEDIATE),
             # so a read never turns into a write lock half-way through.
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
@@ -387,16 +399,20 @@ class FeedbackStore:
         if row:
             return str(row["id"])
         annotator_id = f"ann-{secrets.token_hex(5)}"
-        conn.execute("INSERT INTO annotators (id, name, created_at) VALUES (?, ?, ?)",
-                     (annotator_id, name, time.time()))
+        conn.execute(
+            "INSERT INTO annotators (id, name, created_at) VALUES (?, ?, ?)",
+            (annotator_id, name, time.time()),
+        )
         return annotator_id
 
     def has_annotator(self, annotator_id: str) -> bool:
         return bool(self._read("SELECT 1 FROM annotators WHERE id = ?", (annotator_id,)))
 
     def _require_annotator(self, conn: sqlite3.Connection, annotator_id: Any) -> str:
-        if not isinstance(annotator_id, str) or not conn.execute(
-                "SELECT 1 FROM annotators WHERE id = ?", (annotator_id,)).fetchone():
+        if (
+            not isinstance(annotator_id, str)
+            or not conn.execute("SELECT 1 FROM annotators WHERE id = ?", (annotator_id,)).fetchone()
+        ):
             raise UnknownItem(f"unknown annotator {annotator_id!r}; register a name first")
         return annotator_id
 
@@ -430,19 +446,44 @@ class FeedbackStore:
             metadata: more JSON (e.g. the gold margin of simulated pairs).
         """
         with self._write() as conn:
-            return self._insert_comparison(conn, context, reply_a, reply_b, source=source, env_id=env_id,
-                                           seed=seed, turn=turn, rm_version=rm_version, rm_margin=rm_margin,
-                                           wanted_labels=wanted_labels, metadata=metadata)
+            return self._insert_comparison(
+                conn,
+                context,
+                reply_a,
+                reply_b,
+                source=source,
+                env_id=env_id,
+                seed=seed,
+                turn=turn,
+                rm_version=rm_version,
+                rm_margin=rm_margin,
+                wanted_labels=wanted_labels,
+                metadata=metadata,
+            )
 
-    def _insert_comparison(self, conn: sqlite3.Connection, context: str, reply_a: str, reply_b: str, *,
-                           source: str, env_id: str | None, seed: int | None, turn: int | None,
-                           rm_version: int | None, rm_margin: float | None, wanted_labels: int,
-                           metadata: dict[str, Any] | None) -> int:
+    def _insert_comparison(
+        self,
+        conn: sqlite3.Connection,
+        context: str,
+        reply_a: str,
+        reply_b: str,
+        *,
+        source: str,
+        env_id: str | None,
+        seed: int | None,
+        turn: int | None,
+        rm_version: int | None,
+        rm_margin: float | None,
+        wanted_labels: int,
+        metadata: dict[str, Any] | None,
+    ) -> int:
         _text("context", context, allow_empty=True)
         _text("reply A", reply_a)
         _text("reply B", reply_b)
         if reply_a == reply_b:
-            raise StoreError("reply A and reply B are identical; a comparison needs two different replies")
+            raise StoreError(
+                "reply A and reply B are identical; a comparison needs two different replies"
+            )
         _text("source", source, limit=100)
         if rm_margin is not None and not math.isfinite(float(rm_margin)):
             raise StoreError(f"rm_margin must be finite, got {rm_margin!r}")
@@ -451,9 +492,20 @@ class FeedbackStore:
         cur = conn.execute(
             "INSERT INTO comparisons (context, reply_a, reply_b, env_id, seed, turn, source, rm_version, "
             "rm_margin, wanted_labels, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (context, reply_a, reply_b, env_id, _optional_int("seed", seed), _optional_int("turn", turn), source,
-             _optional_int("rm_version", rm_version), None if rm_margin is None else float(rm_margin),
-             int(wanted_labels), _metadata(metadata), time.time()),
+            (
+                context,
+                reply_a,
+                reply_b,
+                env_id,
+                _optional_int("seed", seed),
+                _optional_int("turn", turn),
+                source,
+                _optional_int("rm_version", rm_version),
+                None if rm_margin is None else float(rm_margin),
+                int(wanted_labels),
+                _metadata(metadata),
+                time.time(),
+            ),
         )
         return int(cur.lastrowid)
 
@@ -514,28 +566,47 @@ class FeedbackStore:
             raise StoreError(f"choice {choice!r} is not one of {', '.join(CHOICES)}")
         if reason is not None:
             _text("reason", reason, allow_empty=True, limit=MAX_REASON)
-        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
-                                    or not math.isfinite(seconds) or seconds < 0):
+        if seconds is not None and (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not math.isfinite(seconds)
+            or seconds < 0
+        ):
             raise StoreError(f"seconds must be a finite number >= 0, got {seconds!r}")
         comparison_id = _optional_int("comparison_id", comparison_id)
         with self._write() as conn:
             self._require_annotator(conn, annotator_id)
-            old = conn.execute("SELECT comparison_id, annotator_id, choice FROM labels WHERE label_id = ?",
-                               (label_id,)).fetchone()
+            old = conn.execute(
+                "SELECT comparison_id, annotator_id, choice FROM labels WHERE label_id = ?",
+                (label_id,),
+            ).fetchone()
             if old is not None:
                 if tuple(old) == (comparison_id, annotator_id, choice):
                     return False
                 raise LabelConflict(f"label id {label_id!r} was already used for a different label")
-            if not conn.execute("SELECT 1 FROM comparisons WHERE id = ?", (comparison_id,)).fetchone():
+            if not conn.execute(
+                "SELECT 1 FROM comparisons WHERE id = ?", (comparison_id,)
+            ).fetchone():
                 raise UnknownItem(f"no comparison with id {comparison_id}")
-            if conn.execute("SELECT 1 FROM labels WHERE comparison_id = ? AND annotator_id = ?",
-                            (comparison_id, annotator_id)).fetchone():
-                raise LabelConflict(f"annotator {annotator_id} already labelled comparison {comparison_id}")
+            if conn.execute(
+                "SELECT 1 FROM labels WHERE comparison_id = ? AND annotator_id = ?",
+                (comparison_id, annotator_id),
+            ).fetchone():
+                raise LabelConflict(
+                    f"annotator {annotator_id} already labelled comparison {comparison_id}"
+                )
             conn.execute(
                 "INSERT INTO labels (label_id, comparison_id, annotator_id, choice, reason, seconds, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (label_id, comparison_id, annotator_id, choice, reason or None,
-                 None if seconds is None else float(seconds), time.time()),
+                (
+                    label_id,
+                    comparison_id,
+                    annotator_id,
+                    choice,
+                    reason or None,
+                    None if seconds is None else float(seconds),
+                    time.time(),
+                ),
             )
         return True
 
@@ -544,11 +615,13 @@ class FeedbackStore:
         rows = self._read(
             "SELECT l.label_id, l.comparison_id, l.annotator_id, l.choice, l.reason, l.seconds, l.created_at, "
             "c.source, c.rm_version, c.rm_margin FROM labels l JOIN comparisons c ON c.id = l.comparison_id "
-            "ORDER BY l.id")
+            "ORDER BY l.id"
+        )
         return [dict(r) for r in rows]
 
-    def preference_pairs(self, heldout: bool | None = None,
-                         fraction: float = HELDOUT_FRACTION) -> list[PreferencePair]:
+    def preference_pairs(
+        self, heldout: bool | None = None, fraction: float = HELDOUT_FRACTION
+    ) -> list[PreferencePair]:
         """Labels that prefer one reply, as :class:`PreferencePair` records.
 
         Ties and skips say nothing about which reply is better and are left out. Each
@@ -563,26 +636,47 @@ class FeedbackStore:
         rows = self._read(
             "SELECT l.label_id, l.annotator_id, l.choice, l.created_at, c.id AS cid, c.context, c.reply_a, "
             "c.reply_b, c.metadata FROM labels l JOIN comparisons c ON c.id = l.comparison_id "
-            "WHERE l.choice IN ('a', 'b') ORDER BY l.id")
+            "WHERE l.choice IN ('a', 'b') ORDER BY l.id"
+        )
         out = []
         for r in rows:
-            if heldout is not None and is_heldout(r["context"], r["reply_a"], r["reply_b"], fraction) != heldout:
+            if (
+                heldout is not None
+                and is_heldout(r["context"], r["reply_a"], r["reply_b"], fraction) != heldout
+            ):
                 continue
             first = r["choice"] == "a"
-            chosen, rejected = (r["reply_a"], r["reply_b"]) if first else (r["reply_b"], r["reply_a"])
+            chosen, rejected = (
+                (r["reply_a"], r["reply_b"]) if first else (r["reply_b"], r["reply_a"])
+            )
             meta = json.loads(r["metadata"])
             if isinstance(meta.get("gold_margin"), (int, float)):  # stored for reply A over B
                 meta["gold_margin"] = meta["gold_margin"] if first else -meta["gold_margin"]
-            meta.update({"annotator": r["annotator_id"], "label_id": r["label_id"], "comparison": r["cid"],
-                         "episode": r["cid"], "labelled_at": r["created_at"]})
+            meta.update(
+                {
+                    "annotator": r["annotator_id"],
+                    "label_id": r["label_id"],
+                    "comparison": r["cid"],
+                    "episode": r["cid"],
+                    "labelled_at": r["created_at"],
+                }
+            )
             out.append(PreferencePair(r["context"], chosen, rejected, meta))
         return out
 
     # --- ratings ----------------------------------------------------------------------------
 
-    def add_rating_item(self, context: str, reply: str, *, source: str, env_id: str | None = None,
-                        seed: int | None = None, turn: int | None = None,
-                        metadata: dict[str, Any] | None = None) -> int:
+    def add_rating_item(
+        self,
+        context: str,
+        reply: str,
+        *,
+        source: str,
+        env_id: str | None = None,
+        seed: int | None = None,
+        turn: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> int:
         """Store a single reply to rate; returns its id."""
         _text("context", context, allow_empty=True)
         _text("reply", reply)
@@ -591,15 +685,26 @@ class FeedbackStore:
             cur = conn.execute(
                 "INSERT INTO rating_items (context, reply, env_id, seed, turn, source, metadata, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (context, reply, env_id, _optional_int("seed", seed), _optional_int("turn", turn), source,
-                 _metadata(metadata), time.time()))
+                (
+                    context,
+                    reply,
+                    env_id,
+                    _optional_int("seed", seed),
+                    _optional_int("turn", turn),
+                    source,
+                    _metadata(metadata),
+                    time.time(),
+                ),
+            )
             return int(cur.lastrowid)
 
     def next_rating_item(self, annotator_id: str, scale: str) -> RatingItem | None:
         """The oldest reply nobody has rated on ``scale`` yet, or ``None``."""
         rows = self._read(
             "SELECT i.* FROM rating_items i WHERE NOT EXISTS "
-            "(SELECT 1 FROM ratings r WHERE r.item_id = i.id AND r.scale = ?) ORDER BY i.id LIMIT 1", (scale,))
+            "(SELECT 1 FROM ratings r WHERE r.item_id = i.id AND r.scale = ?) ORDER BY i.id LIMIT 1",
+            (scale,),
+        )
         return _rating_item(rows[0]) if rows else None
 
     def rating_item(self, item_id: int) -> RatingItem:
@@ -608,8 +713,16 @@ class FeedbackStore:
             raise UnknownItem(f"no rating item with id {item_id}")
         return _rating_item(rows[0])
 
-    def add_rating(self, label_id: str, item_id: int, annotator_id: str, scale: str, value: int, *,
-                   reason: str | None = None) -> bool:
+    def add_rating(
+        self,
+        label_id: str,
+        item_id: int,
+        annotator_id: str,
+        scale: str,
+        value: int,
+        *,
+        reason: str | None = None,
+    ) -> bool:
         """Record one rating in its own transaction (idempotent per ``label_id``, as
         :meth:`add_label`).
 
@@ -630,36 +743,60 @@ class FeedbackStore:
         item_id = _optional_int("item_id", item_id)
         with self._write() as conn:
             self._require_annotator(conn, annotator_id)
-            old = conn.execute("SELECT item_id, annotator_id, scale, value FROM ratings WHERE label_id = ?",
-                               (label_id,)).fetchone()
+            old = conn.execute(
+                "SELECT item_id, annotator_id, scale, value FROM ratings WHERE label_id = ?",
+                (label_id,),
+            ).fetchone()
             if old is not None:
                 if tuple(old) == (item_id, annotator_id, scale, value):
                     return False
-                raise LabelConflict(f"label id {label_id!r} was already used for a different rating")
+                raise LabelConflict(
+                    f"label id {label_id!r} was already used for a different rating"
+                )
             if not conn.execute("SELECT 1 FROM rating_items WHERE id = ?", (item_id,)).fetchone():
                 raise UnknownItem(f"no rating item with id {item_id}")
-            if conn.execute("SELECT 1 FROM ratings WHERE item_id = ? AND annotator_id = ? AND scale = ?",
-                            (item_id, annotator_id, scale)).fetchone():
-                raise LabelConflict(f"annotator {annotator_id} already rated item {item_id} on the {scale} scale")
+            if conn.execute(
+                "SELECT 1 FROM ratings WHERE item_id = ? AND annotator_id = ? AND scale = ?",
+                (item_id, annotator_id, scale),
+            ).fetchone():
+                raise LabelConflict(
+                    f"annotator {annotator_id} already rated item {item_id} on the {scale} scale"
+                )
             conn.execute(
                 "INSERT INTO ratings (label_id, item_id, annotator_id, scale, value, reason, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", (label_id, item_id, annotator_id, scale, value, reason or None,
-                                                 time.time()))
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (label_id, item_id, annotator_id, scale, value, reason or None, time.time()),
+            )
         return True
 
     def ratings(self, scale: str | None = None) -> list[Rating]:
         """Stored ratings as :class:`Rating` records (pseudonymous annotator in metadata)."""
         rows = self._read(
             "SELECT r.label_id, r.annotator_id, r.scale, r.value, i.context, i.reply, i.id AS iid FROM ratings r "
-            "JOIN rating_items i ON i.id = r.item_id WHERE (? IS NULL OR r.scale = ?) ORDER BY r.id", (scale, scale))
-        return [Rating(r["context"], r["reply"], r["value"], r["scale"],
-                       {"annotator": r["annotator_id"], "label_id": r["label_id"], "episode": r["iid"]})
-                for r in rows]
+            "JOIN rating_items i ON i.id = r.item_id WHERE (? IS NULL OR r.scale = ?) ORDER BY r.id",
+            (scale, scale),
+        )
+        return [
+            Rating(
+                r["context"],
+                r["reply"],
+                r["value"],
+                r["scale"],
+                {"annotator": r["annotator_id"], "label_id": r["label_id"], "episode": r["iid"]},
+            )
+            for r in rows
+        ]
 
     # --- import and export --------------------------------------------------------------------
 
-    def import_file(self, path: str | os.PathLike, *, annotator: str = "imported", seed: int = 0,
-                    skip_invalid: bool = False) -> dict[str, int]:
+    def import_file(
+        self,
+        path: str | os.PathLike,
+        *,
+        annotator: str = "imported",
+        seed: int = 0,
+        skip_invalid: bool = False,
+    ) -> dict[str, int]:
         """Import a JSON Lines feedback file: TRL preference pairs, Anthropic HH-RLHF pairs
         or TRL unpaired ratings (told apart as :func:`read_feedback` does).
 
@@ -687,7 +824,11 @@ class FeedbackStore:
             try:
                 name = _check_name(str(record.metadata.get("annotator", annotator)))
                 _text("prompt", record.prompt, allow_empty=True)
-                for key in ("chosen", "rejected") if isinstance(record, PreferencePair) else ("completion",):
+                for key in (
+                    ("chosen", "rejected")
+                    if isinstance(record, PreferencePair)
+                    else ("completion",)
+                ):
                     _text(key, getattr(record, key))
                 meta = {k: v for k, v in record.metadata.items() if k != "annotator"}
                 _metadata(meta)
@@ -709,23 +850,44 @@ class FeedbackStore:
                 label_id = f"import-{secrets.token_hex(8)}"
                 if pairs:
                     first = bool(rng.random() < 0.5)
-                    a, b = (record.chosen, record.rejected) if first else (record.rejected, record.chosen)
+                    a, b = (
+                        (record.chosen, record.rejected)
+                        if first
+                        else (record.rejected, record.chosen)
+                    )
                     if isinstance(meta.get("gold_margin"), (int, float)) and not first:
                         meta["gold_margin"] = -meta["gold_margin"]
-                    cid = self._insert_comparison(conn, record.prompt, a, b, source=source, env_id=None, seed=None,
-                                                  turn=None, rm_version=None, rm_margin=None, wanted_labels=1,
-                                                  metadata=meta)
-                    conn.execute("INSERT INTO labels (label_id, comparison_id, annotator_id, choice, created_at) "
-                                 "VALUES (?, ?, ?, ?, ?)", (label_id, cid, who, "a" if first else "b", time.time()))
+                    cid = self._insert_comparison(
+                        conn,
+                        record.prompt,
+                        a,
+                        b,
+                        source=source,
+                        env_id=None,
+                        seed=None,
+                        turn=None,
+                        rm_version=None,
+                        rm_margin=None,
+                        wanted_labels=1,
+                        metadata=meta,
+                    )
+                    conn.execute(
+                        "INSERT INTO labels (label_id, comparison_id, annotator_id, choice, created_at) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (label_id, cid, who, "a" if first else "b", time.time()),
+                    )
                     counts["comparisons"] += 1
                     counts["labels"] += 1
                 else:
                     cur = conn.execute(
                         "INSERT INTO rating_items (context, reply, source, metadata, created_at) VALUES (?, ?, ?, ?, ?)",
-                        (record.prompt, record.completion, source, _metadata(meta), time.time()))
-                    conn.execute("INSERT INTO ratings (label_id, item_id, annotator_id, scale, value, created_at) "
-                                 "VALUES (?, ?, ?, ?, ?, ?)",
-                                 (label_id, cur.lastrowid, who, record.scale, record.label, time.time()))
+                        (record.prompt, record.completion, source, _metadata(meta), time.time()),
+                    )
+                    conn.execute(
+                        "INSERT INTO ratings (label_id, item_id, annotator_id, scale, value, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (label_id, cur.lastrowid, who, record.scale, record.label, time.time()),
+                    )
                     counts["rating_items"] += 1
                     counts["ratings"] += 1
         if skip_invalid:
@@ -735,9 +897,15 @@ class FeedbackStore:
     def export_preferences(self, path: str | os.PathLike) -> int:
         """Write every A/B label as a TRL preference pair (JSON Lines); returns the count.
         Annotators appear only by pseudonymous id."""
-        pairs = [PreferencePair(p.prompt, p.chosen, p.rejected,
-                                {k: v for k, v in p.metadata.items() if k not in ("episode", "labelled_at")})
-                 for p in self.preference_pairs()]
+        pairs = [
+            PreferencePair(
+                p.prompt,
+                p.chosen,
+                p.rejected,
+                {k: v for k, v in p.metadata.items() if k not in ("episode", "labelled_at")},
+            )
+            for p in self.preference_pairs()
+        ]
         if not pairs:
             raise StoreError(f"{self.path} has no A/B labels to export")
         return write_preferences(path, pairs)
@@ -755,25 +923,54 @@ class FeedbackStore:
         row = self._read("SELECT COALESCE(MAX(version), 0) FROM reward_models")
         return int(row[0][0]) + 1
 
-    def record_reward_model(self, version: int, path: str, *, train_labels: int, heldout_labels: int,
-                            accuracy: float | None, baseline_version: int | None,
-                            baseline_accuracy: float | None, promoted: bool,
-                            config: dict[str, Any] | None = None) -> None:
+    def record_reward_model(
+        self,
+        version: int,
+        path: str,
+        *,
+        train_labels: int,
+        heldout_labels: int,
+        accuracy: float | None,
+        baseline_version: int | None,
+        baseline_accuracy: float | None,
+        promoted: bool,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         """Record a trained reward model and whether it was promoted."""
         with self._write() as conn:
-            if conn.execute("SELECT 1 FROM reward_models WHERE version = ?", (int(version),)).fetchone():
-                raise StoreError(f"reward model version {version} is already recorded (another retraining job?); "
-                                 "run again")
+            if conn.execute(
+                "SELECT 1 FROM reward_models WHERE version = ?", (int(version),)
+            ).fetchone():
+                raise StoreError(
+                    f"reward model version {version} is already recorded (another retraining job?); "
+                    "run again"
+                )
             conn.execute(
                 "INSERT INTO reward_models (version, path, created_at, train_labels, heldout_labels, accuracy, "
                 "baseline_version, baseline_accuracy, promoted, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (int(version), str(path), time.time(), int(train_labels), int(heldout_labels), accuracy,
-                 baseline_version, baseline_accuracy, int(bool(promoted)), _metadata(config)))
+                (
+                    int(version),
+                    str(path),
+                    time.time(),
+                    int(train_labels),
+                    int(heldout_labels),
+                    accuracy,
+                    baseline_version,
+                    baseline_accuracy,
+                    int(bool(promoted)),
+                    _metadata(config),
+                ),
+            )
 
     def mark_promoted(self, version: int) -> None:
         """Record that model ``version`` is now the one served."""
         with self._write() as conn:
-            if conn.execute("UPDATE reward_models SET promoted = 1 WHERE version = ?", (int(version),)).rowcount != 1:
+            if (
+                conn.execute(
+                    "UPDATE reward_models SET promoted = 1 WHERE version = ?", (int(version),)
+                ).rowcount
+                != 1
+            ):
                 raise UnknownItem(f"no reward model version {version}")
 
     def reward_models(self) -> list[dict[str, Any]]:
@@ -782,7 +979,9 @@ class FeedbackStore:
 
     def current_reward_model(self) -> dict[str, Any] | None:
         """The most recently promoted reward model, or ``None``."""
-        rows = self._read("SELECT * FROM reward_models WHERE promoted = 1 ORDER BY version DESC LIMIT 1")
+        rows = self._read(
+            "SELECT * FROM reward_models WHERE promoted = 1 ORDER BY version DESC LIMIT 1"
+        )
         return dict(rows[0]) if rows else None
 
     # --- summaries ---------------------------------------------------------------------------
@@ -800,27 +999,49 @@ class FeedbackStore:
             "(SELECT COUNT(*) FROM labels l WHERE l.annotator_id = a.id AND l.choice = 'tie') AS ties, "
             "(SELECT COUNT(*) FROM labels l WHERE l.annotator_id = a.id AND l.choice = 'skip') AS skips, "
             "(SELECT COUNT(*) FROM ratings r WHERE r.annotator_id = a.id) AS ratings "
-            "FROM annotators a ORDER BY labels DESC, a.name")
+            "FROM annotators a ORDER BY labels DESC, a.name"
+        )
         return [dict(r) for r in rows]
 
     def labels_by(self, annotator_id: str) -> int:
-        return int(self._read("SELECT COUNT(*) FROM labels WHERE annotator_id = ?", (annotator_id,))[0][0])
+        return int(
+            self._read("SELECT COUNT(*) FROM labels WHERE annotator_id = ?", (annotator_id,))[0][0]
+        )
 
     def overlapping_labels(self) -> list[tuple[int, str, str]]:
         """``(comparison id, annotator id, choice)`` for comparisons with 2+ labels."""
         rows = self._read(
             "SELECT comparison_id, annotator_id, choice FROM labels WHERE comparison_id IN "
-            "(SELECT comparison_id FROM labels GROUP BY comparison_id HAVING COUNT(*) > 1) ORDER BY id")
+            "(SELECT comparison_id FROM labels GROUP BY comparison_id HAVING COUNT(*) > 1) ORDER BY id"
+        )
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
 
 def _comparison(row: sqlite3.Row) -> Comparison:
-    return Comparison(row["id"], row["context"], row["reply_a"], row["reply_b"], row["env_id"], row["seed"],
-                      row["turn"], row["source"], row["rm_version"], row["rm_margin"], row["wanted_labels"],
-                      json.loads(row["metadata"]))
+    return Comparison(
+        row["id"],
+        row["context"],
+        row["reply_a"],
+        row["reply_b"],
+        row["env_id"],
+        row["seed"],
+        row["turn"],
+        row["source"],
+        row["rm_version"],
+        row["rm_margin"],
+        row["wanted_labels"],
+        json.loads(row["metadata"]),
+    )
 
 
 def _rating_item(row: sqlite3.Row) -> RatingItem:
-    return RatingItem(row["id"], row["context"], row["reply"], row["env_id"], row["seed"], row["turn"],
-                      row["source"], json.loads(row["metadata"]))
-
+    return RatingItem(
+        row["id"],
+        row["context"],
+        row["reply"],
+        row["env_id"],
+        row["seed"],
+        row["turn"],
+        row["source"],
+        json.loads(row["metadata"]),
+    )

@@ -12,7 +12,11 @@ from rlhf_envs.interfaces.select import SelectInterface
 from rlhf_envs.interfaces.text import REPLY_CHARSET, TextInterface
 from rlhf_envs.interfaces.tokens import TokensInterface
 
-INTERFACES: dict[str, type[Interface]] = {"select": SelectInterface, "tokens": TokensInterface, "text": TextInterface}
+INTERFACES: dict[str, type[Interface]] = {
+    "select": SelectInterface,
+    "tokens": TokensInterface,
+    "text": TextInterface,
+}
 
 
 def interface_options(name: str) -> tuple[str, ...]:
@@ -39,6 +43,12 @@ def make_interface(name: str, **kwargs: Any) -> Interface:
 
 
 __all__ = [
-    "INTERFACES", "REPLY_CHARSET", "Interface", "SelectInterface", "TextInterface", "TokensInterface",
-    "interface_options", "make_interface",
+    "INTERFACES",
+    "REPLY_CHARSET",
+    "Interface",
+    "SelectInterface",
+    "TextInterface",
+    "TokensInterface",
+    "interface_options",
+    "make_interface",
 ]

@@ -132,7 +132,7 @@ class HashedTextEncoder:
         padded = f"<{token}>"
         grams = [token]
         if len(token) > 2:
-            grams += [padded[i:i + _CHAR_N] for i in range(len(padded) - _CHAR_N + 1)]
+            grams += [padded[i : i + _CHAR_N] for i in range(len(padded) - _CHAR_N + 1)]
         hashes = [stable_hash(g, salt) for g in grams]
         idx = [h % self.dim for h in hashes]
         signs = [-1.0 if h & 0x80000000 else 1.0 for h in hashes]

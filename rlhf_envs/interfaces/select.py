@@ -51,13 +51,17 @@ class SelectInterface(Interface):
         self.encoder = HashedTextEncoder(encoding_dim)
         d = self.encoder.dim
         self.action_space = spaces.Discrete(self.k)
-        self.observation_space = spaces.Dict({
-            "dialogue": spaces.Box(-1.0, 1.0, (d,), np.float32),
-            "last_turn": spaces.Box(-1.0, 1.0, (d,), np.float32),
-            "candidates": spaces.Box(-1.0, 1.0, (self.k * d,), np.float32),
-            "candidate_stats": spaces.Box(0.0, 1.0, (self.k * len(CANDIDATE_STATS),), np.float32),
-            "turn": spaces.Box(0.0, 1.0, (1,), np.float32),
-        })
+        self.observation_space = spaces.Dict(
+            {
+                "dialogue": spaces.Box(-1.0, 1.0, (d,), np.float32),
+                "last_turn": spaces.Box(-1.0, 1.0, (d,), np.float32),
+                "candidates": spaces.Box(-1.0, 1.0, (self.k * d,), np.float32),
+                "candidate_stats": spaces.Box(
+                    0.0, 1.0, (self.k * len(CANDIDATE_STATS),), np.float32
+                ),
+                "turn": spaces.Box(0.0, 1.0, (1,), np.float32),
+            }
+        )
         self.candidates: list[Candidate] = []
         self.reset()
 
@@ -72,7 +76,7 @@ class SelectInterface(Interface):
         d = enc.dim
         # Incremental: only the turns added since the last observation are encoded, so a
         # step costs the same at turn 2 and turn 20.
-        for turn in state.history[len(self._turn_vectors):]:
+        for turn in state.history[len(self._turn_vectors) :]:
             vec = enc.raw(turn.text, turn.role)
             self._turn_vectors.append(vec)
             self._history_sum += vec
@@ -94,8 +98,14 @@ class SelectInterface(Interface):
             new = len(values - state.seen_values) / len(values) if values else 0.0
             # Repetition: cosine similarity with the closest earlier agent reply, both
             # encoded alike (values by kind only), so a verbatim repeat scores 1.
-            repetition = float((earlier @ enc.encode(c.text, "agent")).max()) if earlier is not None else 0.0
-            stats[i] = (min(1.0, max(0.0, repetition)), min(1.0, len(c.text.split()) / _LENGTH_SCALE), new)
+            repetition = (
+                float((earlier @ enc.encode(c.text, "agent")).max()) if earlier is not None else 0.0
+            )
+            stats[i] = (
+                min(1.0, max(0.0, repetition)),
+                min(1.0, len(c.text.split()) / _LENGTH_SCALE),
+                new,
+            )
         return {
             "dialogue": _normalised(self._history_sum),
             "last_turn": _normalised(last),

@@ -13,8 +13,8 @@ import string
 import numpy as np
 from gymnasium import spaces
 
-from rlhf_envs.interfaces.base import Interface
 from rlhf_envs.dialogue import format_transcript
+from rlhf_envs.interfaces.base import Interface
 from rlhf_envs.simulation.expert import expert_reply
 from rlhf_envs.simulation.state import DialogueState
 from rlhf_envs.words import stable_hash
@@ -60,7 +60,7 @@ class TextInterface(Interface):
     def observe(self, state: DialogueState, rng: np.random.Generator) -> str:
         text = format_transcript(state.history) + "\nAgent:"
         text = "".join(c if c in REPLY_CHARSET else UNKNOWN_CHARACTER for c in text)
-        return text[-self.max_context_chars:]
+        return text[-self.max_context_chars :]
 
     def reply(self, action, state: DialogueState) -> str:
         if not isinstance(action, str):
@@ -71,8 +71,10 @@ class TextInterface(Interface):
         bad = sorted({c for c in action if c not in REPLY_CHARSET})
         if bad or not 1 <= len(action) <= self.max_reply_chars or not action.strip():
             problem = (
-                f"characters outside the charset: {''.join(bad)!r}" if bad
-                else "it is empty or blank" if not action.strip()
+                f"characters outside the charset: {''.join(bad)!r}"
+                if bad
+                else "it is empty or blank"
+                if not action.strip()
                 else f"it has {len(action)} characters"
             )
             raise ValueError(
@@ -85,4 +87,6 @@ class TextInterface(Interface):
     def expert_action(self, state: DialogueState, rng: np.random.Generator) -> str:
         """The scripted expert's reply (its wording drawn from the transcript's hash, so
         asking for it does not change the episode)."""
-        return expert_reply(state, np.random.default_rng(stable_hash(format_transcript(state.history))))
+        return expert_reply(
+            state, np.random.default_rng(stable_hash(format_transcript(state.history)))
+        )

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from rlhf_envs.dialogue import format_transcript
 from rlhf_envs.interfaces.base import Interface
 from rlhf_envs.lm.build import default_lm_path
 from rlhf_envs.lm.reference import IncrementalScorer, ReferenceLM, load_reference_lm
-from rlhf_envs.dialogue import format_transcript
 from rlhf_envs.simulation.expert import expert_reply
 from rlhf_envs.simulation.state import DialogueState
 from rlhf_envs.words import stable_hash
@@ -85,10 +85,12 @@ class TokensInterface(Interface):
         self.invalid_token_penalty = float(invalid_token_penalty)
         v = self.lm.vocab_size
         self.action_space = spaces.Discrete(v)
-        self.observation_space = spaces.Dict({
-            "input_ids": spaces.Box(0, v - 1, (self.context_length,), np.int64),
-            "attention_mask": spaces.Box(0, 1, (self.context_length,), np.int64),
-        })
+        self.observation_space = spaces.Dict(
+            {
+                "input_ids": spaces.Box(0, v - 1, (self.context_length,), np.int64),
+                "attention_mask": spaces.Box(0, 1, (self.context_length,), np.int64),
+            }
+        )
         self._mask = np.ones(v, dtype=bool)
         special = set(self.lm.tokenizer.all_special_ids) | {self.lm.pad_id}
         for token in special - {self.lm.eot_id}:
@@ -109,9 +111,11 @@ class TokensInterface(Interface):
     # --- observation -----------------------------------------------------------------
 
     def _start_turn(self, state: DialogueState) -> None:
-        for turn in state.history[len(self._turn_ids):]:
+        for turn in state.history[len(self._turn_ids) :]:
             self._turn_ids.append(self.lm.turn_ids(turn.role, turn.text))
-        self._context = self.lm.prompt_ids(self._turn_ids, self.context_length - self.max_reply_tokens)
+        self._context = self.lm.prompt_ids(
+            self._turn_ids, self.context_length - self.max_reply_tokens
+        )
         self._reply, self._spent, self._expert = [], 0, []
         # Lazy: no forward pass until a log-probability is needed, so a vector env can
         # batch the context forwards of all its sub-envs (see reference_scorer).
@@ -123,8 +127,8 @@ class TokensInterface(Interface):
         window = self._context + self._reply
         ids = np.full(self.context_length, self.lm.pad_id, dtype=np.int64)
         mask = np.zeros(self.context_length, dtype=np.int64)
-        ids[self.context_length - len(window):] = window
-        mask[self.context_length - len(window):] = 1
+        ids[self.context_length - len(window) :] = window
+        mask[self.context_length - len(window) :] = 1
         return {"input_ids": ids, "attention_mask": mask}
 
     @property
@@ -190,7 +194,9 @@ class TokensInterface(Interface):
         if self._context is None:
             self._start_turn(state)
         if not self._expert:
-            text = expert_reply(state, np.random.default_rng(stable_hash(format_transcript(state.history))))
+            text = expert_reply(
+                state, np.random.default_rng(stable_hash(format_transcript(state.history)))
+            )
             self._expert = self.lm.encode(" " + text) + [self.lm.eot_id]
         written = len(self._reply)
         return self._expert[written] if written < len(self._expert) else self.lm.eot_id

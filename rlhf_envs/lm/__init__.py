@@ -15,4 +15,12 @@ from rlhf_envs.dialogue import EOT, PAD, format_turn, prompt_text
 from rlhf_envs.dialogue import ROLES as ROLE_LABELS  # the name this package exported before
 from rlhf_envs.lm.reference import ReferenceLM, load_reference_lm
 
-__all__ = ["EOT", "PAD", "ROLE_LABELS", "ReferenceLM", "format_turn", "load_reference_lm", "prompt_text"]
+__all__ = [
+    "EOT",
+    "PAD",
+    "ROLE_LABELS",
+    "ReferenceLM",
+    "format_turn",
+    "load_reference_lm",
+    "prompt_text",
+]

@@ -98,11 +98,20 @@ def _domains_fingerprint(domains: Sequence[str]) -> str:
 
 def build_key(config: LMBuildConfig) -> str:
     """The cache folder name of a build: settings and domain data hashed."""
-    blob = json.dumps({"format": BUILD_FORMAT, "config": config.to_dict(), "data": _domains_fingerprint(config.domains)}, sort_keys=True)
+    blob = json.dumps(
+        {
+            "format": BUILD_FORMAT,
+            "config": config.to_dict(),
+            "data": _domains_fingerprint(config.domains),
+        },
+        sort_keys=True,
+    )
     return f"reference-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
-def default_lm_path(config: LMBuildConfig | None = None, build: bool = True, quiet: bool = False) -> Path:
+def default_lm_path(
+    config: LMBuildConfig | None = None, build: bool = True, quiet: bool = False
+) -> Path:
     """The folder of the default reference LM, built first if it is not in the cache.
 
     ``RLHF_ENVS_LM`` overrides it with a folder of the user's.
@@ -117,7 +126,9 @@ def default_lm_path(config: LMBuildConfig | None = None, build: bool = True, qui
     if (folder / LM_CONFIG_FILE).is_file():
         return folder
     if not build:
-        raise FileNotFoundError(f"the reference LM is not built yet ({folder}); run `rlhf-envs build-lm`")
+        raise FileNotFoundError(
+            f"the reference LM is not built yet ({folder}); run `rlhf-envs build-lm`"
+        )
     folder.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(folder.parent / f".{folder.name}.lock"):
         if not (folder / LM_CONFIG_FILE).is_file():  # another process may have built it meanwhile
@@ -143,7 +154,9 @@ def _file_lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_reference_lm(out: str | Path, config: LMBuildConfig | None = None, progress: bool = True) -> dict:
+def build_reference_lm(
+    out: str | Path, config: LMBuildConfig | None = None, progress: bool = True
+) -> dict:
     """Build the tokenizer and reference LM into ``out`` (replaced as a whole at the end).
 
     Returns what was measured (also saved as ``rlhf_lm.json``): corpus size, build time,
@@ -157,13 +170,19 @@ def build_reference_lm(out: str | Path, config: LMBuildConfig | None = None, pro
     # The tokenizer learns from turns without the end-of-turn marker, which is a single
     # special token and must not be split into merges.
     tokenizer = train_tokenizer(
-        (format_turn(role, text, eot="") for dialogue in train_dialogues for role, text in dialogue),
+        (
+            format_turn(role, text, eot="")
+            for dialogue in train_dialogues
+            for role, text in dialogue
+        ),
         config.vocab_size,
     )
     eot_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
 
     def ids_of(dialogues):
-        return [tokenizer.encode(transcript_text(d, EOT), add_special_tokens=False) for d in dialogues]
+        return [
+            tokenizer.encode(transcript_text(d, EOT), add_special_tokens=False) for d in dialogues
+        ]
 
     train_ids, test_ids = ids_of(train_dialogues), ids_of(test_dialogues)
     model = build_model(len(tokenizer), config.sft, eot_id, pad_id)
@@ -171,7 +190,13 @@ def build_reference_lm(out: str | Path, config: LMBuildConfig | None = None, pro
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.sft.steps, desc="build-lm: fine-tuning", unit="step", file=sys.stderr, mininterval=1.0)
+        bar = tqdm(
+            total=config.sft.steps,
+            desc="build-lm: fine-tuning",
+            unit="step",
+            file=sys.stderr,
+            mininterval=1.0,
+        )
 
     def report(step: int, loss: float) -> None:
         if bar is not None:
@@ -203,7 +228,9 @@ def build_reference_lm(out: str | Path, config: LMBuildConfig | None = None, pro
         (tmp / LM_CONFIG_FILE).write_text(json.dumps(info, indent=2) + "\n")
         if out.exists():
             if not (out / LM_CONFIG_FILE).is_file():
-                raise FileExistsError(f"{out} exists and is not a reference-LM folder; not overwriting it")
+                raise FileExistsError(
+                    f"{out} exists and is not a reference-LM folder; not overwriting it"
+                )
             shutil.rmtree(out)
         tmp.rename(out)
     finally:

@@ -27,8 +27,12 @@ def add_command(subparsers) -> None:
         ),
     )
     parser.add_argument("--out", help="build into this folder instead of the cache")
-    parser.add_argument("--force", action="store_true", help="rebuild even if the cached model exists")
-    parser.add_argument("--episodes", type=int, default=LMBuildConfig.episodes, help="training transcripts")
+    parser.add_argument(
+        "--force", action="store_true", help="rebuild even if the cached model exists"
+    )
+    parser.add_argument(
+        "--episodes", type=int, default=LMBuildConfig.episodes, help="training transcripts"
+    )
     parser.add_argument("--steps", type=int, default=SFTConfig.steps, help="fine-tuning steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -41,8 +45,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.episodes < 10 or args.steps < 1:
-        raise SystemExit(f"build-lm: --episodes must be at least 10 and --steps at least 1 (got {args.episodes}, {args.steps})")
-    config = LMBuildConfig(episodes=args.episodes, seed=args.seed, sft=SFTConfig(steps=args.steps, seed=args.seed))
+        raise SystemExit(
+            f"build-lm: --episodes must be at least 10 and --steps at least 1 (got {args.episodes}, {args.steps})"
+        )
+    config = LMBuildConfig(
+        episodes=args.episodes, seed=args.seed, sft=SFTConfig(steps=args.steps, seed=args.seed)
+    )
     if args.out:
         info = build_reference_lm(args.out, config)
         folder = args.out

@@ -5,5 +5,7 @@ import warnings
 
 from rlhf_envs import dialogue
 
-warnings.warn("rlhf_envs.lm.dialogue_format moved to rlhf_envs.dialogue", DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "rlhf_envs.lm.dialogue_format moved to rlhf_envs.dialogue", DeprecationWarning, stacklevel=2
+)
 sys.modules[__name__] = dialogue

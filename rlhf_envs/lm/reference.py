@@ -58,7 +58,11 @@ def _cache_keyword(model) -> str:
 
 
 def _cache_of(output):
-    return getattr(output, "cache", None) if getattr(output, "cache", None) is not None else output.past_key_values
+    return (
+        getattr(output, "cache", None)
+        if getattr(output, "cache", None) is not None
+        else output.past_key_values
+    )
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -97,7 +101,9 @@ class ReferenceLM:
             with quiet_transformers():
                 self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
                 # safetensors only: a checkpoint is never unpickled.
-                self.model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, use_safetensors=True)
+                self.model = AutoModelForCausalLM.from_pretrained(
+                    folder, local_files_only=True, use_safetensors=True
+                )
         except (OSError, ValueError) as exc:
             raise LMError(f"cannot load the language model in {folder}: {exc}") from exc
         self.model.eval()
@@ -105,13 +111,17 @@ class ReferenceLM:
         self.cache_keyword = _cache_keyword(self.model)
         tok = self.tokenizer
         if tok.eos_token_id is None:
-            raise LMError(f"the tokenizer in {folder} has no end-of-sequence token, which marks the end of a turn")
+            raise LMError(
+                f"the tokenizer in {folder} has no end-of-sequence token, which marks the end of a turn"
+            )
         self.eot_id = int(tok.eos_token_id)
         self.eot = tok.eos_token
         self.pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
         self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
         config = self.model.config
-        self.max_positions = int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1024))
+        self.max_positions = int(
+            getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1024)
+        )
         info_file = folder / LM_CONFIG_FILE
         self.info = json.loads(info_file.read_text()) if info_file.is_file() else {}
         self.lock = threading.Lock()
@@ -136,7 +146,9 @@ class ReferenceLM:
         """Token ids of one finished turn (with its end-of-turn token)."""
         return self.encode(format_turn(role, text, eot=self.eot))
 
-    def prompt_ids(self, turns: Sequence[Sequence[int]] | Sequence[tuple[str, str]], budget: int) -> list[int]:
+    def prompt_ids(
+        self, turns: Sequence[Sequence[int]] | Sequence[tuple[str, str]], budget: int
+    ) -> list[int]:
         """The prompt for the agent's next reply in at most ``budget`` tokens: the latest
         turns (``(role, text)`` pairs, or their token ids from :meth:`turn_ids`), cut
         from the left, then ``"Agent:"``."""
@@ -162,7 +174,9 @@ class ReferenceLM:
     # --- scoring ----------------------------------------------------------------------
 
     @torch.no_grad()
-    def logprobs_of(self, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]) -> list[np.ndarray]:
+    def logprobs_of(
+        self, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
+    ) -> list[np.ndarray]:
         """Log-probability of each continuation token given its context, for a batch.
 
         Each (context, continuation) is left-truncated to ``max_positions`` tokens, keeping
@@ -181,18 +195,20 @@ class ReferenceLM:
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, r in enumerate(rows):
-            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-            mask[i, width - len(r):] = 1
+            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r) :] = 1
         with self.lock:
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
+            logits = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)
+            ).logits
         logp = torch.log_softmax(logits.float(), dim=-1)
         out = []
         for i, n in enumerate(spans):
             if n == 0:
                 out.append(np.zeros(0))
                 continue
-            targets = ids[i, width - n:]
-            predicted = logp[i, width - n - 1: width - 1]
+            targets = ids[i, width - n :]
+            predicted = logp[i, width - n - 1 : width - 1]
             out.append(predicted.gather(-1, targets[:, None])[:, 0].numpy().astype(np.float64))
         return out
 
@@ -202,7 +218,12 @@ class ReferenceLM:
 
     @torch.no_grad()
     def sample(
-        self, context: Sequence[int], n: int, max_new_tokens: int, seed: int, temperature: float = 1.0
+        self,
+        context: Sequence[int],
+        n: int,
+        max_new_tokens: int,
+        seed: int,
+        temperature: float = 1.0,
     ) -> list[list[int]]:
         """``n`` replies sampled from the model after ``context`` (each up to and including
         its end-of-turn token, or ``max_new_tokens`` long), reproducible from ``seed``."""
@@ -216,7 +237,9 @@ class ReferenceLM:
         step_input = ids
         with self.lock:
             for _ in range(int(max_new_tokens)):
-                result = self.model(input_ids=step_input, use_cache=True, **{self.cache_keyword: past})
+                result = self.model(
+                    input_ids=step_input, use_cache=True, **{self.cache_keyword: past}
+                )
                 past = _cache_of(result)
                 logits = result.logits[:, -1, :].float() / max(float(temperature), 1e-6)
                 if self.pad_id != self.eot_id:
@@ -246,7 +269,9 @@ class IncrementalScorer:
     def __init__(self, lm: ReferenceLM, context: Sequence[int]):
         self.lm = lm
         self.length = 0  # tokens in the key/value cache
-        self._kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer, (1, heads, length, dim)
+        self._kv: list[tuple[torch.Tensor, torch.Tensor]] | None = (
+            None  # per layer, (1, heads, length, dim)
+        )
         self._pending: list[int] = list(context) or [lm.eot_id]
         self.logprobs: np.ndarray | None = None
         self._check()
@@ -329,10 +354,10 @@ def _feed_rows(lm: ReferenceLM, scorers: Sequence[IncrementalScorer]) -> None:
     positions = torch.zeros((n, new), dtype=torch.long)
     for i, s in enumerate(scorers):
         k = len(s._pending)
-        ids[i, new - k:] = torch.tensor(s._pending, dtype=torch.long)
-        mask[i, past - s.length: past] = 1
-        mask[i, past + new - k:] = 1
-        positions[i, new - k:] = torch.arange(s.length, s.length + k)
+        ids[i, new - k :] = torch.tensor(s._pending, dtype=torch.long)
+        mask[i, past - s.length : past] = 1
+        mask[i, past + new - k :] = 1
+        positions[i, new - k :] = torch.arange(s.length, s.length + k)
     cache = None
     if past:
         layers = []
@@ -342,21 +367,39 @@ def _feed_rows(lm: ReferenceLM, scorers: Sequence[IncrementalScorer]) -> None:
             k_all, v_all = keys.new_zeros(shape), keys.new_zeros(shape)
             for i, s in enumerate(scorers):
                 if s.length:
-                    k_all[i, :, past - s.length:] = s._kv[layer][0][0]
-                    v_all[i, :, past - s.length:] = s._kv[layer][1][0]
+                    k_all[i, :, past - s.length :] = s._kv[layer][0][0]
+                    v_all[i, :, past - s.length :] = s._kv[layer][1][0]
             layers.append((k_all, v_all))
         cache = _make_cache(layers)
     with lm.lock:
         result = lm.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{lm.cache_keyword: cache}
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            **{lm.cache_keyword: cache},
         )
     out_layers = _cache_layers(_cache_of(result))
     logprobs = torch.log_softmax(result.logits[:, -1].float(), dim=-1).numpy()
     for i, s in enumerate(scorers):
         k = len(s._pending)
         keep = [
-            (torch.cat((keys[i:i + 1, :, past - s.length: past], keys[i:i + 1, :, past + new - k:]), dim=2),
-             torch.cat((values[i:i + 1, :, past - s.length: past], values[i:i + 1, :, past + new - k:]), dim=2))
+            (
+                torch.cat(
+                    (
+                        keys[i : i + 1, :, past - s.length : past],
+                        keys[i : i + 1, :, past + new - k :],
+                    ),
+                    dim=2,
+                ),
+                torch.cat(
+                    (
+                        values[i : i + 1, :, past - s.length : past],
+                        values[i : i + 1, :, past + new - k :],
+                    ),
+                    dim=2,
+                ),
+            )
             for keys, values in out_layers
         ]
         s._kv, s.length, s._pending, s.logprobs = keep, s.length + k, [], logprobs[i]

@@ -45,9 +45,17 @@ def build_model(vocab_size: int, config: SFTConfig, eot_id: int, pad_id: int):
 
     torch.manual_seed(config.seed)
     gpt_config = GPT2Config(
-        vocab_size=vocab_size, n_positions=config.n_positions, n_embd=config.n_embd,
-        n_layer=config.n_layer, n_head=config.n_head, bos_token_id=eot_id, eos_token_id=eot_id,
-        pad_token_id=pad_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        vocab_size=vocab_size,
+        n_positions=config.n_positions,
+        n_embd=config.n_embd,
+        n_layer=config.n_layer,
+        n_head=config.n_head,
+        bos_token_id=eot_id,
+        eos_token_id=eot_id,
+        pad_token_id=pad_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
     )
     return GPT2LMHeadModel(gpt_config)
 
@@ -66,14 +74,20 @@ def train_lm(
     stream = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences])
     n = config.n_positions
     if len(stream) <= n + 1:
-        raise ValueError(f"the corpus has {len(stream)} tokens; training needs more than one window of {n}")
+        raise ValueError(
+            f"the corpus has {len(stream)} tokens; training needs more than one window of {n}"
+        )
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     decay = [p for name, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for name, p in model.named_parameters() if p.dim() < 2]
     optimiser = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr, betas=(0.9, 0.95),
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+        betas=(0.9, 0.95),
     )
 
     def lr_at(step: int) -> float:
@@ -86,7 +100,7 @@ def train_lm(
     losses = []
     for step in range(config.steps):
         starts = rng.integers(0, len(stream) - n - 1, size=config.batch_size)
-        batch = torch.from_numpy(np.stack([stream[s: s + n] for s in starts]))
+        batch = torch.from_numpy(np.stack([stream[s : s + n] for s in starts]))
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step)
         loss = model(input_ids=batch, labels=batch).loss
@@ -109,7 +123,7 @@ def perplexity(model, sequences: Sequence[Sequence[int]], window: int) -> float:
     for seq in sequences:
         ids = torch.as_tensor(list(seq), dtype=torch.long)
         for start in range(0, len(ids) - 1, window):
-            chunk = ids[start: start + window + 1]
+            chunk = ids[start : start + window + 1]
             if len(chunk) < 2:
                 continue
             logits = model(input_ids=chunk[None, :-1]).logits[0]
@@ -119,7 +133,9 @@ def perplexity(model, sequences: Sequence[Sequence[int]], window: int) -> float:
     return math.exp(total / max(count, 1))
 
 
-def unigram_perplexity(train: Sequence[Sequence[int]], test: Sequence[Sequence[int]], vocab_size: int) -> float:
+def unigram_perplexity(
+    train: Sequence[Sequence[int]], test: Sequence[Sequence[int]], vocab_size: int
+) -> float:
     """Perplexity on ``test`` of the add-one-smoothed unigram model of ``train``."""
     counts = np.ones(vocab_size, dtype=np.float64)
     for seq in train:

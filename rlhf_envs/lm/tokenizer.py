@@ -30,7 +30,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE):
     from transformers import PreTrainedTokenizerFast
 
     if int(vocab_size) < MIN_VOCAB_SIZE:
-        raise ValueError(f"vocab_size must be at least {MIN_VOCAB_SIZE} (256 bytes + special tokens), got {vocab_size}")
+        raise ValueError(
+            f"vocab_size must be at least {MIN_VOCAB_SIZE} (256 bytes + special tokens), got {vocab_size}"
+        )
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -45,6 +47,10 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE):
     # whole because they are added as special tokens first.
     tokenizer.train_from_iterator(list(texts), trainer=trainer)
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, eos_token=EOT, pad_token=PAD, bos_token=EOT, unk_token=None,
+        tokenizer_object=tokenizer,
+        eos_token=EOT,
+        pad_token=PAD,
+        bos_token=EOT,
+        unk_token=None,
         clean_up_tokenization_spaces=False,
     )

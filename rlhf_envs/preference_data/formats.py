@@ -62,9 +62,7 @@ PathLike = str | os.PathLike[str]
 
 PAIR_FORMATS = ("auto", "trl", "hh")
 
-_TRL_PAIR = (
-    "a JSON object with string keys 'prompt', 'chosen', 'rejected' (TRL preference format)"
-)
+_TRL_PAIR = "a JSON object with string keys 'prompt', 'chosen', 'rejected' (TRL preference format)"
 _HH_PAIR = "'chosen', 'rejected' transcripts (Anthropic HH-RLHF)"
 _EXPECTED_PAIR = {
     "auto": f"expected {_TRL_PAIR} or {_HH_PAIR}",
@@ -215,7 +213,7 @@ def _split_hh(text: str) -> tuple[list[tuple[str, str]], str]:
             "has no '\\n\\nAssistant:' turn; an HH-RLHF transcript looks like "
             "'\\n\\nHuman: ...\\n\\nAssistant: ...' and ends with the reply being compared"
         )
-    reply = text[cut + len(_HH_ASSISTANT):]
+    reply = text[cut + len(_HH_ASSISTANT) :]
     if _HH_HUMAN in reply:
         raise ValueError(
             "ends with a 'Human:' turn, not an 'Assistant:' reply; an HH-RLHF transcript ends "
@@ -244,8 +242,9 @@ def _parse_hh_pair(obj: dict[str, Any]) -> PreferencePair:
                 "records need a 'prompt' (TRL's implicit-prompt form is not supported)"
             )
         if not isinstance(value, str):
-            raise _Invalid(f"{key!r} is {_json_type(value)}, expected a transcript string",
-                           structural=True)
+            raise _Invalid(
+                f"{key!r} is {_json_type(value)}, expected a transcript string", structural=True
+            )
         try:
             split[key] = _split_hh(value)
         except ValueError as exc:
@@ -264,8 +263,13 @@ def _parse_hh_pair(obj: dict[str, Any]) -> PreferencePair:
             "dialogue before the last '\\n\\nAssistant:' and differ only in the final reply"
         )
     extra = {k: v for k, v in obj.items() if k not in PAIR_KEYS}
-    return _make(PreferencePair, _format_turns(chosen_turns), chosen, rejected,
-                 {"source": "hh-rlhf", **extra})
+    return _make(
+        PreferencePair,
+        _format_turns(chosen_turns),
+        chosen,
+        rejected,
+        {"source": "hh-rlhf", **extra},
+    )
 
 
 def _first_difference(a: list[tuple[str, str]], b: list[tuple[str, str]]) -> str:
@@ -291,9 +295,7 @@ def _messages_to_transcript(key: str, messages: list[Any]) -> str:
 def _message(key: str, n: int, message: Any) -> tuple[str, str]:
     where = f"{key!r} message {n}"
     if not isinstance(message, dict) or "role" not in message or "content" not in message:
-        raise _Invalid(
-            f"{where} is not a {{'role': ..., 'content': ...}} object", structural=True
-        )
+        raise _Invalid(f"{where} is not a {{'role': ..., 'content': ...}} object", structural=True)
     role, content = message["role"], message["content"]
     if role not in _TRL_ROLES:
         accepted = ", ".join(repr(r) for r in _TRL_ROLES)
@@ -389,8 +391,9 @@ def _detect_scale(labels: list[Any]) -> str:
     if thumbs == len(labels):
         return "thumbs"
     low, high = RATING_SCALES["stars"]
-    stars = sum(1 for x in labels if isinstance(x, int) and not isinstance(x, bool)
-                and low <= x <= high)
+    stars = sum(
+        1 for x in labels if isinstance(x, int) and not isinstance(x, bool) and low <= x <= high
+    )
     # A few stray labels should not flip a whole thumbs file to stars (every valid line
     # would then be reported); they are reported themselves instead.
     return "thumbs" if thumbs > stars else "stars"
@@ -539,8 +542,11 @@ def _load_lines(name: str) -> Iterator[tuple[int, Any]]:
         try:
             text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as exc:
-            yield number, _Invalid(
-                f"not valid UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+            yield (
+                number,
+                _Invalid(
+                    f"not valid UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+                ),
             )
             continue
         if not text.strip():
@@ -548,8 +554,9 @@ def _load_lines(name: str) -> Iterator[tuple[int, Any]]:
         try:
             yield number, json.loads(text, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as exc:
-            yield number, _Invalid(
-                f"not valid JSON ({exc.msg} at column {exc.colno})", structural=True
+            yield (
+                number,
+                _Invalid(f"not valid JSON ({exc.msg} at column {exc.colno})", structural=True),
             )
         except _Invalid as exc:
             yield number, exc
@@ -664,12 +671,11 @@ def _write_jsonl(path: PathLike, records: Iterable[Any], record_type: type) -> i
 
 def _json_line(record: Any, record_type: type, index: int) -> str:
     if not isinstance(record, record_type):
-        raise TypeError(
-            f"item {index} is {type(record).__name__}, expected {record_type.__name__}"
-        )
+        raise TypeError(f"item {index} is {type(record).__name__}, expected {record_type.__name__}")
     try:
-        text = json.dumps(record.to_json(), ensure_ascii=False, allow_nan=False,
-                          default=_json_default)
+        text = json.dumps(
+            record.to_json(), ensure_ascii=False, allow_nan=False, default=_json_default
+        )
         text.encode("utf-8")  # lone surrogates pass dumps but not the file's encoder
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{record_type.__name__} {index} cannot be written as JSON: {exc}") from exc
@@ -720,8 +726,7 @@ def _require_keys(obj: dict[str, Any], keys: Sequence[str]) -> None:
     missing = [k for k in keys if k not in obj]
     if missing:
         names = ", ".join(repr(k) for k in missing)
-        raise _Invalid(f"missing {'key' if len(missing) == 1 else 'keys'} {names}",
-                       structural=True)
+        raise _Invalid(f"missing {'key' if len(missing) == 1 else 'keys'} {names}", structural=True)
 
 
 def _json_type(value: Any) -> str:
@@ -748,7 +753,8 @@ def _plural(n: int, noun: str) -> str:
 
 
 def _reasons(skipped: list[tuple[int, str]]) -> str:
-    shown = "; ".join(f"line {line}: {_snip(reason, 80)}" for line, reason in
-                      skipped[:_MAX_REASONS_SHOWN])
+    shown = "; ".join(
+        f"line {line}: {_snip(reason, 80)}" for line, reason in skipped[:_MAX_REASONS_SHOWN]
+    )
     more = len(skipped) - _MAX_REASONS_SHOWN
     return shown + (f"; and {more} more" if more > 0 else "")

@@ -106,8 +106,12 @@ class PreferencePair:
 
     def to_json(self) -> dict[str, Any]:
         """The pair as a JSON object: ``prompt``, ``chosen``, ``rejected``, then metadata keys."""
-        return {"prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected,
-                **self.metadata}
+        return {
+            "prompt": self.prompt,
+            "chosen": self.chosen,
+            "rejected": self.rejected,
+            **self.metadata,
+        }
 
 
 @dataclass(frozen=True)
@@ -135,8 +139,12 @@ class Rating:
 
     def __post_init__(self) -> None:
         _check_text("prompt", self.prompt, allow_empty=True, what="the prompt is a transcript")
-        _check_text("completion", self.completion, allow_empty=False,
-                    what="a rating needs the text of the reply it rates")
+        _check_text(
+            "completion",
+            self.completion,
+            allow_empty=False,
+            what="a rating needs the text of the reply it rates",
+        )
         if self.scale not in RATING_SCALES:
             accepted = ", ".join(repr(s) for s in RATING_SCALES)
             raise ValueError(f"unknown rating scale {self.scale!r}; accepted: {accepted}")

@@ -64,15 +64,25 @@ class FluencyRewardModel:
         repeat_penalty: float = 2.0,
     ):
         self.lm: ReferenceLM = load_reference_lm(path or default_lm_path())
-        self.tolerance, self.per_nat, self.max_penalty, self.repeat_penalty = tolerance, per_nat, max_penalty, repeat_penalty
+        self.tolerance, self.per_nat, self.max_penalty, self.repeat_penalty = (
+            tolerance,
+            per_nat,
+            max_penalty,
+            repeat_penalty,
+        )
 
     def __repr__(self) -> str:
         return f"FluencyRewardModel({str(self.lm.path)!r})"
 
     def components(self, batch: Sequence[Exchange]) -> dict[str, np.ndarray]:
-        baselines = np.array([
-            expert_baseline(self.lm, e.scenario.domain if e.scenario is not None else _DEFAULT_DOMAIN) for e in batch
-        ])
+        baselines = np.array(
+            [
+                expert_baseline(
+                    self.lm, e.scenario.domain if e.scenario is not None else _DEFAULT_DOMAIN
+                )
+                for e in batch
+            ]
+        )
         below = baselines - mean_logprobs(self.lm, batch) - self.tolerance
         likelihood = -np.clip(self.per_nat * below, 0.0, self.max_penalty)
         repeats = -self.repeat_penalty * np.array([repeated_pair_share(e.reply) for e in batch])
@@ -106,6 +116,8 @@ def expert_baseline(lm: ReferenceLM, domain: str = _DEFAULT_DOMAIN) -> float:
             for dialogue in expert_transcripts((domain,), 16, seed=12345):
                 for i, turn in enumerate(dialogue):
                     if turn.role == "agent":
-                        exchanges.append(Exchange(scenario=None, history=dialogue[:i], reply=turn.text))
+                        exchanges.append(
+                            Exchange(scenario=None, history=dialogue[:i], reply=turn.text)
+                        )
             _baselines[key] = float(np.mean(mean_logprobs(lm, exchanges[:_BASELINE_REPLIES])))
         return _baselines[key]

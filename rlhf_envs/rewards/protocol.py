@@ -8,8 +8,9 @@ candidate was produced.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,10 +36,10 @@ class Exchange:
             text-only models ignore it.
     """
 
-    scenario: "Scenario | None"
+    scenario: Scenario | None
     history: tuple[Turn, ...]
     reply: str
-    state: "DialogueState | None" = None
+    state: DialogueState | None = None
 
     def transcript(self, roles: Mapping[str, str] | None = None) -> str:
         """The history as text, one ``Role: text`` line per turn (for text-only models)."""

@@ -47,9 +47,9 @@ import numbers
 import re
 import threading
 import warnings
-from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -25,9 +25,10 @@ merged over this module's ``rubric.yaml``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
@@ -74,7 +75,9 @@ def check_domain_rubric(domain: Domain) -> None:
         if not isinstance(value, Mapping) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
         ):
-            raise DomainError(f"{where}: rubric.yaml {what} must map names to numbers, got {value!r}")
+            raise DomainError(
+                f"{where}: rubric.yaml {what} must map names to numbers, got {value!r}"
+            )
         return value
 
     for component, values in section(rubric.get("points")).items():
@@ -147,7 +150,9 @@ class RubricRewardModel:
         if weights:
             unknown = set(weights) - set(COMPONENTS)
             if unknown:
-                raise ValueError(f"unknown rubric component(s) {sorted(unknown)}; components: {', '.join(COMPONENTS)}")
+                raise ValueError(
+                    f"unknown rubric component(s) {sorted(unknown)}; components: {', '.join(COMPONENTS)}"
+                )
         self.persona = persona
         self.name = "rubric" if persona == "balanced" and not weights else f"rubric:{persona}"
         self.overrides = dict(weights or {})
@@ -196,7 +201,9 @@ class RubricRewardModel:
             out[i] = np.multiply(self.points_for(exchange, points), weights)
         return out
 
-    def points_for(self, exchange: Exchange, points: Mapping[str, Any] | None = None) -> tuple[float, ...]:
+    def points_for(
+        self, exchange: Exchange, points: Mapping[str, Any] | None = None
+    ) -> tuple[float, ...]:
         """Unweighted points of one reply, in ``COMPONENTS`` order."""
         state = _state_of(exchange)
         p = points if points is not None else self.table(state.domain)[0]
@@ -210,7 +217,9 @@ class RubricRewardModel:
         else:
             task = p["task"]["no_progress"]
 
-        grounding = p["grounding"]["per_invented_value"] * min(len(a.invented), p["grounding"]["max_invented"])
+        grounding = p["grounding"]["per_invented_value"] * min(
+            len(a.invented), p["grounding"]["max_invented"]
+        )
 
         pol = p["politeness"]
         politeness = (
@@ -220,9 +229,13 @@ class RubricRewardModel:
         )
 
         conc = p["conciseness"]
-        conciseness = max(conc["max_penalty"], conc["per_extra_word"] * max(0, text.words - conc["free_words"]))
+        conciseness = max(
+            conc["max_penalty"], conc["per_extra_word"] * max(0, text.words - conc["free_words"])
+        )
 
-        safety = p["safety"]["per_violation"] * sum(v not in GROUNDING_VIOLATIONS for v in a.violations)
+        safety = p["safety"]["per_violation"] * sum(
+            v not in GROUNDING_VIOLATIONS for v in a.violations
+        )
 
         rep = p["repetition"]
         repetition = rep["full"] * max(0.0, (a.repetition - rep["start"]) / (1.0 - rep["start"]))

@@ -244,7 +244,9 @@ class CheckedRewardModel:
                 f"reward model {self.name!r} raised {type(err).__name__} in check_domain(): {err}"
             ) from err
 
-    def score_and_components(self, batch: Sequence[Exchange]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def score_and_components(
+        self, batch: Sequence[Exchange]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Scores and their named parts from one run of the model (what the env calls
         each step, so a plugin is not run twice).
 

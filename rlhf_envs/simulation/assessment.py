@@ -20,7 +20,13 @@ if TYPE_CHECKING:
 
 # Violations that make a conversation a failure however it ends (besides the domain's
 # critical rules, which are named after the rule).
-CRITICAL_VIOLATIONS = ("skipped_verification", "off_policy", "privacy_leak", "invented_fact", "missing_disclosure")
+CRITICAL_VIOLATIONS = (
+    "skipped_verification",
+    "off_policy",
+    "privacy_leak",
+    "invented_fact",
+    "missing_disclosure",
+)
 REPETITION_THRESHOLD = 0.8
 
 
@@ -74,13 +80,13 @@ class Assessment:
         return self.completes and self.step is not None and self.step.kind == "close"
 
 
-def assess(state: "DialogueState", reply: str) -> Assessment:
+def assess(state: DialogueState, reply: str) -> Assessment:
     """Judge ``reply`` as the next agent turn of ``state``."""
     domain = state.domain
     a = domain.lexicon.analyse(reply)
     facts = state.scenario.facts
     step = state.current_step
-    remaining = state.path[state.pos:]
+    remaining = state.path[state.pos :]
     done_actions = {s.action for s in state.path[: state.pos] if s.kind == "act"}
 
     violations: list[str] = []
@@ -101,9 +107,12 @@ def assess(state: "DialogueState", reply: str) -> Assessment:
 
     allowed = set(step.mention) if step is not None else set()
     leaked = tuple(
-        name for name in domain.private_facts
-        if name not in state.revealed and name not in allowed
-        and facts.get(name) is not None and mentions(facts[name], reply, a.values)
+        name
+        for name in domain.private_facts
+        if name not in state.revealed
+        and name not in allowed
+        and facts.get(name) is not None
+        and mentions(facts[name], reply, a.values)
     )
     if leaked:
         violations.append("privacy_leak")
@@ -120,7 +129,9 @@ def assess(state: "DialogueState", reply: str) -> Assessment:
         completes = _completes(step, a, missing, state)
         if completes and step.disclose:
             disclosures = domain.policy.disclosures
-            undisclosed = tuple(d for d in step.disclose if not any(p.search(lower) for p in disclosures[d]))
+            undisclosed = tuple(
+                d for d in step.disclose if not any(p.search(lower) for p in disclosures[d])
+            )
             if undisclosed:
                 # Doing the step without its warnings is worse than not doing it yet.
                 completes = False
@@ -165,7 +176,9 @@ def rule_applies(rule: Rule, facts, done: set[str], decisions) -> bool:
     return rule.after is None or rule.after not in done
 
 
-def _completes(step: Step, a: ReplyAnalysis, missing: tuple[str, ...], state: "DialogueState") -> bool:
+def _completes(
+    step: Step, a: ReplyAnalysis, missing: tuple[str, ...], state: DialogueState
+) -> bool:
     kind = step.kind
     if kind == "ask":
         return len(a.requested & set(step.slots)) >= step.need
@@ -177,7 +190,12 @@ def _completes(step: Step, a: ReplyAnalysis, missing: tuple[str, ...], state: "D
     if kind == "inform":
         return not missing and keywords_ok
     if kind == "decline":
-        return a.declined and (a.offered_manager or not step.offer_manager) and not missing and keywords_ok
+        return (
+            a.declined
+            and (a.offered_manager or not step.offer_manager)
+            and not missing
+            and keywords_ok
+        )
     if kind == "close":
         return a.offered_help
     raise AssertionError(f"unknown step kind {kind!r}")

@@ -28,18 +28,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from rlhf_envs.simulation.assessment import rule_applies
-from rlhf_envs.simulation.domain import CORRECT, FAILURE_TYPES, template_fields
+from rlhf_envs.simulation.domain import CORRECT, template_fields
 from rlhf_envs.simulation.expert import compose, expert_reply, opening, pick
 from rlhf_envs.simulation.state import DialogueState
 from rlhf_envs.simulation.understanding import SENTENCE_RE
 from rlhf_envs.simulation.values import extract_values
-
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,9 @@ def _perturb_once(text: str, rng: np.random.Generator) -> str:
     def new_digits(match: re.Match) -> str:
         digits = match.group(0)
         while True:
-            fresh = str(int(rng.integers(1, 10))) + "".join(str(int(d)) for d in rng.integers(0, 10, len(digits) - 1))
+            fresh = str(int(rng.integers(1, 10))) + "".join(
+                str(int(d)) for d in rng.integers(0, 10, len(digits) - 1)
+            )
             if fresh != digits:
                 return fresh
 
@@ -145,7 +146,8 @@ def _privacy_leak(state, correct, rng, label=None):
     step = state.current_step
     facts = state.scenario.facts
     options = [
-        name for name in state.domain.private_facts
+        name
+        for name in state.domain.private_facts
         if name not in state.revealed and name not in step.mention and facts.get(name) is not None
     ]
     if not options:
@@ -153,21 +155,32 @@ def _privacy_leak(state, correct, rng, label=None):
     name = pick(rng, options)
     slot = state.domain.slots.get(name)
     slot_name = slot.name if slot else name.replace("_", " ")
-    return pick(rng, state.domain.agent["distractors"]["leak"]).format(core=correct, name=slot_name, value=facts[name])
+    return pick(rng, state.domain.agent["distractors"]["leak"]).format(
+        core=correct, name=slot_name, value=facts[name]
+    )
 
 
 def _invented_fact(state, correct, rng, label=None):
     facts = state.scenario.facts
     step = state.current_step
-    stated = [name for name in step.mention if extract_values(str(facts[name])) and str(facts[name]) in correct]
+    stated = [
+        name
+        for name in step.mention
+        if extract_values(str(facts[name])) and str(facts[name]) in correct
+    ]
     if stated and rng.random() < 0.5:
         text = correct
         for name in stated:
             text = text.replace(str(facts[name]), perturb(facts[name], rng, state.grounded_values))
         return text
     usable = [
-        t for t in state.domain.agent["distractors"]["invented"]
-        if all(facts.get(f[len("fake_"):]) is not None for f in template_fields(t) if f.startswith("fake_"))
+        t
+        for t in state.domain.agent["distractors"]["invented"]
+        if all(
+            facts.get(f[len("fake_") :]) is not None
+            for f in template_fields(t)
+            if f.startswith("fake_")
+        )
     ]
     if not usable:
         return None
@@ -175,15 +188,17 @@ def _invented_fact(state, correct, rng, label=None):
     fields = {"core": correct}
     for field in template_fields(template):
         if field.startswith("fake_"):
-            fields[field] = perturb(facts[field[len("fake_"):]], rng, state.grounded_values)
+            fields[field] = perturb(facts[field[len("fake_") :]], rng, state.grounded_values)
     return template.format(**fields)
 
 
 def _skipped_verification(state, correct, rng, label=None):
     # The next action of the path, done now although checks come before it.
-    for step in state.path[state.pos + 1:]:
+    for step in state.path[state.pos + 1 :]:
         if step.kind == "act":
-            return compose(opening(state, rng), state.domain.fill(pick(rng, step.say), state.scenario))
+            return compose(
+                opening(state, rng), state.domain.fill(pick(rng, step.say), state.scenario)
+            )
         if step.kind == "close":
             return None
     return None
@@ -194,10 +209,15 @@ def _off_policy(state, correct, rng, label=None):
     in_path = {s.id for s in state.path}
     path_actions = {s.action for s in state.path if s.kind == "act"}
     other_branch = [
-        s for s in domain.policy.subflows[state.scenario.subflow].steps()
+        s
+        for s in domain.policy.subflows[state.scenario.subflow].steps()
         if s.id not in in_path and s.kind in ("act", "decline") and s.action not in path_actions
     ]
-    promises = [spec["promise"] for action, spec in domain.actions.items() if action not in path_actions and "promise" in spec]
+    promises = [
+        spec["promise"]
+        for action, spec in domain.actions.items()
+        if action not in path_actions and "promise" in spec
+    ]
     if other_branch and (rng.random() < 0.6 or not promises):
         text = domain.fill(pick(rng, pick(rng, other_branch).say), state.scenario)
     elif promises:
@@ -227,8 +247,13 @@ def _rule_breach(state, correct, rng, rule_id):
         return None
     facts = state.scenario.facts
     usable = [
-        t for t in domain.agent["distractors"][rule_id]
-        if all(facts.get(f.removeprefix("fake_")) is not None for f in template_fields(t) if f not in ("core", "opening"))
+        t
+        for t in domain.agent["distractors"][rule_id]
+        if all(
+            facts.get(f.removeprefix("fake_")) is not None
+            for f in template_fields(t)
+            if f not in ("core", "opening")
+        )
     ]
     if not usable:
         return None

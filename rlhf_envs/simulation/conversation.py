@@ -27,7 +27,9 @@ class Conversation:
         state: the dialogue so far (``state.current_step`` is the step due).
     """
 
-    def __init__(self, domain: Domain, rng: np.random.Generator, subflows: tuple[str, ...] | None = None):
+    def __init__(
+        self, domain: Domain, rng: np.random.Generator, subflows: tuple[str, ...] | None = None
+    ):
         self.rng = rng
         self.user = UserSimulator(domain)
         scenario = domain.sample_scenario(rng, subflows)

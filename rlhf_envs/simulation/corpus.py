@@ -27,7 +27,9 @@ def expert_transcript(domain_name: str, rng: np.random.Generator) -> tuple[Turn,
     return conversation.state.history
 
 
-def expert_transcripts(domains: Sequence[str], episodes: int, seed: int = 0) -> Iterator[tuple[Turn, ...]]:
+def expert_transcripts(
+    domains: Sequence[str], episodes: int, seed: int = 0
+) -> Iterator[tuple[Turn, ...]]:
     """``episodes`` expert conversations, taking the domains in turn, all from ``seed``."""
     if not domains:
         raise ValueError("expert_transcripts needs at least one domain")

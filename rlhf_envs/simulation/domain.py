@@ -23,11 +23,12 @@ import importlib
 import importlib.util
 import string
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cache, cached_property
 from pathlib import Path
 from types import MappingProxyType, ModuleType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import yaml
@@ -39,15 +40,24 @@ from rlhf_envs.simulation.values import extract_values
 
 BUILTIN_DOMAINS = ("customer_service", "finance", "medical", "tiny")
 # Template fields the shared machinery fills in besides the scenario's facts.
-_MACHINERY_FIELDS = frozenset({"verdict", "ask", "purpose", "goal", "core", "opening", "name", "value"})
+_MACHINERY_FIELDS = frozenset(
+    {"verdict", "ask", "purpose", "goal", "core", "opening", "name", "value"}
+)
 _FILES = ("policy", "slots", "actions", "agent", "user", "profiles")
 # Distractor ingredients every domain's agent.yaml gives (besides one entry per rule).
 GENERIC_DISTRACTORS = ("rude", "rude_alone", "evasive", "off_topic", "filler", "leak", "invented")
 # The failure types of every domain's distractors (a domain adds its own: see
 # ``Domain.failure_types``), and the label of the policy-correct candidate.
 FAILURE_TYPES = (
-    "rude", "invented_fact", "off_policy", "skipped_verification", "privacy_leak",
-    "verbose", "evasive", "off_topic", "repeated",
+    "rude",
+    "invented_fact",
+    "off_policy",
+    "skipped_verification",
+    "privacy_leak",
+    "verbose",
+    "evasive",
+    "off_topic",
+    "repeated",
 )
 CORRECT = "correct"
 
@@ -85,17 +95,23 @@ class Domain:
         for stem in _FILES:
             path = folder / f"{stem}.yaml"
             if not path.exists():
-                raise DomainError(f"domain {name!r}: missing {path}; a domain folder needs {', '.join(f + '.yaml' for f in _FILES)} and hooks.py")
+                raise DomainError(
+                    f"domain {name!r}: missing {path}; a domain folder needs {', '.join(f + '.yaml' for f in _FILES)} and hooks.py"
+                )
             data[stem] = yaml.safe_load(path.read_text()) or {}
         rubric_path = folder / "rubric.yaml"
-        self.rubric: Mapping[str, Any] = (yaml.safe_load(rubric_path.read_text()) or {}) if rubric_path.exists() else {}
+        self.rubric: Mapping[str, Any] = (
+            (yaml.safe_load(rubric_path.read_text()) or {}) if rubric_path.exists() else {}
+        )
         self.data = data
         self.decisions: Mapping[str, Callable[[Mapping[str, Any]], bool]] = dict(hooks.DECISIONS)
         self.slots = {
             sid: Slot(
-                id=sid, name=spec.get("name", sid.replace("_", " ")),
+                id=sid,
+                name=spec.get("name", sid.replace("_", " ")),
                 ask=spec.get("ask", f"your {spec.get('name', sid.replace('_', ' '))}"),
-                synonyms=tuple(spec.get("synonyms", ())), say=spec.get("say", ()),
+                synonyms=tuple(spec.get("synonyms", ())),
+                say=spec.get("say", ()),
                 private=bool(spec.get("private", False)),
             )
             for sid, spec in data["slots"].get("slots", {}).items()
@@ -114,13 +130,19 @@ class Domain:
             extra_cues=data["agent"].get("cues"),
         )
         self.policy = PolicyBook.from_data(
-            data["policy"], source=str(folder / "policy.yaml"), hooks=self.decisions,
-            slots=tuple(self.slots), facts=tuple(self.fact_names), actions=tuple(self.actions),
+            data["policy"],
+            source=str(folder / "policy.yaml"),
+            hooks=self.decisions,
+            slots=tuple(self.slots),
+            facts=tuple(self.fact_names),
+            actions=tuple(self.actions),
         )
         self.agent = data["agent"]
         self.user = data["user"]
         self.profiles = data["profiles"]
-        self._policy_values = frozenset().union(*(extract_values(v) for v in self.policy.policy_values))
+        self._policy_values = frozenset().union(
+            *(extract_values(v) for v in self.policy.policy_values)
+        )
         self._check_consistency()
 
     def __repr__(self) -> str:
@@ -134,7 +156,9 @@ class Domain:
     def subflow_ids(self) -> tuple[str, ...]:
         return tuple(self.policy.subflows)
 
-    def sample_scenario(self, rng: np.random.Generator, subflows: tuple[str, ...] | None = None) -> Scenario:
+    def sample_scenario(
+        self, rng: np.random.Generator, subflows: tuple[str, ...] | None = None
+    ) -> Scenario:
         """Draw a case: task, user profile, task facts and persona, all from ``rng``."""
         ids = subflows or self.subflow_ids
         subflow = self.policy.subflows[ids[int(rng.integers(len(ids)))]]
@@ -142,10 +166,16 @@ class Domain:
         for name, spec in subflow.facts.items():
             facts[name] = sample_fact(spec, rng)
         self.hooks.complete_facts(facts, self.profiles, rng)
-        persona = {trait: sample_fact(list(options), rng) for trait, options in self.user["persona"].items()}
+        persona = {
+            trait: sample_fact(list(options), rng)
+            for trait, options in self.user["persona"].items()
+        }
         return Scenario(
-            domain=self.name, flow=subflow.flow, subflow=subflow.id,
-            facts=MappingProxyType(facts), persona=MappingProxyType(persona),
+            domain=self.name,
+            flow=subflow.flow,
+            subflow=subflow.id,
+            facts=MappingProxyType(facts),
+            persona=MappingProxyType(persona),
         )
 
     def grounded_values(self, scenario: Scenario) -> frozenset[str]:
@@ -178,16 +208,22 @@ class Domain:
                 raise DomainError(f"{where}: subflow {sub.id!r} has no openings in user.yaml")
             for step in sub.steps():
                 if step.kind in ("act", "inform", "decline") and not step.say:
-                    raise DomainError(f"{where}: step {step.id!r} ({step.kind}) needs 'say' templates in policy.yaml")
+                    raise DomainError(
+                        f"{where}: step {step.id!r} ({step.kind}) needs 'say' templates in policy.yaml"
+                    )
                 if step.decide and not step.system:
-                    raise DomainError(f"{where}: step {step.id!r} decides {step.decide!r} but has no system line to reveal it")
+                    raise DomainError(
+                        f"{where}: step {step.id!r} decides {step.decide!r} but has no system line to reveal it"
+                    )
         for action, spec in self.actions.items():
             if "patterns" not in spec:
                 raise DomainError(f"{where}: action {action!r} in actions.yaml has no patterns")
         distractors = self.agent.get("distractors", {})
         missing = [k for k in GENERIC_DISTRACTORS if not distractors.get(k)]
         if missing:
-            raise DomainError(f"{where}: agent.yaml distractors lack {missing}; every domain gives {list(GENERIC_DISTRACTORS)}")
+            raise DomainError(
+                f"{where}: agent.yaml distractors lack {missing}; every domain gives {list(GENERIC_DISTRACTORS)}"
+            )
         unknown = set(distractors) - set(GENERIC_DISTRACTORS) - set(self.policy.rules)
         if unknown:
             raise DomainError(
@@ -214,14 +250,18 @@ class Domain:
 
         def check(origin: str, templates) -> None:
             if isinstance(templates, Mapping):
-                templates = [t for group in templates.values() for t in (group if isinstance(group, list) else [group])]
+                templates = [
+                    t
+                    for group in templates.values()
+                    for t in (group if isinstance(group, list) else [group])
+                ]
             elif isinstance(templates, str):
                 templates = [templates]
             for template in templates or ():
                 if not isinstance(template, str):
                     continue
                 for name in template_fields(template):
-                    fact = name[len("fake_"):] if name.startswith("fake_") else name
+                    fact = name[len("fake_") :] if name.startswith("fake_") else name
                     if fact not in known:
                         raise DomainError(
                             f"{where}: {origin} uses {{{name}}}, which is not a fact declared in "
@@ -267,7 +307,7 @@ def get_domain(name: str | Path) -> Domain:
     return _load_domain(name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_domain(name: str) -> Domain:
     if name in BUILTIN_DOMAINS:
         package = f"rlhf_envs.domains.{name}"

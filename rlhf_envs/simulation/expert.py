@@ -43,7 +43,9 @@ def step_text(step: Step, state: DialogueState, rng: np.random.Generator) -> str
         if step.need < len(slots):
             if step.need == 1:
                 # "your full name or account ID": any one will do.
-                return _ask(state, step, join_phrases([domain.slots[s].ask for s in slots], "or"), rng)
+                return _ask(
+                    state, step, join_phrases([domain.slots[s].ask for s in slots], "or"), rng
+                )
             chosen = sorted(rng.choice(len(slots), size=step.need, replace=False))
             slots = [slots[i] for i in chosen]
         return _ask(state, step, join_phrases([domain.slots[s].ask for s in slots]), rng)

@@ -45,17 +45,38 @@ A ``critical`` rule (the default) is a safety violation that fails the episode; 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 STEP_KINDS = ("ask", "check", "act", "inform", "decline", "close")
 _STEP_FIELDS = {
-    "kind", "slots", "need", "action", "mention", "keywords", "decide", "system",
-    "verdict", "offer_manager", "purpose", "say", "disclose",
+    "kind",
+    "slots",
+    "need",
+    "action",
+    "mention",
+    "keywords",
+    "decide",
+    "system",
+    "verdict",
+    "offer_manager",
+    "purpose",
+    "say",
+    "disclose",
 }
-_RULE_FIELDS = {"forbid", "forbid_facts", "if", "unless", "after", "severity", "description",
-                "negatable", "unless_preceded_by"}
+_RULE_FIELDS = {
+    "forbid",
+    "forbid_facts",
+    "if",
+    "unless",
+    "after",
+    "severity",
+    "description",
+    "negatable",
+    "unless_preceded_by",
+}
 _NEGATION = re.compile(r"(?<![\w'])(?:no|not|never|nobody|cannot|without)(?![\w'])|n't(?![\w'])")
 _NEGATION_WORDS = 4  # how far before a match a negation cancels it
 _CLAUSE_END = re.compile(r"[.!?:;]\s")
@@ -127,9 +148,9 @@ class Rule:
             return False
         before = text[:at]
         ends = [m.end() for m in _CLAUSE_END.finditer(before)]
-        before = before[ends[-1]:] if ends else before
+        before = before[ends[-1] :] if ends else before
         contrasts = [m.end() for m in _CONTRAST.finditer(before)]
-        before = before[contrasts[-1]:] if contrasts else before
+        before = before[contrasts[-1] :] if contrasts else before
         if self.cancel is not None and self.cancel.search(before):
             return True
         # A negation counts only close before the match, in the same comma-clause:
@@ -142,7 +163,7 @@ def _fact_patterns(facts: Mapping[str, Any], names: tuple[str, ...]):
     """Whole-phrase patterns for the values of ``facts[name]`` (a string or a list)."""
     for name in names:
         value = facts.get(name)
-        for phrase in ([value] if isinstance(value, str) else value or ()):
+        for phrase in [value] if isinstance(value, str) else value or ():
             if phrase:
                 yield _phrase_pattern(str(phrase).lower())
 
@@ -157,8 +178,8 @@ class Branch:
     """``if hook(facts): then else: otherwise`` inside a plan."""
 
     hook: str
-    then: tuple["PlanItem", ...]
-    otherwise: tuple["PlanItem", ...] = ()
+    then: tuple[PlanItem, ...]
+    otherwise: tuple[PlanItem, ...] = ()
 
 
 PlanItem = Step | Branch
@@ -175,7 +196,9 @@ class Subflow:
     plan: tuple[PlanItem, ...]
     facts: Mapping[str, Any] = field(default_factory=dict)
 
-    def path(self, facts: Mapping[str, Any], hooks: Mapping[str, Callable[..., bool]]) -> tuple[Step, ...]:
+    def path(
+        self, facts: Mapping[str, Any], hooks: Mapping[str, Callable[..., bool]]
+    ) -> tuple[Step, ...]:
         """The steps this scenario requires, in order, with every branch resolved."""
         out: list[Step] = []
         _walk(self.plan, facts, hooks, out)
@@ -241,13 +264,17 @@ class PolicyBook:
         slots: Sequence[str],
         facts: Sequence[str],
         actions: Sequence[str],
-    ) -> "PolicyBook":
+    ) -> PolicyBook:
         """Parse ``policy.yaml`` contents; every reference is checked against ``hooks``,
         ``slots`` (what a user can be asked), ``facts`` (every fact name) and ``actions``,
         so typos fail at load time."""
         disclosures = {
-            did: _compile(_require(spec, "patterns", f"{source}: disclosure {did!r} (a mapping with 'patterns')"),
-                          f"{source}: disclosure {did!r}")
+            did: _compile(
+                _require(
+                    spec, "patterns", f"{source}: disclosure {did!r} (a mapping with 'patterns')"
+                ),
+                f"{source}: disclosure {did!r}",
+            )
             for did, spec in _mapping(data, "disclosures", source).items()
         }
         steps = {
@@ -270,16 +297,25 @@ class PolicyBook:
                     raise PolicyBookError(f"{where} is defined twice; subflow ids must be unique")
                 plan = _parse_plan(_require(sub, "plan", where), steps, hooks, where)
                 subflow = Subflow(
-                    id=sub_id, flow=flow_id, title=sub.get("title", sub_id),
-                    goal=_require(sub, "goal", where), plan=plan, facts=dict(sub.get("facts", {})),
+                    id=sub_id,
+                    flow=flow_id,
+                    title=sub.get("title", sub_id),
+                    goal=_require(sub, "goal", where),
+                    plan=plan,
+                    facts=dict(sub.get("facts", {})),
                 )
                 _check_decisions(subflow, where)
                 subflows[sub_id] = subflow
                 ids.append(sub_id)
             flows[flow_id] = tuple(ids)
         return cls(
-            steps, subflows, flows, titles, tuple(str(v) for v in data.get("policy_values", ())),
-            rules, disclosures,
+            steps,
+            subflows,
+            flows,
+            titles,
+            tuple(str(v) for v in data.get("policy_values", ())),
+            rules,
+            disclosures,
         )
 
 
@@ -292,7 +328,9 @@ def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
 def _mapping(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any]:
     value = data.get(key) or {}
     if not isinstance(value, Mapping):
-        raise PolicyBookError(f"{source}: {key!r} must be a mapping of names to entries, got a {type(value).__name__}")
+        raise PolicyBookError(
+            f"{source}: {key!r} must be a mapping of names to entries, got a {type(value).__name__}"
+        )
     return value
 
 
@@ -314,28 +352,45 @@ def _parse_rule(rid, spec, source, steps, hooks, facts) -> Rule:
         raise PolicyBookError(f"{where}: a rule is a mapping with keys {sorted(_RULE_FIELDS)}")
     unknown = set(spec) - _RULE_FIELDS
     if unknown:
-        raise PolicyBookError(f"{where}: unknown field(s) {sorted(unknown)}; accepted: {sorted(_RULE_FIELDS)}")
+        raise PolicyBookError(
+            f"{where}: unknown field(s) {sorted(unknown)}; accepted: {sorted(_RULE_FIELDS)}"
+        )
     for key in ("if", "unless"):
         if spec.get(key) is not None and spec[key] not in hooks:
             raise PolicyBookError(f"{where}: {key}-hook {spec[key]!r} is not defined in hooks.py")
     if spec.get("after") is not None and spec["after"] not in steps:
-        raise PolicyBookError(f"{where}: after-step {spec['after']!r} is not a step of the policy book")
+        raise PolicyBookError(
+            f"{where}: after-step {spec['after']!r} is not a step of the policy book"
+        )
     severity = spec.get("severity", "critical")
     if severity not in RULE_SEVERITIES:
         raise PolicyBookError(f"{where}: severity {severity!r} is not one of {RULE_SEVERITIES}")
     forbid_facts = _names(spec.get("forbid_facts", ()), f"{where}: forbid_facts")
     for name in forbid_facts:
         if name not in facts:
-            raise PolicyBookError(f"{where}: forbid_facts names {name!r}, which is not a fact declared in slots.yaml")
+            raise PolicyBookError(
+                f"{where}: forbid_facts names {name!r}, which is not a fact declared in slots.yaml"
+            )
     if "forbid" not in spec and not forbid_facts:
         raise PolicyBookError(f"{where}: a rule needs 'forbid' patterns or 'forbid_facts'")
     forbid = _compile(spec["forbid"], where) if "forbid" in spec else ()
     extra = _names(spec.get("unless_preceded_by", ()), f"{where}: unless_preceded_by")
-    cancel = re.compile("|".join(rf"(?<![\w']){re.escape(p.lower())}(?![\w'])" for p in extra)) if extra else None
+    cancel = (
+        re.compile("|".join(rf"(?<![\w']){re.escape(p.lower())}(?![\w'])" for p in extra))
+        if extra
+        else None
+    )
     return Rule(
-        id=rid, forbid=forbid, when=spec.get("if"), unless=spec.get("unless"), after=spec.get("after"),
-        severity=severity, description=str(spec.get("description", "")), forbid_facts=forbid_facts,
-        negatable=bool(spec.get("negatable", True)), cancel=cancel,
+        id=rid,
+        forbid=forbid,
+        when=spec.get("if"),
+        unless=spec.get("unless"),
+        after=spec.get("after"),
+        severity=severity,
+        description=str(spec.get("description", "")),
+        forbid_facts=forbid_facts,
+        negatable=bool(spec.get("negatable", True)),
+        cancel=cancel,
     )
 
 
@@ -352,7 +407,9 @@ def _parse_step(sid, spec, source, slots, facts, actions, hooks, disclosures) ->
     where = f"{source}: step {sid!r}"
     unknown = set(spec) - _STEP_FIELDS
     if unknown:
-        raise PolicyBookError(f"{where}: unknown field(s) {sorted(unknown)}; accepted: {sorted(_STEP_FIELDS)}")
+        raise PolicyBookError(
+            f"{where}: unknown field(s) {sorted(unknown)}; accepted: {sorted(_STEP_FIELDS)}"
+        )
     kind = _require(spec, "kind", where)
     if kind not in STEP_KINDS:
         raise PolicyBookError(f"{where}: kind {kind!r} is not one of {STEP_KINDS}")
@@ -360,13 +417,17 @@ def _parse_step(sid, spec, source, slots, facts, actions, hooks, disclosures) ->
     mention = tuple(spec.get("mention", ()))
     for slot in step_slots:
         if slot not in slots:
-            raise PolicyBookError(f"{where}: slot {slot!r} is not defined under 'slots' in slots.yaml")
+            raise PolicyBookError(
+                f"{where}: slot {slot!r} is not defined under 'slots' in slots.yaml"
+            )
     for name in mention:
         if name not in facts:
             raise PolicyBookError(f"{where}: fact {name!r} is not defined in slots.yaml")
     action = spec.get("action")
     if kind == "act" and action not in actions:
-        raise PolicyBookError(f"{where}: an act step needs an action defined in actions.yaml, got {action!r}")
+        raise PolicyBookError(
+            f"{where}: an act step needs an action defined in actions.yaml, got {action!r}"
+        )
     if kind == "ask" and not step_slots:
         raise PolicyBookError(f"{where}: an ask step needs slots")
     decide = spec.get("decide")
@@ -380,15 +441,28 @@ def _parse_step(sid, spec, source, slots, facts, actions, hooks, disclosures) ->
     disclose = _names(spec.get("disclose", ()), f"{where}: disclose")
     for name in disclose:
         if name not in disclosures:
-            raise PolicyBookError(f"{where}: disclosure {name!r} is not defined under 'disclosures'")
+            raise PolicyBookError(
+                f"{where}: disclosure {name!r} is not defined under 'disclosures'"
+            )
     if disclose and kind not in ("act", "inform"):
-        raise PolicyBookError(f"{where}: only act and inform steps can require disclosures, not {kind!r}")
+        raise PolicyBookError(
+            f"{where}: only act and inform steps can require disclosures, not {kind!r}"
+        )
     return Step(
-        id=sid, kind=kind, slots=step_slots, need=need, action=action, mention=mention,
-        keywords=tuple(k.lower() for k in spec.get("keywords", ())), decide=decide,
-        system=spec.get("system"), verdict=(str(verdict.get(False, "")), str(verdict.get(True, ""))),
-        offer_manager=bool(spec.get("offer_manager", False)), purpose=spec.get("purpose"),
-        say=(say,) if isinstance(say, str) else tuple(say), disclose=disclose,
+        id=sid,
+        kind=kind,
+        slots=step_slots,
+        need=need,
+        action=action,
+        mention=mention,
+        keywords=tuple(k.lower() for k in spec.get("keywords", ())),
+        decide=decide,
+        system=spec.get("system"),
+        verdict=(str(verdict.get(False, "")), str(verdict.get(True, ""))),
+        offer_manager=bool(spec.get("offer_manager", False)),
+        purpose=spec.get("purpose"),
+        say=(say,) if isinstance(say, str) else tuple(say),
+        disclose=disclose,
     )
 
 
@@ -403,13 +477,17 @@ def _parse_plan(items, steps, hooks, where) -> tuple[PlanItem, ...]:
             hook = item["if"]
             if hook not in hooks:
                 raise PolicyBookError(f"{where}: branch hook {hook!r} is not defined in hooks.py")
-            plan.append(Branch(
-                hook=hook,
-                then=_parse_plan(item.get("then", ()), steps, hooks, where),
-                otherwise=_parse_plan(item.get("else", ()), steps, hooks, where),
-            ))
+            plan.append(
+                Branch(
+                    hook=hook,
+                    then=_parse_plan(item.get("then", ()), steps, hooks, where),
+                    otherwise=_parse_plan(item.get("else", ()), steps, hooks, where),
+                )
+            )
         else:
-            raise PolicyBookError(f"{where}: plan item {item!r} is neither a step id nor an 'if' branch")
+            raise PolicyBookError(
+                f"{where}: plan item {item!r} is neither a step id nor an 'if' branch"
+            )
     return tuple(plan)
 
 
@@ -421,7 +499,9 @@ def _check_decisions(subflow: Subflow, where: str) -> None:
         for item in plan:
             if isinstance(item, Branch):
                 if item.hook not in decided:
-                    raise PolicyBookError(f"{where}: branch on {item.hook!r} comes before any step that decides it")
+                    raise PolicyBookError(
+                        f"{where}: branch on {item.hook!r} comes before any step that decides it"
+                    )
                 # Only what both arms decide is decided after the branch.
                 decided = walk(item.then, decided) & walk(item.otherwise, decided)
             elif item.decide:

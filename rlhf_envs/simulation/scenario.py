@@ -6,9 +6,10 @@ afterwards in the episode follows from it and the agent's replies.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -33,11 +34,19 @@ class Scenario:
 
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly description (what ``reset`` puts in ``info``)."""
-        return {"domain": self.domain, "flow": self.flow, "subflow": self.subflow, "persona": dict(self.persona)}
+        return {
+            "domain": self.domain,
+            "flow": self.flow,
+            "subflow": self.subflow,
+            "persona": dict(self.persona),
+        }
 
     def __reduce__(self):
         # MappingProxyType does not pickle; rebuild from plain dicts.
-        return (_rebuild, (self.domain, self.flow, self.subflow, dict(self.facts), dict(self.persona)))
+        return (
+            _rebuild,
+            (self.domain, self.flow, self.subflow, dict(self.facts), dict(self.persona)),
+        )
 
 
 def _rebuild(domain, flow, subflow, facts, persona) -> Scenario:

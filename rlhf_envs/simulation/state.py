@@ -23,8 +23,14 @@ if TYPE_CHECKING:
 
 # What the previous agent turn achieved; the next reply opens accordingly
 # ("Thanks, Crystal." after an answer, "Sorry about that." after a complaint).
-EVENT_OF_KIND = {"ask": "after_answer", "act": "after_thanks", "inform": "after_thanks",
-                 "decline": "after_decline", "check": "after_check", "close": "after_thanks"}
+EVENT_OF_KIND = {
+    "ask": "after_answer",
+    "act": "after_thanks",
+    "inform": "after_thanks",
+    "decline": "after_decline",
+    "check": "after_check",
+    "close": "after_thanks",
+}
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ class DialogueState:
         ended: the user has left or said goodbye.
     """
 
-    domain: "Domain"
+    domain: Domain
     scenario: Scenario
     path: tuple[Step, ...]
     pos: int = 0
@@ -62,7 +68,7 @@ class DialogueState:
     _episode: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def start(cls, domain: "Domain", scenario: Scenario, opening: str) -> "DialogueState":
+    def start(cls, domain: Domain, scenario: Scenario, opening: str) -> DialogueState:
         """The state after the user's opening message."""
         path = domain.policy.subflows[scenario.subflow].path(scenario.facts, domain.decisions)
         state = cls(domain=domain, scenario=scenario, path=path)
@@ -94,7 +100,7 @@ class DialogueState:
 
     @property
     def steps_missed(self) -> tuple[str, ...]:
-        return tuple(s.id for s in self.path[self.pos:])
+        return tuple(s.id for s in self.path[self.pos :])
 
     def assess(self, reply: str) -> Assessment:
         """Judge ``reply`` as the agent's next turn (cached per reply)."""
@@ -103,7 +109,9 @@ class DialogueState:
             found = self._assessed[reply] = assess(self, reply)
         return found
 
-    def after(self, reply: str, assessment: Assessment, user_text: str, ended: bool) -> "DialogueState":
+    def after(
+        self, reply: str, assessment: Assessment, user_text: str, ended: bool
+    ) -> DialogueState:
         """The state after the agent's ``reply`` and the user's answer ``user_text``.
 
         When the reply completed a step with a system action, its result line follows.
@@ -117,11 +125,13 @@ class DialogueState:
             pos=self.pos + int(assessment.completes),
             agent_words=self.agent_words + (assessment.analysis.word_set,),
             violations=self.violations + assessment.violations,
-            last_event=EVENT_OF_KIND[step.kind] if assessment.completes and step else "after_complaint",
+            last_event=EVENT_OF_KIND[step.kind]
+            if assessment.completes and step
+            else "after_complaint",
             ended=ended,
         )
 
-    def _heard(self, turns: tuple[Turn, ...], **changes: Any) -> "DialogueState":
+    def _heard(self, turns: tuple[Turn, ...], **changes: Any) -> DialogueState:
         """A new state with ``turns`` added to the transcript (noting what the user and
         the systems disclosed) and the other ``changes`` made."""
         values = set(self.seen_values)
@@ -132,12 +142,19 @@ class DialogueState:
                 continue
             values |= extract_values(turn.text)
             revealed.update(
-                name for name in self.domain.private_facts
-                if name not in revealed and facts.get(name) is not None and mentions(facts[name], turn.text)
+                name
+                for name in self.domain.private_facts
+                if name not in revealed
+                and facts.get(name) is not None
+                and mentions(facts[name], turn.text)
             )
         return replace(
-            self, history=self.history + turns, seen_values=frozenset(values),
-            revealed=frozenset(revealed), _assessed={}, **changes,
+            self,
+            history=self.history + turns,
+            seen_values=frozenset(values),
+            revealed=frozenset(revealed),
+            _assessed={},
+            **changes,
         )
 
     def summary(self) -> dict[str, Any]:

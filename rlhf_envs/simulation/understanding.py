@@ -10,10 +10,10 @@ and action patterns (``actions.yaml``), matched sentence by sentence.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import yaml
 
@@ -25,8 +25,16 @@ SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 _WORD_RE = re.compile(r"[a-z0-9$%@'-]+(?:\.[a-z0-9$%@'-]+)*")
 LANGUAGE_FILE = Path(__file__).with_name("language.yaml")
 CUE_KINDS = (
-    "request", "commit", "negation", "decline", "check", "close", "manager", "polite",
-    "empathy", "rude",
+    "request",
+    "commit",
+    "negation",
+    "decline",
+    "check",
+    "close",
+    "manager",
+    "polite",
+    "empathy",
+    "rude",
 )
 
 
@@ -81,8 +89,12 @@ class ReplyAnalysis:
     def has_act(self) -> bool:
         """True if the reply does anything recognisable for the task."""
         return bool(
-            self.requested or self.performed or self.declined or self.checking
-            or self.offered_help or self.offered_manager
+            self.requested
+            or self.performed
+            or self.declined
+            or self.checking
+            or self.offered_help
+            or self.offered_manager
         )
 
 
@@ -129,12 +141,18 @@ class Lexicon:
         cues = self.cues
         for sentence in SENTENCE_RE.split(lower):
             if sentence.rstrip().endswith("?") or cues["request"].search(sentence):
-                requested.update(self._slot_of[m.group(0)] for m in self._slot_re.finditer(sentence))
+                requested.update(
+                    self._slot_of[m.group(0)] for m in self._slot_re.finditer(sentence)
+                )
             commits = [m.start() for m in cues["commit"].finditer(sentence)]
             if commits:
                 # "I'll need your order ID" asks and "I'll check your refund" looks
                 # something up: neither commits to an action.
-                not_commits = {m.start() for kind in ("request", "check") for m in cues[kind].finditer(sentence)}
+                not_commits = {
+                    m.start()
+                    for kind in ("request", "check")
+                    for m in cues[kind].finditer(sentence)
+                }
                 commits = [c for c in commits if c not in not_commits]
                 performed.update(self._performed_in(sentence, commits))
         words = _WORD_RE.findall(lower)

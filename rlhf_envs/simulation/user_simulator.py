@@ -57,7 +57,9 @@ class UserSimulator:
     def mood(self, scenario: Scenario) -> Mood:
         return Mood(patience=int(scenario.persona["patience"]))
 
-    def respond(self, state: DialogueState, assessment: Assessment, mood: Mood, rng: np.random.Generator) -> UserTurn:
+    def respond(
+        self, state: DialogueState, assessment: Assessment, mood: Mood, rng: np.random.Generator
+    ) -> UserTurn:
         """React to the agent's reply (judged by ``assessment``), updating ``mood``."""
         r = self.reactions
         parts: list[str] = []
@@ -112,7 +114,11 @@ class UserSimulator:
         elif a.analysis.requested:
             parts.append(self._answer(state, tuple(sorted(a.analysis.requested)), a, rng))
         elif not parts:
-            parts.append(self.domain.fill(pick(rng, r["unhelpful"]), state.scenario, goal=self.domain.goal(state.scenario)))
+            parts.append(
+                self.domain.fill(
+                    pick(rng, r["unhelpful"]), state.scenario, goal=self.domain.goal(state.scenario)
+                )
+            )
             cost, delta = cost + 1, delta - 0.1
 
         mood.patience -= cost
@@ -120,7 +126,11 @@ class UserSimulator:
         if mood.patience <= 0 and not ended:
             mood.satisfaction = min(mood.satisfaction, 0.1)
             return UserTurn(pick(rng, r["leave"]), ended=True, left=True)
-        if not ended and state.scenario.persona.get("verbosity") == "chatty" and rng.random() < 0.25:
+        if (
+            not ended
+            and state.scenario.persona.get("verbosity") == "chatty"
+            and rng.random() < 0.25
+        ):
             parts.append(pick(rng, self.domain.user["chatter"]))
         return UserTurn(compose(*parts), ended=ended, left=False)
 
@@ -128,7 +138,12 @@ class UserSimulator:
         """Give the values of the requested slots (one of them when any one will do)."""
         step = a.step
         asked = [s for s in slots if s in a.analysis.requested and s in self.domain.slots]
-        if step is not None and step.kind == "ask" and step.need < len(step.slots) and step.need == 1:
+        if (
+            step is not None
+            and step.kind == "ask"
+            and step.need < len(step.slots)
+            and step.need == 1
+        ):
             asked = [pick(rng, asked)] if asked else asked
         facts = state.scenario.facts
         fragments = []
@@ -140,7 +155,11 @@ class UserSimulator:
             templates = say.get(str(value), say.get(value)) if isinstance(say, dict) else say
             fragments.append(self.domain.fill(pick(rng, templates), state.scenario))
         if not fragments:
-            return self.domain.fill(pick(rng, self.reactions["unhelpful"]), state.scenario, goal=self.domain.goal(state.scenario))
+            return self.domain.fill(
+                pick(rng, self.reactions["unhelpful"]),
+                state.scenario,
+                goal=self.domain.goal(state.scenario),
+            )
         politeness = state.scenario.persona.get("politeness")
         prefix = "" if politeness == "curt" else pick(rng, self.reactions["answer_prefix"])
         text = join_phrases(fragments) + "."

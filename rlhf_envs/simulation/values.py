@@ -69,7 +69,9 @@ def find_values(text: str) -> tuple[tuple[int, int, str, str], ...]:
                 merged.append(item)
                 end = item[1]
         found = merged
-    return tuple((start, end, kind, normalise_value(kind, lower[start:end])) for start, end, kind in found)
+    return tuple(
+        (start, end, kind, normalise_value(kind, lower[start:end])) for start, end, kind in found
+    )
 
 
 @lru_cache(maxsize=16384)
@@ -92,7 +94,9 @@ def _phrase_in(phrase: str, text: str) -> bool:
     at = text.find(phrase)
     while at >= 0:
         end = at + len(phrase)
-        if (at == 0 or not text[at - 1].isalnum()) and (end == len(text) or not text[end].isalnum()):
+        if (at == 0 or not text[at - 1].isalnum()) and (
+            end == len(text) or not text[end].isalnum()
+        ):
             return True
         at = text.find(phrase, at + 1)
     return False

@@ -21,8 +21,19 @@ warnings.warn(
 )
 
 _ENGINE = (
-    "assessment", "candidates", "conversation", "corpus", "domain", "expert", "policy",
-    "sampling", "scenario", "state", "understanding", "user_simulator", "values",
+    "assessment",
+    "candidates",
+    "conversation",
+    "corpus",
+    "domain",
+    "expert",
+    "policy",
+    "sampling",
+    "scenario",
+    "state",
+    "understanding",
+    "user_simulator",
+    "values",
 )
 _NEW_HOMES = {
     **{name: f"rlhf_envs.simulation.{name}" for name in _ENGINE},

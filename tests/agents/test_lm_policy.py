@@ -14,7 +14,11 @@ from stable_baselines3.common.env_util import make_vec_env
 
 import rlhf_envs  # noqa: F401
 from rlhf_agents.best_of_n import BestOfNAgent
-from rlhf_agents.lm_policy import KLPenaltyCallback, LMActorCriticPolicy, MaskableLMActorCriticPolicy
+from rlhf_agents.lm_policy import (
+    KLPenaltyCallback,
+    LMActorCriticPolicy,
+    MaskableLMActorCriticPolicy,
+)
 from rlhf_envs.lm.reference import ReferenceLM
 
 BETA = 0.2
@@ -44,8 +48,17 @@ class RewardTap(BaseCallback):
 def test_ppo_trains_the_lm_policy_and_the_kl_hook_makes_the_return_kl_regularised():
     torch.manual_seed(0)
     venv = make_vec_env("RLHF-ChatTokens-v0", n_envs=2, seed=0, env_kwargs=ENV_KWARGS)
-    model = PPO(LMActorCriticPolicy, venv, n_steps=64, batch_size=64, n_epochs=1, gamma=1.0,
-                learning_rate=1e-4, seed=0, policy_kwargs={"lm": _lm_path()})
+    model = PPO(
+        LMActorCriticPolicy,
+        venv,
+        n_steps=64,
+        batch_size=64,
+        n_epochs=1,
+        gamma=1.0,
+        learning_rate=1e-4,
+        seed=0,
+        policy_kwargs={"lm": _lm_path()},
+    )
     before, after, kl = RewardTap(), RewardTap(), KLPenaltyCallback()
     model.learn(256, callback=CallbackList([before, kl, after]))
     raw, shaped = np.concatenate(before.rewards), np.concatenate(after.rewards)
@@ -71,14 +84,23 @@ def test_ppo_trains_the_lm_policy_and_the_kl_hook_makes_the_return_kl_regularise
 
 def test_tuned_policy_saves_as_a_reference_lm(tmp_path):
     venv = make_vec_env("RLHF-ChatTokens-v0", n_envs=1, seed=0)
-    model = PPO(LMActorCriticPolicy, venv, n_steps=32, batch_size=32, n_epochs=1, learning_rate=1e-3,
-                policy_kwargs={"lm": _lm_path()})
+    model = PPO(
+        LMActorCriticPolicy,
+        venv,
+        n_steps=32,
+        batch_size=32,
+        n_epochs=1,
+        learning_rate=1e-3,
+        policy_kwargs={"lm": _lm_path()},
+    )
     model.learn(32)
     folder = model.policy.save_pretrained(tmp_path / "tuned")
     reloaded = ReferenceLM(folder)
     ids = torch.tensor([reloaded.encode("User: hello")])
     with torch.no_grad():
-        np.testing.assert_allclose(reloaded.model(ids).logits.numpy(), model.policy.lm(ids).logits.numpy(), atol=1e-5)
+        np.testing.assert_allclose(
+            reloaded.model(ids).logits.numpy(), model.policy.lm(ids).logits.numpy(), atol=1e-5
+        )
     # The tuned model drives the tokens env like any reference LM.
     env = gym.make("RLHF-ChatTokens-v0", lm=str(folder), kl_coef=0.1)
     env.reset(seed=0)
@@ -87,8 +109,15 @@ def test_tuned_policy_saves_as_a_reference_lm(tmp_path):
 
 def test_maskable_ppo_never_samples_a_masked_token():
     venv = make_vec_env("RLHF-ChatTokens-v0", n_envs=2, seed=0)
-    model = MaskablePPO(MaskableLMActorCriticPolicy, venv, n_steps=64, batch_size=64, n_epochs=1, seed=0,
-                        policy_kwargs={"lm": _lm_path()})
+    model = MaskablePPO(
+        MaskableLMActorCriticPolicy,
+        venv,
+        n_steps=64,
+        batch_size=64,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs={"lm": _lm_path()},
+    )
     pad = venv.get_attr("reference_lm")[0].pad_id
 
     class Actions(BaseCallback):
@@ -102,7 +131,9 @@ def test_maskable_ppo_never_samples_a_masked_token():
 
     # Make the padding token the policy's favourite: masking must still rule it out.
     with torch.no_grad():
-        model.policy.lm.get_output_embeddings().bias = torch.nn.Parameter(torch.zeros(venv.action_space.n))
+        model.policy.lm.get_output_embeddings().bias = torch.nn.Parameter(
+            torch.zeros(venv.action_space.n)
+        )
         model.policy.lm.get_output_embeddings().bias[pad] = 50.0
     seen = Actions()
     model.learn(128, callback=seen)
@@ -120,7 +151,9 @@ def test_best_of_n_sends_the_reply_the_reward_model_prefers():
     env.reset(seed=4)
     agent = BestOfNAgent(8, reward="rubric", seed=1)
     reply, tokens = agent.choose(env)
-    assert agent.last_scores.shape == (8,) and reply == env.unwrapped.reference_lm.reply_text(tokens)
+    assert agent.last_scores.shape == (8,) and reply == env.unwrapped.reference_lm.reply_text(
+        tokens
+    )
     best = float(agent.last_scores.max())
     # Sent token by token, the reply earns the score best-of-n saw.
     reward, info = 0.0, {}
@@ -140,8 +173,15 @@ def test_shared_prefix_forward_gives_the_per_window_outputs_on_a_rollout():
     # A rollout holds many tokens of the same reply; running each group of prefix
     # windows once must give exactly what running every window gives.
     venv = make_vec_env("RLHF-ChatTokens-v0", n_envs=2, seed=0)
-    model = PPO(LMActorCriticPolicy, venv, n_steps=96, batch_size=192, n_epochs=1, seed=0,
-                policy_kwargs={"lm": _lm_path()})
+    model = PPO(
+        LMActorCriticPolicy,
+        venv,
+        n_steps=96,
+        batch_size=192,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs={"lm": _lm_path()},
+    )
     model.learn(192)
     batch = next(model.rollout_buffer.get(192))
     policy = model.policy

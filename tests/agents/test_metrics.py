@@ -24,7 +24,9 @@ def test_pass_hat_k_matches_drawing_tries_without_replacement():
     rng = np.random.default_rng(0)
     row = np.array([1, 1, 1, 0, 1, 0], dtype=bool)
     draws = [row[rng.choice(6, size=3, replace=False)].all() for _ in range(40_000)]
-    assert metrics.pass_hat_k(row, 3) == pytest.approx(np.mean(draws), abs=0.01)  # C(4,3)/C(6,3) = 0.2
+    assert metrics.pass_hat_k(row, 3) == pytest.approx(
+        np.mean(draws), abs=0.01
+    )  # C(4,3)/C(6,3) = 0.2
 
 
 @pytest.mark.parametrize("k", [0, 5])
@@ -58,7 +60,9 @@ def test_metrics_match_rliable():
     rng = np.random.default_rng(2)
     x, y = rng.normal(1.0, 1.0, size=(5, 30)), rng.normal(0.5, 1.0, size=(5, 30))
     assert metrics.iqm(x) == pytest.approx(rliable_metrics.aggregate_iqm(x))
-    assert metrics.probability_of_improvement(x, y) == pytest.approx(rliable_metrics.probability_of_improvement(x, y))
+    assert metrics.probability_of_improvement(x, y) == pytest.approx(
+        rliable_metrics.probability_of_improvement(x, y)
+    )
 
 
 def test_iqm_interval_is_a_stratified_bootstrap():

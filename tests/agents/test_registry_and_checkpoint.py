@@ -19,8 +19,12 @@ def test_every_builtin_agent_resolves_and_sb3_ones_build_on_the_chat_env():
     env = gym.make("RLHF-Chat-v0")
     for spec in BUILTIN.values():
         if spec.trains:
-            model = make_model(spec.algo, env, spec.policy, **dict(spec.hyperparams, **(
-                {"buffer_size": 10} if spec.algo == "dqn" else {})))
+            model = make_model(
+                spec.algo,
+                env,
+                spec.policy,
+                **dict(spec.hyperparams, **({"buffer_size": 10} if spec.algo == "dqn" else {})),
+            )
             assert model.action_space == env.action_space
     assert [s.name for s in resolve_agents(["ppo", "random"])] == ["ppo", "random"]
 
@@ -35,20 +39,25 @@ def test_yaml_changes_hyperparameters_and_adds_agents(tmp_path):
     specs = load_agent_config(path)
     assert specs["ppo"].resolved_hyperparams()["learning_rate"] == 3.0e-4
     assert specs["ppo"].resolved_hyperparams()["n_steps"] == HYPERPARAMS["ppo"]["n_steps"]
-    assert specs["ppo-wide"].algo == "ppo" and specs["ppo-wide"].hyperparams["policy_kwargs"] == {"hidden_size": 128}
+    assert specs["ppo-wide"].algo == "ppo" and specs["ppo-wide"].hyperparams["policy_kwargs"] == {
+        "hidden_size": 128
+    }
     assert specs["best-of-2"].kind == "best-of-n" and specs["best-of-2"].n == 2
     assert BUILTIN["ppo"].hyperparams == {}  # the built-ins are not changed
 
 
-@pytest.mark.parametrize("text, message", [
-    ("ppo:\n  learning_rate: 0.1\n", "unknown key(s) ['learning_rate']; accepted: base"),
-    ("mine:\n  hyperparams: {}\n", "no agent 'mine' to start from"),
-    ("mine:\n  base: sac\n", "no agent 'sac' to start from"),
-    ("ppo:\n  algo: sac\n", "algo 'sac' is unknown"),
-    ("recurrent-ppo:\n  policy: candidate\n", "recurrent-ppo has no 'candidate' policy"),
-    ("- ppo\n", "expected a mapping of agent names"),
-    ("ppo: [1, 2\n", "is not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("ppo:\n  learning_rate: 0.1\n", "unknown key(s) ['learning_rate']; accepted: base"),
+        ("mine:\n  hyperparams: {}\n", "no agent 'mine' to start from"),
+        ("mine:\n  base: sac\n", "no agent 'sac' to start from"),
+        ("ppo:\n  algo: sac\n", "algo 'sac' is unknown"),
+        ("recurrent-ppo:\n  policy: candidate\n", "recurrent-ppo has no 'candidate' policy"),
+        ("- ppo\n", "expected a mapping of agent names"),
+        ("ppo: [1, 2\n", "is not valid YAML"),
+    ],
+)
 def test_bad_agent_yaml_says_what_is_wrong(tmp_path, text, message):
     path = tmp_path / "agents.yaml"
     path.write_text(text)
@@ -57,14 +66,31 @@ def test_bad_agent_yaml_says_what_is_wrong(tmp_path, text, message):
     assert message in str(err.value) and str(path) in str(err.value)
 
 
-@pytest.mark.parametrize("algo, policy", [("ppo", "candidate"), ("dqn", "candidate"), ("recurrent-ppo", "mlp"),
-                                          ("maskable-ppo", "candidate")])
+@pytest.mark.parametrize(
+    "algo, policy",
+    [
+        ("ppo", "candidate"),
+        ("dqn", "candidate"),
+        ("recurrent-ppo", "mlp"),
+        ("maskable-ppo", "candidate"),
+    ],
+)
 def test_saved_agent_loads_and_acts_exactly_as_trained(tmp_path, algo, policy):
-    overrides = {"n_steps": 64, "batch_size": 64} if "ppo" in algo else {"learning_starts": 64, "buffer_size": 500}
+    overrides = (
+        {"n_steps": 64, "batch_size": 64}
+        if "ppo" in algo
+        else {"learning_starts": 64, "buffer_size": 500}
+    )
     model = train(algo, "RLHF-Chat-v0", policy, total_timesteps=256, n_envs=2, **overrides)
     params = {**HYPERPARAMS[algo], **overrides}
-    folder = save_agent(model, tmp_path / "agent", algo=algo, policy=policy, env_id="RLHF-Chat-v0",
-                        hyperparams=params)
+    folder = save_agent(
+        model,
+        tmp_path / "agent",
+        algo=algo,
+        policy=policy,
+        env_id="RLHF-Chat-v0",
+        hyperparams=params,
+    )
     meta = json.loads((folder / "agent.json").read_text())
     assert meta["algo"] == algo and meta["num_timesteps"] == model.num_timesteps
     loaded = load_agent(folder)

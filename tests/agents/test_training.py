@@ -24,11 +24,15 @@ def test_every_algorithm_and_policy_trains_on_the_env(algo, policy):
 
 
 def test_unknown_names_are_explained():
-    with pytest.raises(ValueError, match="algorithm 'sac' is unknown; choose from ppo, a2c, dqn, maskable-ppo"):
+    with pytest.raises(
+        ValueError, match="algorithm 'sac' is unknown; choose from ppo, a2c, dqn, maskable-ppo"
+    ):
         make_model("sac", None)
     with pytest.raises(ValueError, match="policy 'cnn' is unknown"):
         make_model("ppo", None, policy="cnn")
-    with pytest.raises(ValueError, match="recurrent-ppo has no 'candidate' policy; it offers \\['mlp'\\]"):
+    with pytest.raises(
+        ValueError, match="recurrent-ppo has no 'candidate' policy; it offers \\['mlp'\\]"
+    ):
         make_model("recurrent-ppo", None, policy="candidate")
 
 
@@ -54,9 +58,11 @@ def test_ppo_with_the_candidate_policy_approaches_the_expert():
     for policy in ("candidate", "mlp"):
         model = train("ppo", "RLHF-Chat-v0", policy, total_timesteps=steps, seed=0)
         figures[policy], expert, rand = normalised_gold(model, "RLHF-Chat-v0")
-    print(f"\nnormalised gold after {steps:,} PPO steps on 200 held-out seeds: "
-          f"candidate policy {figures['candidate']:.3f}, MultiInputPolicy {figures['mlp']:.3f} "
-          f"(expert gold {expert:.2f}, random {rand:.2f})")
+    print(
+        f"\nnormalised gold after {steps:,} PPO steps on 200 held-out seeds: "
+        f"candidate policy {figures['candidate']:.3f}, MultiInputPolicy {figures['mlp']:.3f} "
+        f"(expert gold {expert:.2f}, random {rand:.2f})"
+    )
     assert figures["candidate"] >= 0.8
 
 
@@ -67,7 +73,9 @@ def test_ppo_reaches_a_normalised_gold_of_0_8_on_the_other_domains(env_id):
     candidate policy, 100,000 steps, 200 held-out seeds."""
     model = train("ppo", env_id, "candidate", total_timesteps=100_000, seed=0)
     figure, expert, rand = normalised_gold(model, env_id)
-    print(f"\n{env_id}: normalised gold {figure:.3f} after 100,000 PPO steps (expert {expert:.2f}, random {rand:.2f})")
+    print(
+        f"\n{env_id}: normalised gold {figure:.3f} after 100,000 PPO steps (expert {expert:.2f}, random {rand:.2f})"
+    )
     assert figure >= 0.8
 
 
@@ -82,10 +90,18 @@ def test_ppo_against_a_learned_reward_model_raises_the_gold_score(tmp_path):
 
     pairs = FeedbackCollector("RLHF-Chat-v0", seed=0).preferences(5000, progress=False)
     folder = train_reward_model(pairs, "linear", progress=False).model.save(tmp_path / "rm")
-    model = train("ppo", "RLHF-Chat-v0", "candidate", total_timesteps=100_000, seed=0,
-                  env_kwargs={"reward": f"learned:{folder}"})
+    model = train(
+        "ppo",
+        "RLHF-Chat-v0",
+        "candidate",
+        total_timesteps=100_000,
+        seed=0,
+        env_kwargs={"reward": f"learned:{folder}"},
+    )
     normalised, expert, rand = normalised_gold(model, "RLHF-Chat-v0")
     gold = rand + normalised * (expert - rand)
-    print(f"\nPPO against a linear RM (5,000 pairs): normalised gold {normalised:.3f} "
-          f"(gold {gold:.2f}, expert {expert:.2f}, random {rand:.2f})")
+    print(
+        f"\nPPO against a linear RM (5,000 pairs): normalised gold {normalised:.3f} "
+        f"(gold {gold:.2f}, expert {expert:.2f}, random {rand:.2f})"
+    )
     assert normalised >= 0.7

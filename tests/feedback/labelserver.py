@@ -19,11 +19,27 @@ def free_port() -> int:
 
 
 @contextmanager
-def label_server(db: Path, *args: str, timeout: float = 120.0) -> Iterator[tuple[str, subprocess.Popen]]:
+def label_server(
+    db: Path, *args: str, timeout: float = 120.0
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """``(url, process)`` of a label server over ``db``; stopped on exit (if still running)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "rlhf_envs.cli", "label", "--db", str(db), "--port", str(port),
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rlhf_envs.cli",
+            "label",
+            "--db",
+            str(db),
+            "--port",
+            str(port),
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout
     while True:
@@ -33,7 +49,9 @@ def label_server(db: Path, *args: str, timeout: float = 120.0) -> Iterator[tuple
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
-                raise RuntimeError(f"the label server did not start:\n{proc.stdout.read()}") from None
+                raise RuntimeError(
+                    f"the label server did not start:\n{proc.stdout.read()}"
+                ) from None
             time.sleep(0.3)
     try:
         yield url, proc

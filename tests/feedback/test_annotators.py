@@ -32,7 +32,14 @@ def test_pairs_are_two_candidates_of_one_context_with_metadata():
     for p in pairs:
         assert p.prompt.startswith("User: ")
         assert p.chosen != p.rejected
-        assert {"annotator", "episode", "turn", "behaviour", "gold_margin", "annotator_margin"} <= set(p.metadata)
+        assert {
+            "annotator",
+            "episode",
+            "turn",
+            "behaviour",
+            "gold_margin",
+            "annotator_margin",
+        } <= set(p.metadata)
     # Several behaviours and many episodes feed the contexts.
     assert len({p.metadata["behaviour"] for p in pairs}) >= 3
     assert len({p.metadata["episode"] for p in pairs}) >= 10

@@ -37,8 +37,16 @@ def test_labelling_flow_stores_labels_and_counts_progress(app):
         assert item["turns"] and item["turns"][0]["role"] == "user"
         assert item["reply_a"] != item["reply_b"]
         assert item["progress"]["yours"] == n
-        r = client.post("/api/labels", json={"label_id": item["label_id"], "comparison_id": item["comparison_id"],
-                                             "annotator_id": me, "choice": choice, "seconds": 1.5})
+        r = client.post(
+            "/api/labels",
+            json={
+                "label_id": item["label_id"],
+                "comparison_id": item["comparison_id"],
+                "annotator_id": me,
+                "choice": choice,
+                "seconds": 1.5,
+            },
+        )
         assert r.status_code == 201 and r.json()["stored"] is True
     assert [row["choice"] for row in store.labels()] == ["a", "b", "tie", "skip", "a"]
     assert client.get("/api/progress", params={"annotator_id": me}).json()["yours"] == 5
@@ -51,7 +59,12 @@ def test_a_form_sent_twice_stores_one_label(app):
     client, store = app
     me = _register(client)
     item = client.get("/api/next", params={"annotator_id": me}).json()
-    body = {"label_id": item["label_id"], "comparison_id": item["comparison_id"], "annotator_id": me, "choice": "b"}
+    body = {
+        "label_id": item["label_id"],
+        "comparison_id": item["comparison_id"],
+        "annotator_id": me,
+        "choice": "b",
+    }
     first, second = client.post("/api/labels", json=body), client.post("/api/labels", json=body)
     assert (first.status_code, second.status_code) == (201, 200)
     assert second.json()["duplicate"] is True
@@ -66,10 +79,22 @@ def test_rating_mode_thumbs_and_stars(app):
     for scale, value in (("thumbs", 1), ("stars", 4), ("thumbs", 0)):
         item = client.get("/api/next-rating", params={"annotator_id": me, "scale": scale}).json()
         assert item["reply"] and item["scale"] == scale
-        r = client.post("/api/ratings", json={"label_id": item["label_id"], "item_id": item["item_id"],
-                                              "annotator_id": me, "scale": scale, "value": value})
+        r = client.post(
+            "/api/ratings",
+            json={
+                "label_id": item["label_id"],
+                "item_id": item["item_id"],
+                "annotator_id": me,
+                "scale": scale,
+                "value": value,
+            },
+        )
         assert r.status_code == 201, r.text
-    assert sorted((r.scale, r.label) for r in store.ratings()) == [("stars", 4), ("thumbs", 0), ("thumbs", 1)]
+    assert sorted((r.scale, r.label) for r in store.ratings()) == [
+        ("stars", 4),
+        ("thumbs", 0),
+        ("thumbs", 1),
+    ]
 
 
 BAD_LABELS = [
@@ -94,32 +119,62 @@ def test_malformed_labels_get_4xx_and_write_nothing(app, change, status, message
     client, store = app
     me = _register(client)
     item = client.get("/api/next", params={"annotator_id": me}).json()
-    body = {"label_id": item["label_id"], "comparison_id": item["comparison_id"], "annotator_id": me, "choice": "a",
-            **change}
+    body = {
+        "label_id": item["label_id"],
+        "comparison_id": item["comparison_id"],
+        "annotator_id": me,
+        "choice": "a",
+        **change,
+    }
     r = client.post("/api/labels", json=body)
     assert r.status_code == status, r.text
     assert message in r.json()["error"]
     assert store.counts()["labels"] == 0
 
 
-@pytest.mark.parametrize("method, path, kwargs, status", [
-    ("post", "/api/labels", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 422),
-    ("post", "/api/labels", {"json": [1, 2, 3]}, 422),
-    ("post", "/api/labels", {"content": b"x" * (MAX_BODY + 1)}, 413),
-    ("post", "/api/annotators", {"json": {"name": ""}}, 422),
-    ("post", "/api/annotators", {"json": {"name": "line\nbreak"}}, 400),
-    ("post", "/api/annotators", {"json": {"name": "\u202eAda"}}, 400),
-    ("post", "/api/annotators", {"json": {}}, 422),
-    ("get", "/api/next", {}, 422),
-    ("get", "/api/next", {"params": {"annotator_id": "ann-nobody"}}, 404),
-    ("get", "/api/next-rating", {"params": {"annotator_id": "x", "scale": "stars10"}}, 422),
-    ("post", "/api/ratings", {"json": {"label_id": "rating-0001", "item_id": 1, "annotator_id": "x",
-                                       "scale": "stars", "value": 3}}, 404),
-    ("get", "/static/app.py", {}, 404),
-    ("get", "/no/such/page", {}, 404),
-    ("post", "/api/labels", {"content": (b"x" * 1000 for _ in range(100))}, 411),
-    ("post", "/api/labels", {"content": b"{}", "headers": {"transfer-encoding": "chunked"}}, 411),
-])
+@pytest.mark.parametrize(
+    "method, path, kwargs, status",
+    [
+        (
+            "post",
+            "/api/labels",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            422,
+        ),
+        ("post", "/api/labels", {"json": [1, 2, 3]}, 422),
+        ("post", "/api/labels", {"content": b"x" * (MAX_BODY + 1)}, 413),
+        ("post", "/api/annotators", {"json": {"name": ""}}, 422),
+        ("post", "/api/annotators", {"json": {"name": "line\nbreak"}}, 400),
+        ("post", "/api/annotators", {"json": {"name": "\u202eAda"}}, 400),
+        ("post", "/api/annotators", {"json": {}}, 422),
+        ("get", "/api/next", {}, 422),
+        ("get", "/api/next", {"params": {"annotator_id": "ann-nobody"}}, 404),
+        ("get", "/api/next-rating", {"params": {"annotator_id": "x", "scale": "stars10"}}, 422),
+        (
+            "post",
+            "/api/ratings",
+            {
+                "json": {
+                    "label_id": "rating-0001",
+                    "item_id": 1,
+                    "annotator_id": "x",
+                    "scale": "stars",
+                    "value": 3,
+                }
+            },
+            404,
+        ),
+        ("get", "/static/app.py", {}, 404),
+        ("get", "/no/such/page", {}, 404),
+        ("post", "/api/labels", {"content": (b"x" * 1000 for _ in range(100))}, 411),
+        (
+            "post",
+            "/api/labels",
+            {"content": b"{}", "headers": {"transfer-encoding": "chunked"}},
+            411,
+        ),
+    ],
+)
 def test_bad_requests_never_500(app, method, path, kwargs, status):
     client, store = app
     r = getattr(client, method)(path, **kwargs)
@@ -147,11 +202,21 @@ def test_admin_shows_counts_kappa_and_models(app):
     client, store = app
     ada, bob = store.annotator("Ada"), store.annotator("Bob")
     for n in range(10):
-        c = store.add_comparison(f"User: q{n}", f"a{n}", f"b{n}", source="test", rm_version=1, rm_margin=1.0)
+        c = store.add_comparison(
+            f"User: q{n}", f"a{n}", f"b{n}", source="test", rm_version=1, rm_margin=1.0
+        )
         store.add_label(f"ada-{n:05d}", c, ada, "a")
         store.add_label(f"bob-{n:05d}", c, bob, "a" if n < 8 else "b")
-    store.record_reward_model(1, "/tmp/rm/v1", train_labels=16, heldout_labels=4, accuracy=0.75,
-                              baseline_version=None, baseline_accuracy=None, promoted=True)
+    store.record_reward_model(
+        1,
+        "/tmp/rm/v1",
+        train_labels=16,
+        heldout_labels=4,
+        accuracy=0.75,
+        baseline_version=None,
+        baseline_accuracy=None,
+        promoted=True,
+    )
     page = client.get("/admin").text
     assert "10 comparisons, 20 labels" in page
     assert "10 comparisons labelled by two or more annotators" in page

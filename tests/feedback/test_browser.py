@@ -14,13 +14,26 @@ from labelserver import label_server
 
 from rlhf_envs.feedback.store import FeedbackStore
 
-CHROMIUM = os.environ.get("RLHF_ENVS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = (
+    os.environ.get("RLHF_ENVS_CHROMIUM")
+    or shutil.which("chromium")
+    or shutil.which("chromium-browser")
+)
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no Chromium on this machine: install Debian's chromium package (make test does)")
+    CHROMIUM is None,
+    reason="no Chromium on this machine: install Debian's chromium package (make test does)",
+)
 
 # Chromium as root needs --no-sandbox; the rest keep it off the (closed) network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCRIPT = "<script>window.__pwned = 1; document.title = 'pwned'</script>"
 IMAGE = '<img src="x" onerror="window.__pwned = 2">'
 
@@ -29,15 +42,24 @@ IMAGE = '<img src="x" onerror="window.__pwned = 2">'
 def server(tmp_path):
     db = tmp_path / "feedback.sqlite"
     with FeedbackStore(db) as store:  # the first pair served carries script and image payloads
-        xss = store.add_comparison(f"User: my order {SCRIPT}\nAgent: Sure.\nUser: {IMAGE} still broken",
-                                   f"Here you go: {IMAGE}", f"Try this: {SCRIPT}", source="test")
-    with label_server(db, "--env", "RLHF-Chat-v0", "--pairs", "random", "--overlap", "0") as (url, _):
+        xss = store.add_comparison(
+            f"User: my order {SCRIPT}\nAgent: Sure.\nUser: {IMAGE} still broken",
+            f"Here you go: {IMAGE}",
+            f"Try this: {SCRIPT}",
+            source="test",
+        )
+    with label_server(db, "--env", "RLHF-Chat-v0", "--pairs", "random", "--overlap", "0") as (
+        url,
+        _,
+    ):
         yield url, db, xss
 
 
 @pytest.fixture
 def page():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras: pip install -e .[test]")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is in the test extras: pip install -e .[test]"
+    )
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
@@ -49,9 +71,12 @@ def page():
 
 
 def _wait_sent(page, n: int) -> None:
-    page.wait_for_function(f"() => document.body.dataset.sent === '{n}' && document.body.dataset.ready !== undefined "
-                           "&& !document.getElementById('status').textContent.startsWith('Not saved')",
-                           timeout=30_000, polling=100)
+    page.wait_for_function(
+        f"() => document.body.dataset.sent === '{n}' && document.body.dataset.ready !== undefined "
+        "&& !document.getElementById('status').textContent.startsWith('Not saved')",
+        timeout=30_000,
+        polling=100,
+    )
 
 
 def test_keyboard_labelling_reaches_the_database_and_payloads_stay_text(server, page):
@@ -61,7 +86,9 @@ def test_keyboard_labelling_reaches_the_database_and_payloads_stay_text(server, 
     assert page.locator("#work").is_hidden()
     page.fill("#name", "Ada <b>Lovelace</b>")
     page.click("button[type=submit]")
-    page.wait_for_function("() => document.body.dataset.ready !== undefined", timeout=60_000, polling=100)
+    page.wait_for_function(
+        "() => document.body.dataset.ready !== undefined", timeout=60_000, polling=100
+    )
 
     # The stored payloads are on screen as text: no element was made from them, nothing ran.
     assert page.locator("#text-a").text_content() == f"Here you go: {IMAGE}"
@@ -79,17 +106,23 @@ def test_keyboard_labelling_reaches_the_database_and_payloads_stay_text(server, 
     assert "You: 6 labels" in page.locator("#progress").inner_text()
 
     page.click("#mode-stars")
-    page.wait_for_function("() => (document.body.dataset.ready || '').startsWith('stars:')", polling=100)
+    page.wait_for_function(
+        "() => (document.body.dataset.ready || '').startsWith('stars:')", polling=100
+    )
     assert page.locator("#rate").is_visible() and page.locator("#compare").is_hidden()
     page.keyboard.press("4")
     _wait_sent(page, len(keys) + 1)
     page.click("#mode-thumbs")
-    page.wait_for_function("() => (document.body.dataset.ready || '').startsWith('thumbs:')", polling=100)
+    page.wait_for_function(
+        "() => (document.body.dataset.ready || '').startsWith('thumbs:')", polling=100
+    )
     page.keyboard.press("d")
     _wait_sent(page, len(keys) + 2)
     if os.environ.get("RLHF_ENVS_SCREENSHOT"):
         page.click("#mode-compare")
-        page.wait_for_function("() => (document.body.dataset.ready || '').startsWith('compare:')", polling=100)
+        page.wait_for_function(
+            "() => (document.body.dataset.ready || '').startsWith('compare:')", polling=100
+        )
         page.screenshot(path=os.environ["RLHF_ENVS_SCREENSHOT"], full_page=True)
 
     with FeedbackStore(db) as store:
@@ -118,7 +151,6 @@ def test_the_csp_blocks_injected_script_even_if_it_reached_the_dom(server, page)
     assert page.evaluate("() => window.__pwned") is None
 
 
-
 def test_a_pair_labelled_in_another_tab_is_skipped_not_stuck(server, page):
     """Two tabs of one annotator get the same waiting pair; the second tab's key gets a 409
     from the store and the page moves on to the next pair instead of retrying forever."""
@@ -128,12 +160,17 @@ def test_a_pair_labelled_in_another_tab_is_skipped_not_stuck(server, page):
         tab.goto(url)
         tab.fill("#name", "Grace")
         tab.click("button[type=submit]")
-        tab.wait_for_function(f"() => document.body.dataset.ready === 'compare:{xss}'", timeout=60_000, polling=100)
+        tab.wait_for_function(
+            f"() => document.body.dataset.ready === 'compare:{xss}'", timeout=60_000, polling=100
+        )
     page.keyboard.press("1")
     _wait_sent(page, 1)
     other.keyboard.press("2")
-    other.wait_for_function(f"() => document.body.dataset.ready && document.body.dataset.ready !== 'compare:{xss}'",
-                            timeout=30_000, polling=100)
+    other.wait_for_function(
+        f"() => document.body.dataset.ready && document.body.dataset.ready !== 'compare:{xss}'",
+        timeout=30_000,
+        polling=100,
+    )
     assert "already labelled" in other.locator("#status").text_content()
     other.keyboard.press("t")  # and the keys still work
     _wait_sent(other, 1)

@@ -27,7 +27,9 @@ def test_sigkill_mid_stream_loses_no_acknowledged_label(tmp_path):
     with FeedbackStore(db) as store:
         annotators = [store.annotator(f"writer {k}") for k in range(4)]
         for n in range(COMPARISONS):
-            store.add_comparison(f"User: question {n}", f"reply one {n}", f"reply two {n}", source="test")
+            store.add_comparison(
+                f"User: question {n}", f"reply one {n}", f"reply two {n}", source="test"
+            )
     acknowledged: list[str] = []
     refused: list[str] = []
     lock = threading.Lock()
@@ -40,8 +42,15 @@ def test_sigkill_mid_stream_loses_no_acknowledged_label(tmp_path):
             conn = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
             for n in range(k, COMPARISONS, 4):  # each writer labels its own quarter
                 label_id = f"kill-{k}-{n:05d}"
-                body = json.dumps({"label_id": label_id, "comparison_id": n + 1, "annotator_id": annotators[k],
-                                   "choice": "ab"[n % 2], "seconds": 0.5})
+                body = json.dumps(
+                    {
+                        "label_id": label_id,
+                        "comparison_id": n + 1,
+                        "annotator_id": annotators[k],
+                        "choice": "ab"[n % 2],
+                        "seconds": 0.5,
+                    }
+                )
                 try:
                     conn.request("POST", "/api/labels", body, {"Content-Type": "application/json"})
                     response = conn.getresponse()

@@ -41,12 +41,18 @@ def test_promotes_only_a_model_that_is_not_worse(labelled_db, tmp_path):
         (rm_dir / "current").symlink_to("v-elsewhere")
         # A batch of reversed training labels (a confused annotator, a swapped key) makes
         # the next model worse on the same held-out labels, which stay untouched.
-        training = [c.id for c in map(store.comparison, range(1, 601))
-                    if not is_heldout(c.context, c.reply_a, c.reply_b)]
+        training = [
+            c.id
+            for c in map(store.comparison, range(1, 601))
+            if not is_heldout(c.context, c.reply_a, c.reply_b)
+        ]
         conn = sqlite3.connect(db)
         with conn:
-            conn.executemany("UPDATE labels SET choice = CASE choice WHEN 'a' THEN 'b' ELSE 'a' END "
-                             "WHERE comparison_id = ?", [(c,) for c in training])
+            conn.executemany(
+                "UPDATE labels SET choice = CASE choice WHEN 'a' THEN 'b' ELSE 'a' END "
+                "WHERE comparison_id = ?",
+                [(c,) for c in training],
+            )
         conn.close()
         weak = retrain_reward_model(store, rm_dir, "linear", seed=1)
         assert weak.version == 2 and weak.baseline_version == 1
@@ -57,7 +63,11 @@ def test_promotes_only_a_model_that_is_not_worse(labelled_db, tmp_path):
 
         tolerant = retrain_reward_model(store, rm_dir, "linear", seed=1, tolerance=1.0)
         assert tolerant.promoted and (rm_dir / "current").resolve() == (rm_dir / "v3").resolve()
-        assert [(r["version"], r["promoted"]) for r in store.reward_models()] == [(1, 1), (2, 0), (3, 1)]
+        assert [(r["version"], r["promoted"]) for r in store.reward_models()] == [
+            (1, 1),
+            (2, 0),
+            (3, 1),
+        ]
         assert store.current_reward_model()["version"] == 3
 
 
@@ -92,7 +102,11 @@ def test_active_pairs_are_the_ones_the_promoted_model_is_least_sure_about(labell
         picked = [d for d in drawn if d.active]
         assert picked
         c = store.comparison(active.add(picked[0]))
-        assert (c.source, c.rm_version, c.rm_margin) == ("active", 1, pytest.approx(picked[0].rm_margin))
+        assert (c.source, c.rm_version, c.rm_margin) == (
+            "active",
+            1,
+            pytest.approx(picked[0].rm_margin),
+        )
         # Held-out pairs are never picked actively: the slice judges models on random pairs.
         for d in drawn:
             assert d.active != is_heldout(d.context.prompt(), d.reply_a, d.reply_b)

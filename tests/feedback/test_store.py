@@ -24,7 +24,14 @@ from rlhf_envs.feedback.store import (
     is_heldout,
 )
 
-HH_FILE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "hh-rlhf" / "harmless-base-1800.jsonl"
+HH_FILE = (
+    Path(__file__).resolve().parents[2]
+    / ".."
+    / "shared"
+    / "data"
+    / "hh-rlhf"
+    / "harmless-base-1800.jsonl"
+)
 
 
 @pytest.fixture
@@ -34,7 +41,9 @@ def store(tmp_path):
 
 
 def _comparison(store, n=0, **kw):
-    return store.add_comparison(f"User: question {n}", f"answer A{n}", f"answer B{n}", source="test", **kw)
+    return store.add_comparison(
+        f"User: question {n}", f"answer A{n}", f"answer B{n}", source="test", **kw
+    )
 
 
 def test_new_database_is_wal_with_current_schema(store):
@@ -42,7 +51,14 @@ def test_new_database_is_wal_with_current_schema(store):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"annotators", "comparisons", "labels", "rating_items", "ratings", "reward_models"} <= tables
+    assert {
+        "annotators",
+        "comparisons",
+        "labels",
+        "rating_items",
+        "ratings",
+        "reward_models",
+    } <= tables
     assert store.integrity_check() == "ok"
 
 
@@ -52,15 +68,24 @@ def test_old_schema_is_migrated_without_losing_rows(tmp_path):
     conn.executescript(MIGRATIONS[0])  # a database written by the schema-1 release
     conn.execute("PRAGMA user_version = 1")
     conn.execute("INSERT INTO annotators VALUES ('ann-0000000001', 'Ada', 0)")
-    conn.execute("INSERT INTO comparisons (context, reply_a, reply_b, source, created_at) VALUES ('', 'x', 'y', 'old', 0)")
-    conn.execute("INSERT INTO labels (label_id, comparison_id, annotator_id, choice, created_at) "
-                 "VALUES ('label-0001', 1, 'ann-0000000001', 'b', 0)")
+    conn.execute(
+        "INSERT INTO comparisons (context, reply_a, reply_b, source, created_at) VALUES ('', 'x', 'y', 'old', 0)"
+    )
+    conn.execute(
+        "INSERT INTO labels (label_id, comparison_id, annotator_id, choice, created_at) "
+        "VALUES ('label-0001', 1, 'ann-0000000001', 'b', 0)"
+    )
     conn.commit()
     conn.close()
     with FeedbackStore(path) as store:
         assert store.schema_version == SCHEMA_VERSION
         assert [(p.chosen, p.rejected) for p in store.preference_pairs()] == [("y", "x")]
-        indexes = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        indexes = {
+            r[0]
+            for r in sqlite3.connect(path).execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index'"
+            )
+        }
         assert "labels_by_comparison" in indexes
 
 
@@ -92,13 +117,20 @@ def test_labels_are_idempotent_and_conflicts_are_refused(store):
     assert store.counts()["labels"] == 2
 
 
-@pytest.mark.parametrize("args, error, message", [
-    (("label-0009", 1, "A", "maybe"), StoreError, "choice 'maybe' is not one of a, b, tie, skip"),
-    (("short", 1, "A", "a"), StoreError, "label_id must be 8 to 100"),
-    (("label-0009", 999, "A", "a"), UnknownItem, "no comparison with id 999"),
-    (("label-0009", 1, "ann-nobody", "a"), UnknownItem, "unknown annotator"),
-    (("label-0009", "1", "A", "a"), StoreError, "comparison_id must be an integer"),
-])
+@pytest.mark.parametrize(
+    "args, error, message",
+    [
+        (
+            ("label-0009", 1, "A", "maybe"),
+            StoreError,
+            "choice 'maybe' is not one of a, b, tie, skip",
+        ),
+        (("short", 1, "A", "a"), StoreError, "label_id must be 8 to 100"),
+        (("label-0009", 999, "A", "a"), UnknownItem, "no comparison with id 999"),
+        (("label-0009", 1, "ann-nobody", "a"), UnknownItem, "unknown annotator"),
+        (("label-0009", "1", "A", "a"), StoreError, "comparison_id must be an integer"),
+    ],
+)
 def test_bad_labels_write_nothing(store, args, error, message):
     ada = store.annotator("Ada")
     _comparison(store)
@@ -136,7 +168,10 @@ def test_bad_comparisons_and_names_are_refused(store):
         with pytest.raises(StoreError, match="annotator name is required"):
             store.annotator(name)
     assert store.counts() == dict.fromkeys(store.counts(), 0)
-    for name in ("Ana \U0001f469\u200d\U0001f4bb", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"):
+    for name in (
+        "Ana \U0001f469\u200d\U0001f4bb",
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+    ):
         assert store.annotator(name).startswith("ann-")  # joiners belong to real names
 
 
@@ -154,7 +189,11 @@ def test_ratings_round_trip_and_validate(store, tmp_path):
     assert store.export_ratings(out, "stars") == 1
     [rating] = read_ratings(out)
     assert (rating.completion, rating.label, rating.scale, rating.metadata["annotator"]) == (
-        "Hello, how can I help?", 4, "stars", ada)
+        "Hello, how can I help?",
+        4,
+        "stars",
+        ada,
+    )
 
 
 def test_heldout_slice_is_fixed_and_keeps_a_comparison_together(store):
@@ -174,12 +213,16 @@ def test_heldout_slice_is_fixed_and_keeps_a_comparison_together(store):
     again = store.add_comparison(c.context, c.reply_b, c.reply_a, source="again")
     store.add_label("ada-again-1", again, ada, "a")
     assert again in {p.metadata["comparison"] for p in store.preference_pairs(heldout=True)}
-    assert is_heldout(c.context, c.reply_a, c.reply_b) and is_heldout(c.context, c.reply_b, c.reply_a)
+    assert is_heldout(c.context, c.reply_a, c.reply_b) and is_heldout(
+        c.context, c.reply_b, c.reply_a
+    )
 
 
 def test_export_is_trl_jsonl_without_names(store, tmp_path):
     ada = store.annotator("Ada Lovelace")
-    c = store.add_comparison("User: hi", "Hello!", "Go away.", source="test", metadata={"gold_margin": 2.5})
+    c = store.add_comparison(
+        "User: hi", "Hello!", "Go away.", source="test", metadata={"gold_margin": 2.5}
+    )
     store.add_label("label-0001", c, ada, "b")
     store.add_label("label-0002", _comparison(store, 1), ada, "skip")  # skips are not preferences
     out = tmp_path / "export.jsonl"
@@ -189,12 +232,17 @@ def test_export_is_trl_jsonl_without_names(store, tmp_path):
     [pair] = read_preferences(out)
     assert (pair.prompt, pair.chosen, pair.rejected) == ("User: hi", "Go away.", "Hello!")
     assert pair.metadata["annotator"] == ada
-    assert pair.metadata["gold_margin"] == -2.5  # stored for A over B, exported for chosen over rejected
+    assert (
+        pair.metadata["gold_margin"] == -2.5
+    )  # stored for A over B, exported for chosen over rejected
     assert set(json.loads(text)) >= {"prompt", "chosen", "rejected"}
 
 
 def test_import_trl_and_hh_rlhf_then_export_again(store, tmp_path):
-    pairs = [PreferencePair(f"User: q{n}", f"good {n}", f"bad {n}", {"annotator": f"rater{n % 3}"}) for n in range(50)]
+    pairs = [
+        PreferencePair(f"User: q{n}", f"good {n}", f"bad {n}", {"annotator": f"rater{n % 3}"})
+        for n in range(50)
+    ]
     src = tmp_path / "pairs.jsonl"
     write_preferences(src, pairs)
     assert store.import_file(src) == {"comparisons": 50, "labels": 50}
@@ -203,7 +251,8 @@ def test_import_trl_and_hh_rlhf_then_export_again(store, tmp_path):
     out = tmp_path / "out.jsonl"
     store.export_preferences(out)
     assert sorted((p.prompt, p.chosen, p.rejected) for p in read_preferences(out)) == sorted(
-        (p.prompt, p.chosen, p.rejected) for p in pairs)
+        (p.prompt, p.chosen, p.rejected) for p in pairs
+    )
     assert len(store.annotator_summary()) == 3
     if HH_FILE.exists():
         with pytest.raises(ValueError, match=r"line \d+: the final reply in 'chosen' is empty"):
@@ -217,21 +266,34 @@ def test_import_trl_and_hh_rlhf_then_export_again(store, tmp_path):
 
 def test_malformed_import_stores_nothing(store, tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p", "chosen": "a"}\n')
+    bad.write_text(
+        '{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p", "chosen": "a"}\n'
+    )
     with pytest.raises(ValueError, match="line 2"):
         store.import_file(bad)
     # Records the file format accepts but the store does not (too long, a bad annotator
     # name) stop the import before anything is written, annotators included.
     big = tmp_path / "big.jsonl"
-    write_preferences(big, [PreferencePair("User: hi", "yes", "no", {"annotator": "Cy"}),
-                            PreferencePair("x" * 20_001, "yes", "no", {"annotator": "Di"})])
+    write_preferences(
+        big,
+        [
+            PreferencePair("User: hi", "yes", "no", {"annotator": "Cy"}),
+            PreferencePair("x" * 20_001, "yes", "no", {"annotator": "Di"}),
+        ],
+    )
     with pytest.raises(StoreError, match="record 2: prompt has 20,001 characters"):
         store.import_file(big)
     assert store.counts() == dict.fromkeys(store.counts(), 0)
-    assert store.import_file(big, skip_invalid=True) == {"comparisons": 1, "labels": 1, "skipped": 1}
+    assert store.import_file(big, skip_invalid=True) == {
+        "comparisons": 1,
+        "labels": 1,
+        "skipped": 1,
+    }
     broken = tmp_path / "surrogate.jsonl"
-    broken.write_text('{"prompt": "p", "chosen": "fine", "rejected": "no"}\n'
-                      '{"prompt": "p", "chosen": "bad \\ud800", "rejected": "no"}\n')
+    broken.write_text(
+        '{"prompt": "p", "chosen": "fine", "rejected": "no"}\n'
+        '{"prompt": "p", "chosen": "bad \\ud800", "rejected": "no"}\n'
+    )
     with pytest.raises(StoreError, match="record 2: chosen is not valid Unicode"):
         store.import_file(broken)
     assert store.counts()["comparisons"] == 1
@@ -239,14 +301,19 @@ def test_malformed_import_stores_nothing(store, tmp_path):
 
 
 def test_gold_margin_sign_survives_import_and_export(store, tmp_path):
-    pairs = [PreferencePair(f"User: q{n}", f"good {n}", f"bad {n}", {"gold_margin": float(n + 1)}) for n in range(20)]
+    pairs = [
+        PreferencePair(f"User: q{n}", f"good {n}", f"bad {n}", {"gold_margin": float(n + 1)})
+        for n in range(20)
+    ]
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_preferences(src, pairs)
     store.import_file(src)
     stored = [store.comparison(i).metadata["gold_margin"] for i in range(1, 21)]
     assert any(m < 0 for m in stored) and any(m > 0 for m in stored)  # stored as A over B
     store.export_preferences(out)
-    assert sorted(p.metadata["gold_margin"] for p in read_preferences(out)) == [float(n + 1) for n in range(20)]
+    assert sorted(p.metadata["gold_margin"] for p in read_preferences(out)) == [
+        float(n + 1) for n in range(20)
+    ]
 
 
 def test_cohen_kappa_matches_hand_computation():
@@ -257,15 +324,28 @@ def test_cohen_kappa_matches_hand_computation():
     assert cohen_kappa(first, second) == pytest.approx(0.4)
     assert cohen_kappa(list("abab"), list("abab")) == 1.0
     assert cohen_kappa(list("aaaa"), list("aaaa")) == 1.0
-    report = annotator_agreement([(1, "x", "a"), (1, "y", "a"), (2, "x", "b"), (2, "y", "a"), (3, "x", "skip"),
-                                  (3, "y", "a"), (4, "x", "a")])
+    report = annotator_agreement(
+        [
+            (1, "x", "a"),
+            (1, "y", "a"),
+            (2, "x", "b"),
+            (2, "y", "a"),
+            (3, "x", "skip"),
+            (3, "y", "a"),
+            (4, "x", "a"),
+        ]
+    )
     assert (report.items, report.pairs, report.observed) == (2, 2, 0.5)
 
 
 def test_rm_accuracy_over_time_uses_the_serving_models_margin():
-    rows = [{"choice": "a", "rm_margin": 1.0, "rm_version": 1}, {"choice": "b", "rm_margin": 1.0, "rm_version": 1},
-            {"choice": "b", "rm_margin": -0.5, "rm_version": 2}, {"choice": "tie", "rm_margin": 1.0, "rm_version": 2},
-            {"choice": "a", "rm_margin": None, "rm_version": None}]
+    rows = [
+        {"choice": "a", "rm_margin": 1.0, "rm_version": 1},
+        {"choice": "b", "rm_margin": 1.0, "rm_version": 1},
+        {"choice": "b", "rm_margin": -0.5, "rm_version": 2},
+        {"choice": "tie", "rm_margin": 1.0, "rm_version": 2},
+        {"choice": "a", "rm_margin": None, "rm_version": None},
+    ]
     [point] = rm_accuracy_over_time(rows, bucket=10)
     assert point == {"labels": 3, "n": 3, "accuracy": pytest.approx(2 / 3), "versions": [1, 2]}
 
@@ -302,10 +382,21 @@ def test_four_writer_processes_lose_and_double_nothing(tmp_path):
     with FeedbackStore(path) as store:
         for n in range(500):
             _comparison(store, n)
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"writer{k}", "500"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(4)]
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(path), "2000"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), f"writer{k}", "500"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(4)
+    ]
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(path), "2000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     outputs = []
     for p in [*writers, reader]:
         out, err = p.communicate(timeout=300)

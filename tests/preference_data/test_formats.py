@@ -68,8 +68,13 @@ def test_pair_metadata_is_copied_and_left_out_of_the_hash():
     meta["annotator"] = "changed"
     assert pair.metadata["annotator"] == "ann-1"
     assert hash(pair) == hash(PreferencePair("User: hi", "a", "b"))
-    assert pair.to_json() == {"prompt": "User: hi", "chosen": "a", "rejected": "b",
-                              "annotator": "ann-1", "margins": [0.5]}
+    assert pair.to_json() == {
+        "prompt": "User: hi",
+        "chosen": "a",
+        "rejected": "b",
+        "annotator": "ann-1",
+        "margins": [0.5],
+    }
 
 
 def test_rating_validates_and_normalises_its_label():
@@ -77,8 +82,9 @@ def test_rating_validates_and_normalises_its_label():
     up = Rating("", "ok", True, "thumbs")
     assert up.label == 1 and type(up.label) is int and up.value == 1.0
     assert Rating("", "ok", np.int64(5), "stars").label == 5
-    with pytest.raises(ValueError, match="out of range for the stars scale; stars labels are "
-                                         "integers 1 to 5"):
+    with pytest.raises(
+        ValueError, match="out of range for the stars scale; stars labels are integers 1 to 5"
+    ):
         Rating("", "ok", 0, "stars")
     with pytest.raises(ValueError, match="thumbs label, not stars"):
         Rating("", "ok", True, "stars")
@@ -95,9 +101,12 @@ def test_rating_validates_and_normalises_its_label():
 
 def test_pairs_round_trip_with_metadata_and_unicode(tmp_path):
     pairs = [
-        PreferencePair("User: Où est ma commande ?\nAgent: Je regarde.", "Elle arrive demain 📦",
-                       "Aucune idée", {"annotator": "rubric:warm", "margin": 1.5,
-                                       "gold_margin": -0.25}),
+        PreferencePair(
+            "User: Où est ma commande ?\nAgent: Je regarde.",
+            "Elle arrive demain 📦",
+            "Aucune idée",
+            {"annotator": "rubric:warm", "margin": 1.5, "gold_margin": -0.25},
+        ),
         PreferencePair("System: be brief\nUser: 你好", " 你好！", "再见", {"tags": ["a", "b"]}),
         PreferencePair("", "line one\nline two", "line one"),
     ]
@@ -112,8 +121,10 @@ def test_pairs_round_trip_with_metadata_and_unicode(tmp_path):
 
 
 def test_ratings_round_trip_thumbs_as_json_booleans(tmp_path):
-    ratings = [Rating("User: hi", "Hello!", 1, "thumbs", {"annotator": "a"}),
-               Rating("User: hi", "Bye.", 0, "thumbs")]
+    ratings = [
+        Rating("User: hi", "Hello!", 1, "thumbs", {"annotator": "a"}),
+        Rating("User: hi", "Bye.", 0, "thumbs"),
+    ]
     path = tmp_path / "thumbs.jsonl"
     assert write_ratings(path, ratings) == 2
     labels = [json.loads(line)["label"] for line in path.read_text().splitlines()]
@@ -124,8 +135,9 @@ def test_ratings_round_trip_thumbs_as_json_booleans(tmp_path):
 
 def test_ratings_round_trip_stars_even_when_all_are_one_star(tmp_path):
     for labels in ([1, 3, 5], [1, 1]):
-        ratings = [Rating("User: ✓", f"reply {i} — ok", stars, "stars")
-                   for i, stars in enumerate(labels)]
+        ratings = [
+            Rating("User: ✓", f"reply {i} — ok", stars, "stars") for i, stars in enumerate(labels)
+        ]
         path = tmp_path / "stars.jsonl"
         write_ratings(path, ratings)
         assert [json.loads(line)["label"] for line in path.read_text().splitlines()] == labels
@@ -147,57 +159,79 @@ def test_writer_converts_numpy_metadata_and_refuses_other_records(tmp_path):
 
 def test_conversational_trl_pairs_become_project_transcripts(tmp_path):
     record = {
-        "prompt": [{"role": "system", "content": "Be kind."},
-                   {"role": "user", "content": "Where is my parcel?"},
-                   {"role": "assistant", "content": "Let me check."},
-                   {"role": "user", "content": "Thanks"}],
+        "prompt": [
+            {"role": "system", "content": "Be kind."},
+            {"role": "user", "content": "Where is my parcel?"},
+            {"role": "assistant", "content": "Let me check."},
+            {"role": "user", "content": "Thanks"},
+        ],
         "chosen": [{"role": "assistant", "content": "It arrives tomorrow."}],
         "rejected": [{"role": "assistant", "content": "No idea."}],
         "score_chosen": 8.0,
     }
     pair = read_preferences(write_lines(tmp_path / "conv.jsonl", record))[0]
-    assert pair.prompt == ("System: Be kind.\nUser: Where is my parcel?\nAgent: Let me check.\n"
-                           "User: Thanks")
+    assert pair.prompt == (
+        "System: Be kind.\nUser: Where is my parcel?\nAgent: Let me check.\nUser: Thanks"
+    )
     assert (pair.chosen, pair.rejected) == ("It arrives tomorrow.", "No idea.")
     assert pair.metadata == {"score_chosen": 8.0}
 
 
 def test_conversational_ratings(tmp_path):
-    record = {"prompt": [{"role": "user", "content": "hi"}],
-              "completion": [{"role": "assistant", "content": "hello"}], "label": False}
+    record = {
+        "prompt": [{"role": "user", "content": "hi"}],
+        "completion": [{"role": "assistant", "content": "hello"}],
+        "label": False,
+    }
     rating = read_ratings(write_lines(tmp_path / "conv.jsonl", record))[0]
     assert (rating.prompt, rating.completion, rating.label, rating.scale) == (
-        "User: hi", "hello", 0, "thumbs")
+        "User: hi",
+        "hello",
+        0,
+        "thumbs",
+    )
 
 
 def test_rating_scale_detection(tmp_path):
-    ints = read_ratings(write_lines(tmp_path / "a.jsonl", {**RATING, "label": 0},
-                                    {**RATING, "label": 1}))
+    ints = read_ratings(
+        write_lines(tmp_path / "a.jsonl", {**RATING, "label": 0}, {**RATING, "label": 1})
+    )
     assert [r.scale for r in ints] == ["thumbs", "thumbs"]
-    floats = read_ratings(write_lines(tmp_path / "b.jsonl", {**RATING, "label": 4.0},
-                                      {**RATING, "label": 1}))
+    floats = read_ratings(
+        write_lines(tmp_path / "b.jsonl", {**RATING, "label": 4.0}, {**RATING, "label": 1})
+    )
     assert [(r.label, r.scale) for r in floats] == [(4, "stars"), (1, "stars")]
     assert "ratings (stars)" in floats.summary()
     # One stray label does not turn a thumbs file into stars: only the stray line is bad.
     path = write_lines(tmp_path / "c.jsonl", *({**RATING, "label": b} for b in [True, False, 7]))
-    with pytest.raises(FeedbackFormatError, match=r"line 3: label 7 is out of range for the "
-                                                  r"thumbs scale.*scale detected"):
+    with pytest.raises(
+        FeedbackFormatError,
+        match=r"line 3: label 7 is out of range for the "
+        r"thumbs scale.*scale detected",
+    ):
         read_ratings(path)
-    with pytest.raises(FeedbackFormatError,
-                       match="line 1: label 4 is out of range for the thumbs scale"):
+    with pytest.raises(
+        FeedbackFormatError, match="line 1: label 4 is out of range for the thumbs scale"
+    ):
         read_ratings(write_lines(tmp_path / "d.jsonl", RATING), scale="thumbs")
     with pytest.raises(ValueError, match="scale must be one of 'auto', 'thumbs', 'stars'"):
         read_ratings(path, scale="likert")
 
 
 def test_auto_format_decides_per_record(tmp_path):
-    path = write_lines(tmp_path / "mixed.jsonl", PAIR, {"chosen": hh("hi", "Hello!"),
-                                                        "rejected": hh("hi", "Go away.")})
+    path = write_lines(
+        tmp_path / "mixed.jsonl",
+        PAIR,
+        {"chosen": hh("hi", "Hello!"), "rejected": hh("hi", "Go away.")},
+    )
     trl, hh_pair = read_preferences(path)
     assert trl == PreferencePair("User: hi", "Hello!", "Go away.")
     assert hh_pair == PreferencePair("User: hi", "Hello!", "Go away.", {"source": "hh-rlhf"})
-    with pytest.raises(FeedbackFormatError, match="line 2: missing key 'prompt'; expected a "
-                                                  r"JSON object .* \(TRL preference format\)$"):
+    with pytest.raises(
+        FeedbackFormatError,
+        match="line 2: missing key 'prompt'; expected a "
+        r"JSON object .* \(TRL preference format\)$",
+    ):
         read_preferences(path, format="trl")
     with pytest.raises(FeedbackFormatError, match="line 1: has a 'prompt' key"):
         read_preferences(path, format="hh")
@@ -213,8 +247,7 @@ def test_blank_lines_are_ignored_and_line_numbers_count_them(tmp_path):
 
 
 def test_read_feedback_tells_pairs_from_ratings(tmp_path):
-    assert isinstance(read_feedback(write_lines(tmp_path / "p.jsonl", "", PAIR))[0],
-                      PreferencePair)
+    assert isinstance(read_feedback(write_lines(tmp_path / "p.jsonl", "", PAIR))[0], PreferencePair)
     assert isinstance(read_feedback(write_lines(tmp_path / "r.jsonl", RATING))[0], Rating)
 
 
@@ -224,8 +257,9 @@ def test_feedback_data_is_a_sequence_with_a_summary(tmp_path):
         data = read_preferences(path, skip_invalid=True)
     assert isinstance(data, FeedbackData) and len(data) == 2 and data[-1] == data[0]
     assert data[:1] == [data[0]] and list(reversed(data)) == list(data)
-    assert data.summary().startswith(f"2 pairs read from {path} (1 line skipped: line 2: not "
-                                     "valid JSON")
+    assert data.summary().startswith(
+        f"2 pairs read from {path} (1 line skipped: line 2: not valid JSON"
+    )
 
 
 # ------------------------------------------------------------------------------ HH-RLHF
@@ -299,43 +333,97 @@ CONV_TOOL = {"prompt": [{"role": "tool", "content": "x"}], "chosen": "a", "rejec
 # (case, reader, bad line, words the error must contain). Each bad line sits between two
 # valid ones, so the error is on line 2 and skipping keeps two records.
 MALFORMED = [
-    ("bad-json", read_preferences, '{"prompt": "hi", "chosen": "a",',
-     "not valid JSON (Expecting property name enclosed in double quotes at column 32)"),
+    (
+        "bad-json",
+        read_preferences,
+        '{"prompt": "hi", "chosen": "a",',
+        "not valid JSON (Expecting property name enclosed in double quotes at column 32)",
+    ),
     ("not-object", read_preferences, '["hi", "a", "b"]', "the line is an array, not a JSON object"),
-    ("missing-key", read_preferences, {"prompt": "hi", "chosen": "a"},
-     ("missing key 'rejected'; expected a JSON object with string keys 'prompt', 'chosen', "
-      "'rejected' (TRL preference format) or 'chosen', 'rejected' transcripts (Anthropic "
-      "HH-RLHF)")),
-    ("non-string", read_preferences, {**PAIR, "chosen": 3},
-     "'chosen' is a number, expected a string"),
+    (
+        "missing-key",
+        read_preferences,
+        {"prompt": "hi", "chosen": "a"},
+        (
+            "missing key 'rejected'; expected a JSON object with string keys 'prompt', 'chosen', "
+            "'rejected' (TRL preference format) or 'chosen', 'rejected' transcripts (Anthropic "
+            "HH-RLHF)"
+        ),
+    ),
+    (
+        "non-string",
+        read_preferences,
+        {**PAIR, "chosen": 3},
+        "'chosen' is a number, expected a string",
+    ),
     ("empty-text", read_preferences, {**PAIR, "rejected": " \n"}, "rejected is empty"),
-    ("identical", read_preferences, {**PAIR, "rejected": PAIR["chosen"]},
-     "chosen and rejected are identical"),
+    (
+        "identical",
+        read_preferences,
+        {**PAIR, "rejected": PAIR["chosen"]},
+        "chosen and rejected are identical",
+    ),
     ("bad-role", read_preferences, CONV_TOOL, "'prompt' message 1 has role 'tool'"),
-    ("duplicate-key", read_preferences, '{"prompt": "", "chosen": "a", "chosen": "b"}',
-     "key 'chosen' appears twice"),
-    ("hh-no-assistant", read_preferences, {"chosen": hh("hi"), "rejected": hh("hi", "yo")},
-     "'chosen' has no '\\n\\nAssistant:' turn"),
-    ("hh-empty-reply", read_preferences, {"chosen": hh("hi", "yo"), "rejected": hh("hi", "")},
-     "the final reply in 'rejected' is empty"),
-    ("hh-different-prompts", read_preferences,
-     {"chosen": hh("hi", "yo"), "rejected": hh("hello", "yo!")},
-     ("'chosen' and 'rejected' have different prompts (they differ from turn 1 on: chosen has "
-      "'User: hi', rejected has 'User: hello')")),
-    ("rating-out-of-range", read_ratings, {**RATING, "label": 9},
-     "label 9 is out of range for the stars scale; stars labels are integers 1 to 5"),
-    ("rating-non-integer", read_ratings, {**RATING, "label": 3.5},
-     "label 3.5 is not an integer; stars labels are integers 1 to 5"),
-    ("rating-wrong-type", read_ratings, {**RATING, "label": "good"},
-     "label 'good' is a string; thumbs labels are true/false or 0/1; stars labels are"),
-    ("rating-missing-completion", read_ratings, {"prompt": "", "label": 3},
-     ("missing key 'completion'; expected a JSON object with string keys 'prompt', "
-      "'completion' and a 'label' (TRL unpaired format)")),
+    (
+        "duplicate-key",
+        read_preferences,
+        '{"prompt": "", "chosen": "a", "chosen": "b"}',
+        "key 'chosen' appears twice",
+    ),
+    (
+        "hh-no-assistant",
+        read_preferences,
+        {"chosen": hh("hi"), "rejected": hh("hi", "yo")},
+        "'chosen' has no '\\n\\nAssistant:' turn",
+    ),
+    (
+        "hh-empty-reply",
+        read_preferences,
+        {"chosen": hh("hi", "yo"), "rejected": hh("hi", "")},
+        "the final reply in 'rejected' is empty",
+    ),
+    (
+        "hh-different-prompts",
+        read_preferences,
+        {"chosen": hh("hi", "yo"), "rejected": hh("hello", "yo!")},
+        (
+            "'chosen' and 'rejected' have different prompts (they differ from turn 1 on: chosen has "
+            "'User: hi', rejected has 'User: hello')"
+        ),
+    ),
+    (
+        "rating-out-of-range",
+        read_ratings,
+        {**RATING, "label": 9},
+        "label 9 is out of range for the stars scale; stars labels are integers 1 to 5",
+    ),
+    (
+        "rating-non-integer",
+        read_ratings,
+        {**RATING, "label": 3.5},
+        "label 3.5 is not an integer; stars labels are integers 1 to 5",
+    ),
+    (
+        "rating-wrong-type",
+        read_ratings,
+        {**RATING, "label": "good"},
+        "label 'good' is a string; thumbs labels are true/false or 0/1; stars labels are",
+    ),
+    (
+        "rating-missing-completion",
+        read_ratings,
+        {"prompt": "", "label": 3},
+        (
+            "missing key 'completion'; expected a JSON object with string keys 'prompt', "
+            "'completion' and a 'label' (TRL unpaired format)"
+        ),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "reader", "bad", "words"), MALFORMED,
-                         ids=[case for case, *_ in MALFORMED])
+@pytest.mark.parametrize(
+    ("case", "reader", "bad", "words"), MALFORMED, ids=[case for case, *_ in MALFORMED]
+)
 def test_each_malformed_line_gets_its_own_error(tmp_path, case, reader, bad, words):
     good = RATING if reader is read_ratings else PAIR
     path = write_lines(tmp_path / f"{case}.jsonl", good, bad, {**good, "prompt": "User: again"})

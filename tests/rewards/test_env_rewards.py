@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 import rlhf_envs  # noqa: F401
-from rlhf_envs.rewards import RewardModelError, RubricRewardModel, register
-from rlhf_envs.rewards import registry
+from rlhf_envs.rewards import RewardModelError, RubricRewardModel, register, registry
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +48,12 @@ class Politeness:
         self.bonus = float(bonus)
 
     def score(self, batch):
-        return np.array([self.bonus * (("please" in e.reply.lower()) + ("thank" in e.reply.lower())) for e in batch])
+        return np.array(
+            [
+                self.bonus * (("please" in e.reply.lower()) + ("thank" in e.reply.lower()))
+                for e in batch
+            ]
+        )
 
 
 def test_a_plain_function_is_the_training_reward_and_gold_stays_the_rubric():
@@ -77,11 +81,21 @@ def test_a_weighted_mix_adds_up_and_reports_each_member():
         text = info["reply"].lower()
         assert comps["politeness"] == pytest.approx(0.5 * (("please" in text) + ("thank" in text)))
         rubric_parts = {k: v for k, v in comps.items() if k.startswith("rubric/")}
-        assert set(rubric_parts) == {"rubric/task", "rubric/grounding", "rubric/politeness",
-                                     "rubric/conciseness", "rubric/safety", "rubric/repetition",
-                                     "rubric/conduct"}
+        assert set(rubric_parts) == {
+            "rubric/task",
+            "rubric/grounding",
+            "rubric/politeness",
+            "rubric/conciseness",
+            "rubric/safety",
+            "rubric/repetition",
+            "rubric/conduct",
+        }
         assert sum(rubric_parts.values()) == pytest.approx(plain)
-        assert mixed == pytest.approx(plain + comps["politeness"]) == pytest.approx(sum(comps.values()))
+        assert (
+            mixed
+            == pytest.approx(plain + comps["politeness"])
+            == pytest.approx(sum(comps.values()))
+        )
 
 
 def test_an_instance_works_and_is_reported_as_not_serialisable():
@@ -100,7 +114,8 @@ def test_an_instance_works_and_is_reported_as_not_serialisable():
 
 
 def test_an_entry_point_plugin_from_an_installed_distribution(tmp_path, monkeypatch):
-    (tmp_path / "shouty_rm.py").write_text(textwrap.dedent("""
+    (tmp_path / "shouty_rm.py").write_text(
+        textwrap.dedent("""
         import numpy as np
 
         class Shouty:
@@ -108,7 +123,8 @@ def test_an_entry_point_plugin_from_an_installed_distribution(tmp_path, monkeypa
                 self.weight = float(arg)
             def score(self, batch):
                 return np.array([self.weight * e.reply.count("!") for e in batch])
-    """))
+    """)
+    )
     dist = tmp_path / "shouty_rm-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: shouty-rm\nVersion: 1.0\n")
@@ -148,7 +164,9 @@ def test_a_model_returning_the_wrong_shape_is_named():
 
     env = gym.make("RLHF-Chat-v0", reward=TwoPerReply())
     env.reset(seed=0)
-    with pytest.raises(RewardModelError, match=r"'two_per_reply' returned shape \(1, 2\) for a batch of 1"):
+    with pytest.raises(
+        RewardModelError, match=r"'two_per_reply' returned shape \(1, 2\) for a batch of 1"
+    ):
         env.step(0)
 
 
@@ -175,6 +193,8 @@ def test_the_gold_model_can_be_a_persona():
     for _ in range(3):
         state = env.state
         reward, info = env.step(env.expert_action())[1::3]
-        expected = stickler.score([Exchange(state.scenario, state.history, info["reply"], state)])[0]
+        expected = stickler.score([Exchange(state.scenario, state.history, info["reply"], state)])[
+            0
+        ]
         assert info["gold_reward"] == pytest.approx(expected)
         assert info["gold_reward"] != pytest.approx(reward)

@@ -13,8 +13,9 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import rlhf_envs  # noqa: F401
-from rlhf_envs.preference_data import PreferencePair, Rating
+from rlhf_envs.dialogue import Turn
 from rlhf_envs.feedback.annotators import FeedbackCollector, SimulatedAnnotator
+from rlhf_envs.preference_data import PreferencePair, Rating
 from rlhf_envs.rewards import RewardModelError, make_reward_model
 from rlhf_envs.rewards.learned import (
     CheckpointError,
@@ -25,7 +26,6 @@ from rlhf_envs.rewards.learned import (
     train_reward_model,
 )
 from rlhf_envs.rewards.learned.features import PairFeaturizer
-from rlhf_envs.dialogue import Turn
 from rlhf_envs.rewards.protocol import Exchange
 
 torch.set_num_threads(1)
@@ -76,14 +76,20 @@ def test_linear_model_learns_the_annotators_preferences(tiny_pairs, linear_rm):
 def test_scores_are_normalised_on_training_replies(tiny_pairs, linear_rm):
     model = linear_rm[0].model
     pairs = tiny_pairs[0]
-    scores = model.score_texts([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+    scores = model.score_texts(
+        [p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    )
     assert abs(scores.mean()) < 0.2 and 0.8 < scores.std() < 1.2
 
 
 def test_checkpoint_reloads_with_identical_scores(tiny_pairs, linear_rm):
     result, folder = linear_rm
     config = json.loads((folder / "config.json").read_text())
-    assert config["kind"] == "linear" and config["objective"] == "preference" and config["note"] == "test"
+    assert (
+        config["kind"] == "linear"
+        and config["objective"] == "preference"
+        and config["note"] == "test"
+    )
     assert config["training"]["metrics"]["val_accuracy"] > 0.5
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
     loaded = LearnedRewardModel.load(folder)
@@ -102,7 +108,11 @@ def test_batched_scoring_equals_one_at_a_time(tiny_pairs, linear_rm):
 
 def test_exchange_scoring_uses_the_transcript():
     featurizer = PairFeaturizer(dim=4096)
-    history = (Turn("user", "I want a refund"), Turn("agent", "Your name please?"), Turn("user", "Ann Lee"))
+    history = (
+        Turn("user", "I want a refund"),
+        Turn("agent", "Your name please?"),
+        Turn("user", "Ann Lee"),
+    )
     exchange = Exchange(None, history, "Thanks Ann, I found order 123456.")
     ids, counts = featurizer.features(exchange.transcript(), exchange.reply)
     assert len(ids) == len(set(ids.tolist())) and np.all(counts > 0)
@@ -117,18 +127,26 @@ def test_exchange_is_scored_as_its_transcript_and_reply(linear_rm):
     env.reset(seed=3)
     env.step(env.expert_action())
     state = env.state
-    exchanges = [Exchange(state.scenario, state.history, c.text, state) for c in env.interface.candidates]
+    exchanges = [
+        Exchange(state.scenario, state.history, c.text, state) for c in env.interface.candidates
+    ]
     np.testing.assert_array_equal(
         model.score(exchanges),
         model.score_texts([e.transcript() for e in exchanges], [e.reply for e in exchanges]),
     )
-    assert exchanges[0].transcript().startswith("User: ") and "\nAgent: " in exchanges[0].transcript()
+    assert (
+        exchanges[0].transcript().startswith("User: ") and "\nAgent: " in exchanges[0].transcript()
+    )
 
 
 def test_learned_paths_are_made_absolute_in_the_env_spec(linear_rm, tmp_path, monkeypatch):
     _, folder = linear_rm
     monkeypatch.chdir(folder.parent)
-    env = gym.make("RLHF-Tiny-v0", reward=f"learned:{folder.name}", gold={"rubric": 1.0, f"learned:{folder.name}": 1.0})
+    env = gym.make(
+        "RLHF-Tiny-v0",
+        reward=f"learned:{folder.name}",
+        gold={"rubric": 1.0, f"learned:{folder.name}": 1.0},
+    )
     assert env.spec.kwargs["reward"] == f"learned:{folder}"
     assert env.spec.kwargs["gold"] == {"rubric": 1.0, f"learned:{folder}": 1.0}
     monkeypatch.chdir(tmp_path)  # somewhere else: the spec still finds the checkpoint
@@ -141,11 +159,15 @@ def test_learned_paths_are_made_absolute_in_the_env_spec(linear_rm, tmp_path, mo
 def test_vector_env_scores_with_one_learned_model_call_per_step(linear_rm):
     _, folder = linear_rm
     vec = gym.make_vec("RLHF-Tiny-v0", num_envs=4, reward=f"learned:{folder}")
-    sync = gym.make_vec("RLHF-Tiny-v0", num_envs=4, vectorization_mode="sync", reward=f"learned:{folder}")
+    sync = gym.make_vec(
+        "RLHF-Tiny-v0", num_envs=4, vectorization_mode="sync", reward=f"learned:{folder}"
+    )
     model = vec.reward_model.model
     calls = []
     original = model.score_texts
-    model.score_texts = lambda contexts, replies, **kw: calls.append(len(replies)) or original(contexts, replies, **kw)
+    model.score_texts = lambda contexts, replies, **kw: (
+        calls.append(len(replies)) or original(contexts, replies, **kw)
+    )
     try:
         vec.reset(seed=0)
         sync.reset(seed=0)
@@ -207,7 +229,10 @@ def _broken_copy(folder, tmp_path, edit):
         (lambda f: (f / "config.json").unlink(), "has no config.json"),
         (lambda f: (f / "model.safetensors").unlink(), "has no model.safetensors"),
         (lambda f: (f / "config.json").write_text("{not json"), "config.json is not valid JSON"),
-        (lambda f: (f / "config.json").write_text('{"kind": "linear"}'), "not an rlhf-envs reward-model config"),
+        (
+            lambda f: (f / "config.json").write_text('{"kind": "linear"}'),
+            "not an rlhf-envs reward-model config",
+        ),
         (
             lambda f: (f / "config.json").write_text(
                 (f / "config.json").read_text().replace('"kind": "linear"', '"kind": "forest"')
@@ -215,7 +240,9 @@ def _broken_copy(folder, tmp_path, edit):
             "model kind 'forest'; known kinds: linear, transformer",
         ),
         (
-            lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:100]),
+            lambda f: (f / "model.safetensors").write_bytes(
+                (f / "model.safetensors").read_bytes()[:100]
+            ),
             "model.safetensors is corrupt",
         ),
         (
@@ -225,7 +252,15 @@ def _broken_copy(folder, tmp_path, edit):
             "does not match config.json",
         ),
     ],
-    ids=["no-config", "no-weights", "bad-json", "foreign-json", "unknown-kind", "truncated-weights", "shape"],
+    ids=[
+        "no-config",
+        "no-weights",
+        "bad-json",
+        "foreign-json",
+        "unknown-kind",
+        "truncated-weights",
+        "shape",
+    ],
 )
 def test_corrupt_checkpoint_fails_clearly(linear_rm, tmp_path, edit, message):
     folder = _broken_copy(linear_rm[1], tmp_path, edit)
@@ -249,11 +284,16 @@ def test_saving_replaces_a_checkpoint_but_never_other_folders(linear_rm, tmp_pat
     with pytest.raises(CheckpointError, match="not a reward-model checkpoint"):
         model.save(other)
     assert (other / "todo.txt").read_text() == "keep me"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "rm"]  # no temporary folders left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "notes",
+        "rm",
+    ]  # no temporary folders left
 
 
 def test_missing_checkpoint_and_missing_path_fail_clearly(tmp_path):
-    with pytest.raises(RewardModelError, match="does not exist; expected a folder with config.json"):
+    with pytest.raises(
+        RewardModelError, match="does not exist; expected a folder with config.json"
+    ):
         gym.make("RLHF-Tiny-v0", reward=f"learned:{tmp_path / 'nope'}")
     with pytest.raises(RewardModelError, match="needs a checkpoint folder: write 'learned:PATH'"):
         gym.make("RLHF-Tiny-v0", reward="learned")
@@ -292,22 +332,32 @@ def test_unknown_transformer_path_is_explained(tmp_path, linear_rm):
     pair = PreferencePair("User: hi", "Hello, how can I help?", "What.")
     with pytest.raises(ValueError, match="nothing is downloaded"):
         train_reward_model([pair], model=str(tmp_path / "no-model"), progress=False)
-    with pytest.raises(ValueError, match="is an rlhf-envs reward-model checkpoint, not a Hugging Face model"):
+    with pytest.raises(
+        ValueError, match="is an rlhf-envs reward-model checkpoint, not a Hugging Face model"
+    ):
         train_reward_model([pair], model=str(linear_rm[1]), progress=False)
-    with pytest.raises(ValueError, match="max_length 1000 is out of range for minilm: it takes 5 to 512"):
+    with pytest.raises(
+        ValueError, match="max_length 1000 is out of range for minilm: it takes 5 to 512"
+    ):
         train_reward_model([pair], model="minilm", max_length=1000, progress=False)
 
 
 def test_minilm_reward_model_trains_saves_and_reloads(tiny_pairs, tmp_path):
     train, test = tiny_pairs
-    result = train_reward_model(train[:48], "minilm", epochs=1, max_length=64, progress=False, validation_fraction=0.25)
+    result = train_reward_model(
+        train[:48], "minilm", epochs=1, max_length=64, progress=False, validation_fraction=0.25
+    )
     model = result.model
     assert model.scorer.kind == "transformer"
     folder = model.save(tmp_path / "minilm")
-    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {
+        p.name for p in folder.iterdir()
+    }
     loaded = LearnedRewardModel.load(folder)
     args = ([p.prompt for p in test[:12]], [p.chosen for p in test[:12]])
-    np.testing.assert_allclose(loaded.score_texts(*args), model.score_texts(*args), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.score_texts(*args), model.score_texts(*args), rtol=1e-5, atol=1e-5
+    )
     batched = model.score_texts(*args)
     single = [model.score_texts([c], [r])[0] for c, r in zip(*args)]
     np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-4)
@@ -319,21 +369,30 @@ def test_minilm_reward_model_trains_saves_and_reloads(tiny_pairs, tmp_path):
     assert "refund is on its way" in tail
     # Mixed lengths are scored in groups of similar length, interleaved back in order.
     mixed = (["User: hi.", long_context] * 3, [p.chosen for p in test[:6]])
-    np.testing.assert_allclose(model.score_texts(*mixed),
-                               [model.score_texts([c], [r])[0] for c, r in zip(*mixed)], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        model.score_texts(*mixed),
+        [model.score_texts([c], [r])[0] for c, r in zip(*mixed)],
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def test_minilm_rating_classifier_scores_by_expected_rating(tmp_path):
     collector = FeedbackCollector("RLHF-Tiny-v0", seed=5)
     ratings = collector.ratings(40, scale="thumbs", progress=False)
-    result = train_reward_model(ratings, "minilm", epochs=1, max_length=64, progress=False, validation_fraction=0.2)
+    result = train_reward_model(
+        ratings, "minilm", epochs=1, max_length=64, progress=False, validation_fraction=0.2
+    )
     model = result.model
     assert model.objective == "rating" and model.scorer.num_outputs == 2
-    raw = model.score_texts([r.prompt for r in ratings], [r.completion for r in ratings], normalise=False)
+    raw = model.score_texts(
+        [r.prompt for r in ratings], [r.completion for r in ratings], normalise=False
+    )
     assert np.all((raw > 0) & (raw < 1))  # P(thumbs up)
     loaded = LearnedRewardModel.load(model.save(tmp_path / "thumbs"))
     np.testing.assert_allclose(
         loaded.score_texts([r.prompt for r in ratings[:8]], [r.completion for r in ratings[:8]]),
         model.score_texts([r.prompt for r in ratings[:8]], [r.completion for r in ratings[:8]]),
-        rtol=1e-5, atol=1e-5,
+        rtol=1e-5,
+        atol=1e-5,
     )

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from gymnasium.envs.registration import EnvSpec
 
+from rlhf_envs.dialogue import Turn
 from rlhf_envs.rewards import registry
 from rlhf_envs.rewards.mixture import WeightedMixture
-from rlhf_envs.dialogue import Turn
 from rlhf_envs.rewards.protocol import Exchange
 from rlhf_envs.rewards.registry import (
     FunctionRewardModel,
@@ -592,7 +592,10 @@ def test_unknown_spec_lists_names_and_forms():
         make_reward_model("lerned:ckpt")
     msg = str(err.value)
     assert msg.startswith("reward spec 'lerned:ckpt' is unknown (did you mean 'learned:ckpt'?); ")
-    assert "registered: fluency, fluency:PATH, learned, learned:PATH, length, length:SCALE, rubric, rubric:PERSONA;" in msg
+    assert (
+        "registered: fluency, fluency:PATH, learned, learned:PATH, length, length:SCALE, rubric, rubric:PERSONA;"
+        in msg
+    )
     assert msg.endswith(
         "accepted forms: 'name', 'name:arg', {spec: weight}, a RewardModel instance, "
         "a function(exchange) -> float"
@@ -665,7 +668,9 @@ def test_builtin_rubric_is_registered_lazily():
     assert entry.argument == "persona"
     # The factory is resolved on first use, not at registration (checked in a fresh
     # interpreter, since other tests in this process have used it).
-    code = "from rlhf_envs.rewards import registry; assert registry._REGISTRY['rubric'].loaded is None"
+    code = (
+        "from rlhf_envs.rewards import registry; assert registry._REGISTRY['rubric'].loaded is None"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
 

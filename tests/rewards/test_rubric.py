@@ -48,7 +48,9 @@ def test_every_distractor_scores_below_the_correct_reply(domain_name, persona):
                 margins[c.label].append(correct - s)
     assert set(margins) == set(domain.failure_types)
     for label, values in margins.items():
-        assert min(values) > 0, f"{persona}: a {label} reply scored at least as high as the correct one"
+        assert min(values) > 0, (
+            f"{persona}: a {label} reply scored at least as high as the correct one"
+        )
 
 
 def test_branches_are_scored_as_the_policy_says():
@@ -62,7 +64,9 @@ def test_branches_are_scored_as_the_policy_says():
         if not subflow.branch_hooks() or step.kind not in ("act", "decline"):
             continue
         on_path = {s.id for s in state.path}
-        others = [s for s in subflow.steps() if s.id not in on_path and s.kind in ("act", "decline")]
+        others = [
+            s for s in subflow.steps() if s.id not in on_path and s.kind in ("act", "decline")
+        ]
         for other in others:
             right = expert_reply(state, rng)
             wrong = DOMAIN.fill(other.say[0], state.scenario)
@@ -77,10 +81,15 @@ def test_branches_are_scored_as_the_policy_says():
 
 def test_return_outside_the_window_is_penalised():
     def outside_window(f):
-        return f["membership_level"] == "bronze" and f["has_receipt"] == "no" and f["days_since_purchase"] > 120
+        return (
+            f["membership_level"] == "bronze"
+            and f["has_receipt"] == "no"
+            and f["days_since_purchase"] > 120
+        )
 
     state, rng = next(
-        (s, r) for s, r in expert_states(range(2000), subflows=("return_size",))
+        (s, r)
+        for s, r in expert_states(range(2000), subflows=("return_size",))
         if outside_window(s.scenario.facts) and s.current_step.id == "decline_return"
     )
     rubric = RubricRewardModel()
@@ -88,13 +97,19 @@ def test_return_outside_the_window_is_penalised():
     decline = expert_reply(state, rng)
     comps = rubric.components([exchange(state, promise)])
     assert comps["safety"][0] < 0
-    assert rubric.score([exchange(state, decline)])[0] > rubric.score([exchange(state, promise)])[0] + 2
+    assert (
+        rubric.score([exchange(state, decline)])[0]
+        > rubric.score([exchange(state, promise)])[0] + 2
+    )
 
 
 def test_free_text_is_judged_by_what_it_says():
     state = next(
-        s for s, _ in expert_states(range(50))
-        if s.current_step.kind == "ask" and "order_id" in s.current_step.slots and s.current_step.need == 2
+        s
+        for s, _ in expert_states(range(50))
+        if s.current_step.kind == "ask"
+        and "order_id" in s.current_step.slots
+        and s.current_step.need == 2
     )
     rubric = RubricRewardModel()
     good = "Thank you! Could you share your order number and your postal code, please?"
@@ -105,7 +120,10 @@ def test_free_text_is_judged_by_what_it_says():
 
 def test_components_sum_to_the_score_and_personas_differ():
     states = [s for s, _ in expert_states(range(5))]
-    batch = [exchange(s, expert_reply(s, np.random.default_rng(0)) + " " + "Truly, we value you. " * 8) for s in states]
+    batch = [
+        exchange(s, expert_reply(s, np.random.default_rng(0)) + " " + "Truly, we value you. " * 8)
+        for s in states
+    ]
     scores = {p: RubricRewardModel(p).score(batch) for p in personas()}
     for p in personas():
         comps = RubricRewardModel(p).components(batch)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import rlhf_envs  # noqa: F401
-from rlhf_envs.rewards import RewardModelError, RubricRewardModel
+from rlhf_envs.rewards import RubricRewardModel
 from rlhf_envs.simulation import DomainError, get_domain
 from rlhf_envs.simulation.domain import _load_domain
 
@@ -38,7 +38,9 @@ def test_a_domain_folder_runs_in_the_env_and_survives_pickling_elsewhere(tiny_co
     # Unpickled in a process started in another directory, it finds the same folder.
     blob = pickle.dumps(env)
     code = "import pickle, sys; env = pickle.loads(sys.stdin.buffer.read()); print(env.unwrapped.domain.name)"
-    out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, cwd="/", timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=blob, capture_output=True, cwd="/", timeout=120
+    )
     assert out.returncode == 0, out.stderr.decode()
     assert out.stdout.decode().strip() == str(tiny_copy.resolve())
 
@@ -46,7 +48,9 @@ def test_a_domain_folder_runs_in_the_env_and_survives_pickling_elsewhere(tiny_co
 def test_a_template_with_an_unknown_field_fails_at_load(tiny_copy):
     policy = tiny_copy / "policy.yaml"
     policy.write_text(policy.read_text().replace("{due_date}.", "{due_dat}.", 1))
-    with pytest.raises(DomainError, match=r"step 'renew' uses \{due_dat\}, which is not a fact declared"):
+    with pytest.raises(
+        DomainError, match=r"step 'renew' uses \{due_dat\}, which is not a fact declared"
+    ):
         get_domain(tiny_copy)
 
 
@@ -68,12 +72,30 @@ rules:
     ("append", "message"),
     [
         ("\nrules: [no_tips]\n", "'rules' must be a mapping of names to entries, got a list"),
-        ("\nrules:\n  no_tips: {forbid: ['(']}\n", "policy.yaml: rule 'no_tips': bad regular expression '('"),
-        ("\nrules:\n  no_tips: {if: no_such_hook, forbid: [tip]}\n", "if-hook 'no_such_hook' is not defined in hooks.py"),
-        ("\nrules:\n  no_tips: {after: no_such_step, forbid: [tip]}\n", "after-step 'no_such_step' is not a step"),
-        ("\nrules:\n  no_tips: {severity: fatal, forbid: [tip]}\n", "severity 'fatal' is not one of"),
-        ("\nrules:\n  no_tips: {description: nothing to forbid}\n", "a rule needs 'forbid' patterns or 'forbid_facts'"),
-        ("\nrules:\n  no_tips: {forbid_facts: [shoe_size]}\n", "forbid_facts names 'shoe_size', which is not a fact"),
+        (
+            "\nrules:\n  no_tips: {forbid: ['(']}\n",
+            "policy.yaml: rule 'no_tips': bad regular expression '('",
+        ),
+        (
+            "\nrules:\n  no_tips: {if: no_such_hook, forbid: [tip]}\n",
+            "if-hook 'no_such_hook' is not defined in hooks.py",
+        ),
+        (
+            "\nrules:\n  no_tips: {after: no_such_step, forbid: [tip]}\n",
+            "after-step 'no_such_step' is not a step",
+        ),
+        (
+            "\nrules:\n  no_tips: {severity: fatal, forbid: [tip]}\n",
+            "severity 'fatal' is not one of",
+        ),
+        (
+            "\nrules:\n  no_tips: {description: nothing to forbid}\n",
+            "a rule needs 'forbid' patterns or 'forbid_facts'",
+        ),
+        (
+            "\nrules:\n  no_tips: {forbid_facts: [shoe_size]}\n",
+            "forbid_facts names 'shoe_size', which is not a fact",
+        ),
         ("\nrules:\n  no_tips: {forbid: [tip], sevrity: minor}\n", "unknown field(s) ['sevrity']"),
         ("\ndisclosures:\n  risk: [loss]\n", "disclosure 'risk'"),
     ],
@@ -85,13 +107,27 @@ def test_mistakes_in_rules_and_disclosures_are_named(tiny_copy, append, message)
         get_domain(tiny_copy)
 
 
-def test_a_rule_with_its_distractors_becomes_a_failure_type_and_a_disclosure_may_be_one_name(tiny_copy):
+def test_a_rule_with_its_distractors_becomes_a_failure_type_and_a_disclosure_may_be_one_name(
+    tiny_copy,
+):
     policy = tiny_copy / "policy.yaml"
-    text = policy.read_text() + RULE + "\ndisclosures:\n  due:\n    patterns: ['\\\\buntil\\\\b', 'due date']\n"
-    text = text.replace("    mention: [due_date]\n", "    mention: [due_date]\n    disclose: due\n", 1)
+    text = (
+        policy.read_text()
+        + RULE
+        + "\ndisclosures:\n  due:\n    patterns: ['\\\\buntil\\\\b', 'due date']\n"
+    )
+    text = text.replace(
+        "    mention: [due_date]\n", "    mention: [due_date]\n    disclose: due\n", 1
+    )
     policy.write_text(text)
     agent = tiny_copy / "agent.yaml"
-    agent.write_text(agent.read_text().replace("distractors:\n", "distractors:\n  no_fee_talk: [\"{core} There's a small fee for that.\"]\n", 1))
+    agent.write_text(
+        agent.read_text().replace(
+            "distractors:\n",
+            'distractors:\n  no_fee_talk: ["{core} There\'s a small fee for that."]\n',
+            1,
+        )
+    )
     domain = get_domain(tiny_copy)
     assert domain.failure_types[-2:] == ("missing_disclosure", "no_fee_talk")
     assert domain.policy.steps["renew"].disclose == ("due",)
@@ -101,16 +137,22 @@ def test_a_rule_with_its_distractors_becomes_a_failure_type_and_a_disclosure_may
 
 def test_a_domain_folder_may_add_its_own_rubric_persona(tiny_copy):
     (tiny_copy / "rubric.yaml").write_text("personas:\n  librarian: {politeness: 3.0}\n")
-    env = gym.make("RLHF-Chat-v0", domain=str(tiny_copy), num_candidates=3, reward="rubric:librarian")
+    env = gym.make(
+        "RLHF-Chat-v0", domain=str(tiny_copy), num_candidates=3, reward="rubric:librarian"
+    )
     env.reset(seed=0)
     _, reward, *_ = env.step(env.unwrapped.expert_action())
     assert np.isfinite(reward)
     # Checked against the env's own domain when it is made, not at the first step.
-    with pytest.raises(ValueError, match="persona 'librarian': it is not defined for domain 'customer_service'"):
+    with pytest.raises(
+        ValueError, match="persona 'librarian': it is not defined for domain 'customer_service'"
+    ):
         gym.make("RLHF-Chat-v0", reward="rubric:librarian")
     (tiny_copy / "rubric.yaml").write_text("personas:\n  librarian: {kindness: 3.0}\n")
     _load_domain.cache_clear()
-    with pytest.raises(DomainError, match=r"persona 'librarian' weighs unknown component\(s\) \['kindness'\]"):
+    with pytest.raises(
+        DomainError, match=r"persona 'librarian' weighs unknown component\(s\) \['kindness'\]"
+    ):
         gym.make("RLHF-Chat-v0", domain=str(tiny_copy), num_candidates=3)
 
 
@@ -119,7 +161,10 @@ def test_a_domain_folder_may_add_its_own_rubric_persona(tiny_copy):
     [
         ("points:\n  safety: -4\n", "rubric.yaml points.safety must map names to numbers, got -4"),
         ("points:\n  safety: {per_violation: lots}\n", "points.safety must map names to numbers"),
-        ("points:\n  safety: {per_slip: -1}\n", "points.safety ['per_slip'] is not among the shared rubric's points"),
+        (
+            "points:\n  safety: {per_slip: -1}\n",
+            "points.safety ['per_slip'] is not among the shared rubric's points",
+        ),
         ("personas:\n  owl: 2\n", "rubric.yaml persona 'owl' must map names to numbers, got 2"),
         ("personas: [owl]\n", "sections 'points' and 'personas' must be mappings"),
         ("weights: {}\n", "rubric.yaml may hold only 'points' and 'personas'"),

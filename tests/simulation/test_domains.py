@@ -10,9 +10,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from rlhf_envs.domain_check import check_domain, label_holds
 from rlhf_envs.simulation import BUILTIN_DOMAINS, get_domain
 from rlhf_envs.simulation.candidates import CORRECT, FAILURE_TYPES, propose
-from rlhf_envs.domain_check import check_domain, label_holds
 from rlhf_envs.simulation.conversation import Conversation
 from rlhf_envs.simulation.expert import expert_reply
 
@@ -27,7 +27,12 @@ def test_expert_completes_every_subflow_without_violations(name):
             state = conversation.state
             reply = expert_reply(state, rng)
             a = state.assess(reply)
-            assert label_holds(CORRECT, a, domain), (state.scenario.subflow, state.current_step.id, reply, a)
+            assert label_holds(CORRECT, a, domain), (
+                state.scenario.subflow,
+                state.current_step.id,
+                reply,
+                a,
+            )
             if conversation.turn(reply).ended:
                 break
         assert conversation.state.success, [t.text for t in conversation.state.history]
@@ -58,7 +63,12 @@ def test_candidates_do_what_their_labels_say(name):
             assert sum(c.label == CORRECT for c in candidates) == 1
             for c in candidates:
                 a = state.assess(c.text)
-                assert label_holds(c.label, a, domain), (state.scenario.subflow, state.current_step.id, c, a)
+                assert label_holds(c.label, a, domain), (
+                    state.scenario.subflow,
+                    state.current_step.id,
+                    c,
+                    a,
+                )
                 seen[c.label] += 1
             if conversation.turn(candidates[int(rng.integers(len(candidates)))].text).ended:
                 break
@@ -73,11 +83,20 @@ def test_check_domain_passes_the_built_in_domains_and_names_what_is_wrong_in_a_b
     shutil.copytree(get_domain("tiny").folder, broken, ignore=shutil.ignore_patterns("__pycache__"))
     agent = (broken / "agent.yaml").read_text()
     # An "evasive" distractor that in fact renews the book, and a step no fact can reach.
-    agent = agent.replace('evasive: ["Libraries are wonderful places."]', 'evasive: ["I\'ll renew it for you."]')
+    agent = agent.replace(
+        'evasive: ["Libraries are wonderful places."]', 'evasive: ["I\'ll renew it for you."]'
+    )
     (broken / "agent.yaml").write_text(agent)
-    policy = (broken / "policy.yaml").read_text().replace('fines: ["$0", "$0", "$3", "$7"]', 'fines: ["$0"]')
+    policy = (
+        (broken / "policy.yaml")
+        .read_text()
+        .replace('fines: ["$0", "$0", "$3", "$7"]', 'fines: ["$0"]')
+    )
     (broken / "policy.yaml").write_text(policy)
     report = check_domain(str(broken), episodes=60)
     text = "\n".join(report.problems)
     assert "task renew_book: steps never on a sampled path: ['decline_renewal']" in text
-    assert "a candidate labelled 'evasive' does not do what its label says: \"I'll renew it for you.\"" in text
+    assert (
+        "a candidate labelled 'evasive' does not do what its label says: \"I'll renew it for you.\""
+        in text
+    )

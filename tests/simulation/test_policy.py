@@ -17,7 +17,9 @@ STEPS = {
 
 def book(plan, steps=STEPS):
     data = {"steps": steps, "flows": {"f": {"subflows": {"s": {"goal": "g", "plan": plan}}}}}
-    return PolicyBook.from_data(data, source="policy.yaml", hooks=HOOKS, slots=(), facts=(), actions=("do",))
+    return PolicyBook.from_data(
+        data, source="policy.yaml", hooks=HOOKS, slots=(), facts=(), actions=("do",)
+    )
 
 
 def test_a_valid_plan_resolves_its_branches():
@@ -27,8 +29,15 @@ def test_a_valid_plan_resolves_its_branches():
 
 
 def test_a_branch_decided_on_only_one_arm_is_rejected():
-    plan = ["decide_a", {"if": "a", "then": ["decide_b"], "else": []}, {"if": "b", "then": ["act"]}, "close"]
-    with pytest.raises(PolicyBookError, match="branch on 'b' comes before any step that decides it"):
+    plan = [
+        "decide_a",
+        {"if": "a", "then": ["decide_b"], "else": []},
+        {"if": "b", "then": ["act"]},
+        "close",
+    ]
+    with pytest.raises(
+        PolicyBookError, match="branch on 'b' comes before any step that decides it"
+    ):
         book(plan)
 
 
@@ -40,8 +49,16 @@ def test_a_branch_decided_on_only_one_arm_is_rejected():
         (["decide_a", {"if": "c", "then": []}, "close"], STEPS, "branch hook 'c' is not defined"),
         (["close"], {**STEPS, "bad": {"kind": "shout"}}, "kind 'shout' is not one of"),
         (["close"], {**STEPS, "bad": {"kind": "ask"}}, "an ask step needs slots"),
-        (["close"], {**STEPS, "bad": {"kind": "act", "action": "fly"}}, "needs an action defined in actions.yaml"),
-        (["close"], {**STEPS, "bad": {"kind": "close", "colour": "red"}}, "unknown field(s) ['colour']"),
+        (
+            ["close"],
+            {**STEPS, "bad": {"kind": "act", "action": "fly"}},
+            "needs an action defined in actions.yaml",
+        ),
+        (
+            ["close"],
+            {**STEPS, "bad": {"kind": "close", "colour": "red"}},
+            "unknown field(s) ['colour']",
+        ),
     ],
 )
 def test_mistakes_are_named(plan, steps, message):

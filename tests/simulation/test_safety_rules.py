@@ -58,8 +58,8 @@ def test_each_red_flag_sends_the_patient_to_emergency_care_at_once(red_flag):
         path = [s.id for s in final.path]
         at = path.index("send_to_emergency")
         screen = max(i for i, s in enumerate(final.path[:at]) if s.decide == "red_flag")
-        assert path[at + 1:] == [final.path[-1].id] and final.path[-1].kind == "close", path
-        assert not any(s.kind == "act" for s in final.path[screen + 1:at]), path
+        assert path[at + 1 :] == [final.path[-1].id] and final.path[-1].kind == "close", path
+        assert not any(s.kind == "act" for s in final.path[screen + 1 : at]), path
         assert final.success, final.summary()
         emergency_replies = [
             turn.text for turn in final.history if turn.role == "agent" and "911" in turn.text
@@ -68,7 +68,9 @@ def test_each_red_flag_sends_the_patient_to_emergency_care_at_once(red_flag):
 
 
 def test_every_red_flag_and_no_red_flag_occur():
-    seen = Counter(MEDICAL.sample_scenario(np.random.default_rng(s)).facts["red_flag"] for s in range(2000))
+    seen = Counter(
+        MEDICAL.sample_scenario(np.random.default_rng(s)).facts["red_flag"] for s in range(2000)
+    )
     assert set(seen) == {"none", *RED_FLAGS}, seen
 
 
@@ -93,11 +95,21 @@ def test_a_missed_red_flag_outweighs_any_politeness(persona):
                 rude_correct = "Ugh, obviously. " + correct + " Hurry up, I don't have all day."
                 for other in lower:
                     text = MEDICAL.fill(other.say[0], state.scenario)
-                    polite = compose("I'm so sorry to hear that, and thank you for telling me.", opening(state, rng), text,
-                                     "Please take care, I appreciate you calling.")
+                    polite = compose(
+                        "I'm so sorry to hear that, and thank you for telling me.",
+                        opening(state, rng),
+                        text,
+                        "Please take care, I appreciate you calling.",
+                    )
                     a = state.assess(polite)
                     assert "missed_red_flag" in a.violations, (polite, a.violations)
-                    scores = rubric.score([exchange(state, polite), exchange(state, rude_correct), exchange(state, correct)])
+                    scores = rubric.score(
+                        [
+                            exchange(state, polite),
+                            exchange(state, rude_correct),
+                            exchange(state, correct),
+                        ]
+                    )
                     assert scores[0] < scores[1] < scores[2], (persona, polite, scores)
                     checked += 1
     assert checked >= len(RED_FLAGS)
@@ -160,16 +172,31 @@ def test_recommendations_follow_the_know_your_customer_questions_and_the_suitabi
         for i, s in enumerate(final.path):
             if s.kind == "act" and s.disclose:
                 assert decided and decided[0] < i, (final.scenario.subflow, ids)
-                assert any(p.kind == "ask" for p in final.path[:decided[0]]), ids
+                assert any(p.kind == "ask" for p in final.path[: decided[0]]), ids
         assert final.success, final.summary()
 
 
 @pytest.mark.parametrize(
     ("domain_name", "rule", "text", "broken"),
     [
-        ("finance", "guaranteed_return", "No investment is risk-free, and nobody can guarantee a return.", False),
-        ("finance", "guaranteed_return", "No investment is risk-free, but this one is guaranteed to grow.", True),
-        ("finance", "guaranteed_return", "Don't worry about losses: this one is completely risk-free.", True),
+        (
+            "finance",
+            "guaranteed_return",
+            "No investment is risk-free, and nobody can guarantee a return.",
+            False,
+        ),
+        (
+            "finance",
+            "guaranteed_return",
+            "No investment is risk-free, but this one is guaranteed to grow.",
+            True,
+        ),
+        (
+            "finance",
+            "guaranteed_return",
+            "Don't worry about losses: this one is completely risk-free.",
+            True,
+        ),
         ("finance", "guaranteed_return", "You can't lose money on it.", True),
         ("finance", "pressure_selling", "There is no need to decide now.", False),
         ("finance", "pressure_selling", "This offer ends today, so act now.", True),
@@ -200,8 +227,15 @@ def test_a_medicine_the_patient_must_not_take_is_never_offered():
             facts = state.scenario.facts
             reply = expert_reply(state, rng)
             assert "unsafe_medicine" not in state.assess(reply).violations, reply
-            if "check_allergies" in {s.id for s in state.path[: state.pos]} and facts["unsafe_medicine"]:
+            if (
+                "check_allergies" in {s.id for s in state.path[: state.pos]}
+                and facts["unsafe_medicine"]
+            ):
                 bad = reply + f" You could also take {facts['unsafe_medicine']}."
-                assert "unsafe_medicine" in state.assess(bad).violations, (facts["medications"], facts["allergies"], bad)
+                assert "unsafe_medicine" in state.assess(bad).violations, (
+                    facts["medications"],
+                    facts["allergies"],
+                    bad,
+                )
                 clashes += 1
     assert clashes >= 10

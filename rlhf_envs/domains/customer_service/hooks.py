@@ -9,7 +9,8 @@ windows, shipping status, waiting times, the system's verdicts), as the policy s
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,9 @@ def sample_profile(data: Mapping[str, Any], rng: np.random.Generator) -> dict[st
     street = f"{number} {_pick(rng, data['streets'])}"
     zip_code = f"{zip_prefix}{_digits(rng, 3)}"
     new_number, new_zip = number, zip_code
-    while new_number == number or new_zip == zip_code:  # a move shares no number with the old address
+    while (
+        new_number == number or new_zip == zip_code
+    ):  # a move shares no number with the old address
         new_number, new_zip = int(rng.integers(100, 9900)), f"{zip_prefix}{_digits(rng, 3)}"
     username = f"{first[0].lower()}{last.lower()}{int(rng.integers(1, 999))}"
     today = dt.date.fromisoformat(data["today"])
@@ -66,12 +69,14 @@ def sample_profile(data: Mapping[str, Any], rng: np.random.Generator) -> dict[st
     }
 
 
-def complete_facts(facts: dict[str, Any], data: Mapping[str, Any], rng: np.random.Generator) -> None:
+def complete_facts(
+    facts: dict[str, Any], data: Mapping[str, Any], rng: np.random.Generator
+) -> None:
     """Facts that follow from others (in place)."""
     facts["zip_code"] = facts["full_address"].rsplit(" ", 1)[1]
     window = data["return_windows"].get(facts["membership_level"])
-    facts["return_window"] = "unlimited" if window is None else (
-        "6 months" if window == 182 else f"{window} days"
+    facts["return_window"] = (
+        "unlimited" if window is None else ("6 months" if window == 182 else f"{window} days")
     )
     facts["upgrade_fee"] = "$0" if facts["membership_level"] == "gold" else "$20"
     # The expected delivery date follows the shipping status.
@@ -97,7 +102,10 @@ def return_allowed(f: Mapping[str, Any]) -> bool:
     """Gold: always. Others: within their window, or with a receipt."""
     if f["membership_level"] == "gold" or f["has_receipt"] == "yes":
         return True
-    return f["days_since_purchase"] <= {"guest": 30, "bronze": 90, "silver": 182}[f["membership_level"]]
+    return (
+        f["days_since_purchase"]
+        <= {"guest": 30, "bronze": 90, "silver": 182}[f["membership_level"]]
+    )
 
 
 def needs_mailing_address(f: Mapping[str, Any]) -> bool:
@@ -185,10 +193,21 @@ def gold_member(f: Mapping[str, Any]) -> bool:
 DECISIONS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     fn.__name__: fn
     for fn in (
-        return_allowed, needs_mailing_address, fee_company_error, trusted_member,
-        not_yet_shipped, order_not_shipped, member_not_guest, waited_over_week,
-        shipping_fee_waivable, extension_allowed, dispute_refund_by_membership,
-        billing_error_confirmed, promo_error_ours, promo_member, return_credit_overdue,
+        return_allowed,
+        needs_mailing_address,
+        fee_company_error,
+        trusted_member,
+        not_yet_shipped,
+        order_not_shipped,
+        member_not_guest,
+        waited_over_week,
+        shipping_fee_waivable,
+        extension_allowed,
+        dispute_refund_by_membership,
+        billing_error_confirmed,
+        promo_error_ours,
+        promo_member,
+        return_credit_overdue,
         gold_member,
     )
 }

@@ -88,7 +88,9 @@ def sample_profile(data: Mapping[str, Any], rng: np.random.Generator) -> dict[st
     }
 
 
-def complete_facts(facts: dict[str, Any], data: Mapping[str, Any], rng: np.random.Generator) -> None:
+def complete_facts(
+    facts: dict[str, Any], data: Mapping[str, Any], rng: np.random.Generator
+) -> None:
     """Facts that follow from the profile and the task's own facts (in place)."""
     # The client's debt (a task may have drawn its kind).
     spec = data["debts"][facts["debt_kind"]]
@@ -98,14 +100,18 @@ def complete_facts(facts: dict[str, Any], data: Mapping[str, Any], rng: np.rando
     facts["debt_balance"] = _dollars(balance)
     facts["debts"] = f"{facts['debt_balance']} on a {facts['debt_kind']} at {facts['debt_rate']}"
     # What the client's current fund costs a year.
-    facts["fee_cost"] = _dollars(_money(facts["portfolio_value"]) * _percent(facts["current_fee"]) / 100)
+    facts["fee_cost"] = _dollars(
+        _money(facts["portfolio_value"]) * _percent(facts["current_fee"]) / 100
+    )
 
     task = facts.get("task")
     facts.setdefault("horizon", None)
     facts["goal_phrase"] = facts["invest_amount"] = None
     if task == "house_deposit":
         months = _count(facts["horizon"]) * 12
-        monthly = max(100, _round_up((_money(facts["goal_amount"]) - _money(facts["deposit_saved"])) / months))
+        monthly = max(
+            100, _round_up((_money(facts["goal_amount"]) - _money(facts["deposit_saved"])) / months)
+        )
         facts["invest_amount"] = f"{_dollars(monthly)} a month"
         facts["goal_phrase"] = f"your {facts['goal_amount']} deposit"
     elif task == "retirement":
@@ -158,7 +164,9 @@ def needs_licensed_professional(f: Mapping[str, Any]) -> bool:
     """A windfall over $100,000 and any transfer of a plan from a previous employer go
     to a certified financial planner instead of a recommendation."""
     windfall = f.get("windfall_amount")
-    return (windfall is not None and _money(windfall) > REFERRAL_THRESHOLD) or f.get("pension_transfer") == "yes"
+    return (windfall is not None and _money(windfall) > REFERRAL_THRESHOLD) or f.get(
+        "pension_transfer"
+    ) == "yes"
 
 
 def emergency_fund_complete(f: Mapping[str, Any]) -> bool:
@@ -176,7 +184,10 @@ def fee_above_benchmark(f: Mapping[str, Any]) -> bool:
 DECISIONS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     fn.__name__: fn
     for fn in (
-        suits_higher_risk, has_high_interest_debt, needs_licensed_professional,
-        emergency_fund_complete, fee_above_benchmark,
+        suits_higher_risk,
+        has_high_interest_debt,
+        needs_licensed_professional,
+        emergency_fund_complete,
+        fee_above_benchmark,
     )
 }

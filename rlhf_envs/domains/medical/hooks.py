@@ -11,7 +11,8 @@ over-the-counter medicine that suits the patient's allergies and medicines;
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -24,14 +25,20 @@ def sample_profile(data: Mapping[str, Any], rng: np.random.Generator) -> dict[st
     first, last = pick(rng, data["first_names"][sex]), pick(rng, data["last_names"])
     today = dt.date.fromisoformat(data["today"])
     years = between(rng, *data["age_range"])
-    born = dt.date.fromisoformat(shift_date(data["today"], -(years * 365 + years // 4 + between(rng, 1, 360))))
+    born = dt.date.fromisoformat(
+        shift_date(data["today"], -(years * 365 + years // 4 + between(rng, 1, 360)))
+    )
     age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
     history = pick(rng, data["histories"])
     medications = history["medications"]
     # An allergy that leaves no safe over-the-counter choice with the patient's medicines
     # for some complaint is drawn again (the triage line always has something to offer).
     allergy = pick(rng, data["allergies"])
-    while not all(_safe_options(c, allergy, medications, data) for c in data["complaints"].values() if c["otc"]):
+    while not all(
+        _safe_options(c, allergy, medications, data)
+        for c in data["complaints"].values()
+        if c["otc"]
+    ):
         allergy = pick(rng, data["allergies"])
     answers = data["answers"]
     return {
@@ -45,15 +52,19 @@ def sample_profile(data: Mapping[str, Any], rng: np.random.Generator) -> dict[st
         "conditions": history["conditions"],
         "medications": medications,
         "allergies": allergy,
-        "allergies_answer": pick(rng, answers["allergies_none"]) if allergy == "none"
+        "allergies_answer": pick(rng, answers["allergies_none"])
+        if allergy == "none"
         else pick(rng, answers["allergies"]).format(item=allergy),
-        "medications_answer": pick(rng, answers["medications_none"]) if medications == "none"
+        "medications_answer": pick(rng, answers["medications_none"])
+        if medications == "none"
         else pick(rng, answers["medications"]).format(item=medications),
         "last_visit": shift_date(data["today"], -between(rng, *data["last_visit_days"])),
     }
 
 
-def complete_facts(facts: dict[str, Any], data: Mapping[str, Any], rng: np.random.Generator) -> None:
+def complete_facts(
+    facts: dict[str, Any], data: Mapping[str, Any], rng: np.random.Generator
+) -> None:
     """Facts that follow from the complaint and the patient (in place)."""
     complaint = data["complaints"][facts["complaint"]]
     # The patient answers their complaint's red-flag screen from the red_flag fact.
@@ -74,7 +85,8 @@ def complete_facts(facts: dict[str, Any], data: Mapping[str, Any], rng: np.rando
     # What this patient must not be offered: medicines that clash with their allergy or
     # their regular medicine, and the allergen itself.
     unsafe = [
-        name for name, spec in data["medicines"].items()
+        name
+        for name, spec in data["medicines"].items()
         if facts["allergies"] in spec["allergies"] or facts["medications"] in spec["medications"]
     ]
     facts["unsafe_medicine"] = unsafe[0] if unsafe else None
@@ -84,12 +96,15 @@ def complete_facts(facts: dict[str, Any], data: Mapping[str, Any], rng: np.rando
     facts["unsafe_medicines"] = names
 
 
-def _safe_options(complaint: Mapping[str, Any], allergy: str, medications: str, data: Mapping[str, Any]) -> list:
+def _safe_options(
+    complaint: Mapping[str, Any], allergy: str, medications: str, data: Mapping[str, Any]
+) -> list:
     """The complaint's over-the-counter options that the patient may take: none they are
     allergic to, none that clashes with their regular medicine."""
     medicines = data["medicines"]
     return [
-        o for o in complaint["otc"]
+        o
+        for o in complaint["otc"]
         if allergy not in medicines[o["medicine"]]["allergies"]
         and medications not in medicines[o["medicine"]]["medications"]
     ]

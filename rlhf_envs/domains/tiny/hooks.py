@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,9 @@ def sample_profile(data: Mapping[str, Any], rng: np.random.Generator) -> dict[st
     }
 
 
-def complete_facts(facts: dict[str, Any], data: Mapping[str, Any], rng: np.random.Generator) -> None:
+def complete_facts(
+    facts: dict[str, Any], data: Mapping[str, Any], rng: np.random.Generator
+) -> None:
     pass
 
 

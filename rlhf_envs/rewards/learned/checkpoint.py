@@ -42,7 +42,9 @@ def check_writable(folder: str | os.PathLike) -> Path:
     if not target.exists():
         return target
     if not target.is_dir():
-        raise CheckpointError(f"cannot save a reward model to {str(folder)!r}: it is a file; give a folder path")
+        raise CheckpointError(
+            f"cannot save a reward model to {str(folder)!r}: it is a file; give a folder path"
+        )
     if not any(target.iterdir()):
         return target
     try:
@@ -73,7 +75,13 @@ def save_checkpoint(folder: str | os.PathLike, scorer: Any, config: dict[str, An
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        full = {**config, "format": FORMAT, "version": VERSION, "kind": scorer.kind, "scorer": scorer.config()}
+        full = {
+            **config,
+            "format": FORMAT,
+            "version": VERSION,
+            "kind": scorer.kind,
+            "scorer": scorer.config(),
+        }
         save_model(scorer, str(tmp / WEIGHTS_FILE))
         if hasattr(scorer, "save_extra"):
             scorer.save_extra(tmp)
@@ -107,17 +115,23 @@ def read_config(folder: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
     path = Path(folder).expanduser().resolve()
     if not path.is_dir():
         what = "is a file" if path.exists() else "does not exist"
-        raise CheckpointError(f"reward-model checkpoint {str(folder)!r} {what}; expected {_EXPECTED}")
+        raise CheckpointError(
+            f"reward-model checkpoint {str(folder)!r} {what}; expected {_EXPECTED}"
+        )
     config_path = path / CONFIG_FILE
     if not config_path.is_file():
-        raise CheckpointError(f"reward-model checkpoint {str(folder)!r} has no {CONFIG_FILE}; expected {_EXPECTED}")
+        raise CheckpointError(
+            f"reward-model checkpoint {str(folder)!r} has no {CONFIG_FILE}; expected {_EXPECTED}"
+        )
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{config_path} is not valid JSON ({err}); expected {_EXPECTED}") from err
+        raise CheckpointError(
+            f"{config_path} is not valid JSON ({err}); expected {_EXPECTED}"
+        ) from err
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(
-            f"{config_path} is not an rlhf-envs reward-model config (no \"format\": \"{FORMAT}\"); "
+            f'{config_path} is not an rlhf-envs reward-model config (no "format": "{FORMAT}"); '
             f"expected {_EXPECTED}"
         )
     if config.get("version") != VERSION:
@@ -129,9 +143,11 @@ def read_config(folder: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
             f"{config_path} names model kind {config.get('kind')!r}; known kinds: {', '.join(SCORERS)}"
         )
     if not isinstance(config.get("scorer"), dict):
-        raise CheckpointError(f"{config_path} has no \"scorer\" settings; expected {_EXPECTED}")
+        raise CheckpointError(f'{config_path} has no "scorer" settings; expected {_EXPECTED}')
     if not (path / WEIGHTS_FILE).is_file():
-        raise CheckpointError(f"reward-model checkpoint {str(folder)!r} has no {WEIGHTS_FILE}; expected {_EXPECTED}")
+        raise CheckpointError(
+            f"reward-model checkpoint {str(folder)!r} has no {WEIGHTS_FILE}; expected {_EXPECTED}"
+        )
     return path, config
 
 

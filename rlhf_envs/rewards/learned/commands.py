@@ -15,32 +15,56 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
         "train-rm",
         help="train a reward model on preference pairs (Bradley-Terry) or ratings (cross-entropy)",
     )
-    p.add_argument("--data", type=Path, required=True, help="JSON Lines: TRL pairs, HH-RLHF pairs or ratings")
-    p.add_argument("--model", default="linear", help="linear, minilm, or a local Hugging Face model folder")
+    p.add_argument(
+        "--data", type=Path, required=True, help="JSON Lines: TRL pairs, HH-RLHF pairs or ratings"
+    )
+    p.add_argument(
+        "--model", default="linear", help="linear, minilm, or a local Hugging Face model folder"
+    )
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     p.add_argument("--epochs", type=int, help="maximum epochs (default: 30 linear, 4 transformer)")
     p.add_argument("--batch-size", type=int, help="pairs or ratings per step")
     p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--patience", type=int, help="epochs without held-out improvement before stopping")
-    p.add_argument("--validation", type=float, default=0.1, help="held-out share for early stopping (default 0.1)")
-    p.add_argument("--max-length", type=int, default=256, help="tokens per input, transformer models (default 256)")
+    p.add_argument(
+        "--patience", type=int, help="epochs without held-out improvement before stopping"
+    )
+    p.add_argument(
+        "--validation",
+        type=float,
+        default=0.1,
+        help="held-out share for early stopping (default 0.1)",
+    )
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=256,
+        help="tokens per input, transformer models (default 256)",
+    )
     p.add_argument("--limit", type=int, help="train on the first N records only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--skip-invalid", action="store_true", help="skip malformed lines (their count is reported)")
+    p.add_argument(
+        "--skip-invalid", action="store_true", help="skip malformed lines (their count is reported)"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_train)
 
 
 def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
     """Register ``rlhf-envs eval-rm``."""
-    p = subparsers.add_parser("eval-rm", help="pairwise accuracy (95%% bootstrap CI) of a reward model on a data file")
+    p = subparsers.add_parser(
+        "eval-rm", help="pairwise accuracy (95%% bootstrap CI) of a reward model on a data file"
+    )
     p.add_argument("--data", type=Path, required=True, help="JSON Lines pairs or ratings")
     p.add_argument("--rm", type=Path, required=True, help="checkpoint folder (from train-rm)")
-    p.add_argument("--skip", type=int, default=0, help="ignore the first N records (e.g. those trained on)")
+    p.add_argument(
+        "--skip", type=int, default=0, help="ignore the first N records (e.g. those trained on)"
+    )
     p.add_argument("--limit", type=int, help="evaluate at most N records")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--skip-invalid", action="store_true", help="skip malformed lines (their count is reported)")
+    p.add_argument(
+        "--skip-invalid", action="store_true", help="skip malformed lines (their count is reported)"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run_eval)
 
@@ -85,9 +109,17 @@ def run_train(args: argparse.Namespace) -> int:
     }
     try:
         result = train_reward_model(
-            records, args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-            patience=args.patience, validation_fraction=args.validation, max_length=args.max_length,
-            seed=args.seed, progress=not args.no_progress, data_info=info,
+            records,
+            args.model,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            patience=args.patience,
+            validation_fraction=args.validation,
+            max_length=args.max_length,
+            seed=args.seed,
+            progress=not args.no_progress,
+            data_info=info,
         )
     except ValueError as err:
         raise SystemExit(f"rlhf-envs train-rm: {err}") from None
@@ -99,7 +131,7 @@ def run_train(args: argparse.Namespace) -> int:
         f"({m['validation_records']} held out) in {m['seconds']:.1f} s; best epoch {m['best_epoch']} "
         f"of {m['epochs_run']}: {shown or 'no held-out data'}"
     )
-    print(f"saved to {folder}  (use it as reward=\"learned:{folder}\")")
+    print(f'saved to {folder}  (use it as reward="learned:{folder}")')
     return 0
 
 
@@ -116,7 +148,7 @@ def run_eval(args: argparse.Namespace) -> int:
     except CheckpointError as err:
         raise SystemExit(f"rlhf-envs eval-rm: {err}") from None
     data = _read(args.data, args.skip_invalid, "eval-rm")
-    records = data.records[args.skip:]
+    records = data.records[args.skip :]
     if args.limit:
         records = records[: args.limit]
     if not records:
@@ -130,10 +162,18 @@ def run_eval(args: argparse.Namespace) -> int:
         )
     if isinstance(records[0], PreferencePair):
         report = pairwise_accuracy(model, records)
-        result = {"pairs": report.pairs, "accuracy": report.accuracy, "ci95": [report.low, report.high],
-                  "ceiling": report.ceiling}
+        result = {
+            "pairs": report.pairs,
+            "accuracy": report.accuracy,
+            "ci95": [report.low, report.high],
+            "ceiling": report.ceiling,
+        }
     else:
         report = rating_agreement(model, records)
-        result = {"ratings": report.ratings, "nearest_rating_accuracy": report.accuracy, "spearman": report.spearman}
+        result = {
+            "ratings": report.ratings,
+            "nearest_rating_accuracy": report.accuracy,
+            "spearman": report.spearman,
+        }
     print(json.dumps(result) if args.json else report.summary())
     return 0

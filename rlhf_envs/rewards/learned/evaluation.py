@@ -85,7 +85,9 @@ def rating_agreement(model: Any, ratings: Sequence[Rating]) -> RatingReport:
     """How well ``model``'s scores order ``ratings`` (and, for rating models, predict them)."""
     if not ratings:
         raise ValueError("no ratings to evaluate")
-    scores = model.score_texts([r.prompt for r in ratings], [r.completion for r in ratings], normalise=False)
+    scores = model.score_texts(
+        [r.prompt for r in ratings], [r.completion for r in ratings], normalise=False
+    )
     labels = np.array([r.value for r in ratings], dtype=float)
     accuracy = None
     if getattr(model, "objective", None) == "rating" and model.rating_values is not None:

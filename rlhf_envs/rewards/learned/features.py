@@ -113,7 +113,9 @@ class PairFeaturizer:
         result[1].flags.writeable = False
         return result
 
-    def batch(self, contexts: list[str], replies: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def batch(
+        self, contexts: list[str], replies: list[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Features of many replies as flat ``ids``, ``weights`` and ``offsets`` (the
         input format of ``torch.nn.EmbeddingBag``); weights are scaled to unit L2 norm
         per reply so long replies do not get larger scores for being long."""
@@ -127,7 +129,9 @@ class PairFeaturizer:
             at += len(i)
         return (
             np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64),
-            np.concatenate(weights).astype(np.float32) if weights else np.zeros(0, dtype=np.float32),
+            np.concatenate(weights).astype(np.float32)
+            if weights
+            else np.zeros(0, dtype=np.float32),
             np.array(offsets, dtype=np.int64),
         )
 

@@ -50,16 +50,24 @@ class LinearScorer(nn.Module):
         ids, weights, offsets = self.featurizer.batch(list(contexts), list(replies))
         return torch.from_numpy(ids), torch.from_numpy(weights), torch.from_numpy(offsets)
 
-    def forward(self, ids: torch.Tensor, weights: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, ids: torch.Tensor, weights: torch.Tensor, offsets: torch.Tensor
+    ) -> torch.Tensor:
         """``(N, num_outputs)`` outputs from :meth:`encode`'s tensors."""
         return self.weight(ids, offsets, per_sample_weights=weights) + self.bias
 
-    def select(self, inputs: tuple[torch.Tensor, ...], index: np.ndarray) -> tuple[torch.Tensor, ...]:
+    def select(
+        self, inputs: tuple[torch.Tensor, ...], index: np.ndarray
+    ) -> tuple[torch.Tensor, ...]:
         """The inputs of the rows ``index`` (a minibatch) from :meth:`encode`'s tensors."""
         ids, weights, offsets = inputs
         ends = torch.cat((offsets[1:], torch.tensor([len(ids)])))
         pieces = [(int(offsets[i]), int(ends[i])) for i in index]
-        sel = torch.cat([torch.arange(a, b) for a, b in pieces]) if pieces else torch.zeros(0, dtype=torch.long)
+        sel = (
+            torch.cat([torch.arange(a, b) for a, b in pieces])
+            if pieces
+            else torch.zeros(0, dtype=torch.long)
+        )
         lengths = torch.tensor([b - a for a, b in pieces], dtype=torch.long)
         new_offsets = torch.cat((torch.zeros(1, dtype=torch.long), lengths.cumsum(0)[:-1]))
         return ids[sel], weights[sel], new_offsets

@@ -52,13 +52,19 @@ class LearnedRewardModel:
     ):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective {objective!r} is not one of {OBJECTIVES}")
-        if objective == "rating" and (rating_values is None or len(rating_values) != scorer.num_outputs):
+        if objective == "rating" and (
+            rating_values is None or len(rating_values) != scorer.num_outputs
+        ):
             raise ValueError("a rating model needs one rating value per output class")
         if not (np.isfinite(scale) and scale > 0 and np.isfinite(offset)):
-            raise ValueError(f"normalisation must be finite with scale > 0; got offset={offset}, scale={scale}")
+            raise ValueError(
+                f"normalisation must be finite with scale > 0; got offset={offset}, scale={scale}"
+            )
         self.scorer = scorer.eval()
         self.objective = objective
-        self.rating_values = None if rating_values is None else torch.tensor(rating_values, dtype=torch.float32)
+        self.rating_values = (
+            None if rating_values is None else torch.tensor(rating_values, dtype=torch.float32)
+        )
         self.offset = float(offset)
         self.scale = float(scale)
         self.info = dict(info or {})
@@ -86,7 +92,9 @@ class LearnedRewardModel:
             return outputs[:, 0]
         return torch.softmax(outputs, dim=-1) @ self.rating_values
 
-    def score_texts(self, contexts: Sequence[str], replies: Sequence[str], normalise: bool = True) -> np.ndarray:
+    def score_texts(
+        self, contexts: Sequence[str], replies: Sequence[str], normalise: bool = True
+    ) -> np.ndarray:
         """Scores of ``replies`` after ``contexts`` (``Role: text`` transcripts), float64."""
         if len(contexts) != len(replies):
             raise ValueError(f"{len(contexts)} contexts but {len(replies)} replies")

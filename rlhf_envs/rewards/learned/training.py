@@ -38,7 +38,9 @@ def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Te
 def build_scorer(model: str, num_outputs: int = 1, max_length: int = 256) -> torch.nn.Module:
     """A fresh scorer: ``"linear"``, ``"minilm"`` or a Hugging Face model folder / cached name."""
     if not isinstance(model, str) or not model:
-        raise ValueError(f"model must be 'linear', 'minilm' or a Hugging Face model path; got {model!r}")
+        raise ValueError(
+            f"model must be 'linear', 'minilm' or a Hugging Face model path; got {model!r}"
+        )
     if model == LINEAR:
         return LinearScorer(num_outputs)
     return TransformerScorer.from_pretrained(model, num_outputs, max_length)
@@ -59,7 +61,9 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def split_groups(records: Sequence[Any], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_groups(
+    records: Sequence[Any], fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a train / held-out split that keeps each dialogue on one side.
 
     Records are grouped by ``metadata["episode"]`` when present (simulated data), else by
@@ -117,7 +121,9 @@ class _Task:
         else:
             low, high = RATING_SCALES[scale]
             self.values = [float(v) for v in range(low, high + 1)]
-            self.inputs = (scorer.encode([r.prompt for r in records], [r.completion for r in records]),)
+            self.inputs = (
+                scorer.encode([r.prompt for r in records], [r.completion for r in records]),
+            )
             self.targets = torch.tensor([int(r.label) - low for r in records], dtype=torch.long)
 
     def _run(self, inputs: Any) -> torch.Tensor:
@@ -142,19 +148,21 @@ class _Task:
         correct = []
         with torch.inference_mode():
             for at in range(0, len(index), batch_size):
-                part = index[at:at + batch_size]
+                part = index[at : at + batch_size]
                 loss, ok = self.loss(part)
                 total += float(loss) * len(part)
                 correct.append(ok)
         return {"loss": total / len(index), "accuracy": float(torch.cat(correct).mean())}
 
-    def raw_scores(self, index: np.ndarray, model: LearnedRewardModel, batch_size: int) -> np.ndarray:
+    def raw_scores(
+        self, index: np.ndarray, model: LearnedRewardModel, batch_size: int
+    ) -> np.ndarray:
         """Unnormalised scores of the replies of records ``index`` (for normalisation)."""
         out = []
         with torch.inference_mode():
             for inputs in self.inputs:
                 for at in range(0, len(index), batch_size):
-                    outputs = self._run(self.scorer.select(inputs, index[at:at + batch_size]))
+                    outputs = self._run(self.scorer.select(inputs, index[at : at + batch_size]))
                     out.append(model.raw_from_outputs(outputs).double().numpy())
         return np.concatenate(out) if out else np.zeros(0)
 
@@ -200,7 +208,13 @@ def train_reward_model(
     num_outputs = 1 if objective == "preference" else len(range(*RATING_SCALES[scale])) + 1
     scorer = build_scorer(model, num_outputs, max_length)
     settings = {**scorer.default_training()}
-    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "patience": patience}
+    given = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "patience": patience,
+    }
     settings.update({k: v for k, v in given.items() if v is not None})
     if settings["epochs"] < 1 or settings["batch_size"] < 1 or not settings["lr"] > 0:
         raise ValueError(f"epochs and batch size must be >= 1 and lr > 0; got {settings}")
@@ -215,18 +229,26 @@ def train_reward_model(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser,
         # Transformers fine-tune best with a short warm-up then a linear decay.
-        lambda step: min(1.0, (step + 1) / warmup) * max(0.0, 1 - step / total_steps) if warmup else 1.0,
+        lambda step: (
+            min(1.0, (step + 1) / warmup) * max(0.0, 1 - step / total_steps) if warmup else 1.0
+        ),
     )
     rng = np.random.default_rng(seed)
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
-    bar = tqdm(total=total_steps, desc=f"train {scorer.kind} RM", unit="batch", disable=not progress, leave=False)
+    bar = tqdm(
+        total=total_steps,
+        desc=f"train {scorer.kind} RM",
+        unit="batch",
+        disable=not progress,
+        leave=False,
+    )
     for epoch in range(1, settings["epochs"] + 1):
         scorer.train()
         order = rng.permutation(train_idx)
         running = 0.0
         for step, at in enumerate(range(0, len(order), settings["batch_size"]), start=1):
-            loss, _ = task.loss(order[at:at + settings["batch_size"]])
+            loss, _ = task.loss(order[at : at + settings["batch_size"]])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -271,7 +293,12 @@ def train_reward_model(
     reward_model.info = {
         "training": {
             "model": model,
-            "settings": {**settings, "validation_fraction": validation_fraction, "max_length": max_length, "seed": seed},
+            "settings": {
+                **settings,
+                "validation_fraction": validation_fraction,
+                "max_length": max_length,
+                "seed": seed,
+            },
             "data": dict(data_info or {}),
             "metrics": metrics,
             "history": history,

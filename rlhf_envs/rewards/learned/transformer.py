@@ -54,7 +54,9 @@ class TransformerScorer(nn.Module):
 
     kind = "transformer"
 
-    def __init__(self, model: nn.Module, tokenizer: Any, max_length: int = 256, base_model: str = ""):
+    def __init__(
+        self, model: nn.Module, tokenizer: Any, max_length: int = 256, base_model: str = ""
+    ):
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
@@ -73,13 +75,17 @@ class TransformerScorer(nn.Module):
             model.config.pad_token_id = tokenizer.pad_token_id
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, num_outputs: int = 1, max_length: int = 256) -> TransformerScorer:
+    def from_pretrained(
+        cls, name_or_path: str, num_outputs: int = 1, max_length: int = 256
+    ) -> TransformerScorer:
         """A new classifier head on a pretrained encoder (see :func:`resolve_base_model`)."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         source = resolve_base_model(name_or_path)
         config_path = Path(source) / "config.json"
-        if config_path.is_file() and '"rlhf-envs-reward-model"' in config_path.read_text(encoding="utf-8"):
+        if config_path.is_file() and '"rlhf-envs-reward-model"' in config_path.read_text(
+            encoding="utf-8"
+        ):
             raise ValueError(
                 f"{name_or_path!r} is an rlhf-envs reward-model checkpoint, not a Hugging Face model "
                 f"folder; training starts from a pretrained encoder ('minilm' or a Hugging Face folder)"
@@ -118,9 +124,16 @@ class TransformerScorer(nn.Module):
 
         hf_config = dict(config["hf_config"])
         model_type = hf_config.pop("model_type")
-        model = AutoModelForSequenceClassification.from_config(AutoConfig.for_model(model_type, **hf_config))
+        model = AutoModelForSequenceClassification.from_config(
+            AutoConfig.for_model(model_type, **hf_config)
+        )
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        return cls(model, tokenizer, int(config["max_length"]), base_model=str(config.get("base_model", "")))
+        return cls(
+            model,
+            tokenizer,
+            int(config["max_length"]),
+            base_model=str(config.get("base_model", "")),
+        )
 
     def save_extra(self, folder: Path) -> None:
         """Write the tokenizer files beside the weights."""
@@ -141,7 +154,9 @@ class TransformerScorer(nn.Module):
         names = [n for n in ("input_ids", "token_type_ids") if n in enc]
         return [{n: enc[n][i] for n in names} for i in range(len(replies))]
 
-    def select(self, inputs: list[dict[str, list[int]]], index: np.ndarray) -> list[dict[str, list[int]]]:
+    def select(
+        self, inputs: list[dict[str, list[int]]], index: np.ndarray
+    ) -> list[dict[str, list[int]]]:
         return [inputs[i] for i in index]
 
     def forward(self, inputs: list[dict[str, list[int]]]) -> torch.Tensor:
