@@ -14,7 +14,7 @@ RLLIB_STAMP := $(RLLIB_VENV)/.installed
 # its own browser here); installed when missing, as root or through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test browser rllib-venv test-slow bench compare cross-domain proxy-vs-gold build-lm lm-rlhf clean
+.PHONY: demo test check lint typecheck browser rllib-venv test-slow bench compare cross-domain proxy-vs-gold build-lm lm-rlhf clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,19 @@ browser:
 		{ $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
 		echo "could not install chromium: the browser tests will be skipped"; }
 
-test: $(STAMP) $(RLLIB_STAMP) browser
+# Lint and format (ruff, the rules in pyproject.toml), then the type checker over the package.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# The edit loop: lint and the fast tests.
+check: lint
+	$(BIN)/python -m pytest -m "not slow"
+
+test: $(STAMP) $(RLLIB_STAMP) browser lint typecheck
 	$(BIN)/python -m pytest
 	$(RLLIB_VENV)/bin/python -m pytest tests/test_rllib.py tests/test_vector.py tests/test_envs.py -k "not random_fuzzing"
 
