@@ -3,8 +3,6 @@
 ``import rlhf_envs`` registers every environment id with Gymnasium::
 
     import gymnasium as gym
-
-from rlhf_envs.dialogue import MAX_TURNS
     import rlhf_envs
 
     env = gym.make("RLHF-Chat-v0", reward="rubric:warm")

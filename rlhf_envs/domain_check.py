@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -81,7 +83,8 @@ class DomainReport:
     def summary(self) -> str:
         lines = [
             f"domain {self.domain}: {self.episodes} episodes per check",
-            f"  expert success {self.expert_success:.1%}, random choice success {self.random_success:.1%}",
+            f"  expert success {self.expert_success:.1%}, "
+            f"random choice success {self.random_success:.1%}",
             "  candidates proposed: "
             + ", ".join(f"{k} {v}" for k, v in sorted(self.proposed.items())),
         ]
@@ -89,7 +92,9 @@ class DomainReport:
         return "\n".join(lines)
 
 
-def _play(domain: Domain, seed: int, choose) -> DialogueState:
+def _play(
+    domain: Domain, seed: int, choose: Callable[[DialogueState, np.random.Generator], str]
+) -> DialogueState:
     """One conversation where ``choose(state, rng)`` returns the agent's reply."""
     rng = np.random.default_rng(seed)
     conversation = Conversation(domain, rng)
@@ -101,7 +106,7 @@ def _play(domain: Domain, seed: int, choose) -> DialogueState:
 
 
 def check_domain(
-    name,
+    name: str | Path,
     episodes: int = 300,
     candidates: int = 6,
     min_expert: float = 0.95,
@@ -125,7 +130,7 @@ def check_domain(
         if not s.success:
             note("expert", f"task {s.scenario.subflow}: expert failed ({s.summary()})")
 
-    def random_choice(state, rng):
+    def random_choice(state: DialogueState, rng: np.random.Generator) -> str:
         options = propose(state, candidates, rng)
         return options[int(rng.integers(len(options)))].text
 
@@ -144,7 +149,8 @@ def check_domain(
         if unreached:
             note(
                 "reach",
-                f"task {sub_id}: steps never on a sampled path: {unreached} (check the fact distributions)",
+                f"task {sub_id}: steps never on a sampled path: {unreached} "
+                "(check the fact distributions)",
             )
 
     # Candidates do what their labels say, on random trajectories; and the gold rubric
@@ -156,6 +162,8 @@ def check_domain(
             if conversation.over:
                 break
             state = conversation.state
+            step = state.current_step
+            assert step is not None  # (the conversation is not over)
             options = propose(state, candidates, rng)
             for c in options:
                 report.proposed[c.label] += 1
@@ -163,8 +171,9 @@ def check_domain(
                 if not label_holds(c.label, a, domain):
                     note(
                         "label",
-                        f"task {state.scenario.subflow}, step {state.current_step.id}: a candidate labelled {c.label!r} "
-                        f"does not do what its label says: {c.text!r} (violations {a.violations})",
+                        f"task {state.scenario.subflow}, step {step.id}: a candidate labelled "
+                        f"{c.label!r} does not do what its label says: {c.text!r} "
+                        f"(violations {a.violations})",
                     )
             conversation.turn(options[int(rng.integers(len(options)))].text)
     missing = sorted(set(domain.failure_types) - set(report.proposed))
@@ -177,17 +186,19 @@ def check_domain(
         conversation = Conversation(domain, rng)
         while not conversation.over:
             state = conversation.state
+            step = state.current_step
+            assert step is not None  # (the conversation is not over)
             options = propose(state, 10, rng)
             batch = [Exchange(state.scenario, state.history, c.text, state) for c in options]
             correct = [c.label for c in options].index(CORRECT)
             for rubric in rubrics:
                 scores = rubric.score(batch)
-                for c, score in zip(options, scores):
+                for c, score in zip(options, scores, strict=True):
                     if c.label != CORRECT and score >= scores[correct]:
                         note(
                             "rank",
                             f"persona {rubric.persona}, task {state.scenario.subflow}, step "
-                            f"{state.current_step.id}: a {c.label!r} reply scores {score:.2f}, "
+                            f"{step.id}: a {c.label!r} reply scores {score:.2f}, "
                             f"the correct one {scores[correct]:.2f}: {c.text!r}",
                         )
             conversation.turn(expert_reply(state, rng))
@@ -198,14 +209,15 @@ def check_domain(
         )
     if report.random_success > max_random:
         report.problems.append(
-            f"random choice succeeds {report.random_success:.1%} of the time (more than {max_random:.0%})"
+            f"random choice succeeds {report.random_success:.1%} of the time "
+            f"(more than {max_random:.0%})"
         )
     for kind in ("reach", "types", "label", "rank", "expert"):
         report.problems.extend(problems[kind])
     return report
 
 
-def add_command(subparsers) -> None:
+def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "check-domain",
         help="check a domain folder (or a built-in domain) by playing its tasks",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
 from gymnasium.envs.registration import EnvSpec
 
 from rlhf_envs.dialogue import ROLES, format_transcript
@@ -18,7 +19,13 @@ from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
 from rlhf_envs.rewards.validation import CheckedRewardModel
 from rlhf_envs.simulation import get_domain
 from rlhf_envs.simulation.state import DialogueState
-from rlhf_envs.simulation.user_simulator import UserSimulator
+from rlhf_envs.simulation.user_simulator import Mood, UserSimulator
+
+if TYPE_CHECKING:
+    from rlhf_envs.lm.reference import ReferenceLM
+
+StepResult = tuple[Any, float, bool, bool, dict[str, Any]]
+"""What ``step`` returns: observation, reward, terminated, truncated, info."""
 
 
 def score_turns(
@@ -75,6 +82,9 @@ class CanonicalRewardSpecs:
 
     @spec.setter
     def spec(self, value: EnvSpec | None) -> None:
+        self._set_spec(value)
+
+    def _set_spec(self, value: EnvSpec | None) -> None:
         self._spec = with_canonical_rewards(
             value, getattr(self, "reward_model", None), getattr(self, "gold_model", None)
         )
@@ -95,7 +105,7 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     each reply in context, as a human rater would (see Rewards).
 
     Three domains share this class, the interfaces and the reward machinery; each is a
-    folder of data plus a few hooks (``rlhf_envs/tasks/<domain>/``):
+    folder of data plus a few hooks (``rlhf_envs/domains/<domain>/``):
 
     - customer service, modelled on the policy book of ABCD (Chen et al., NAACL 2021):
       7 flows, 27 tasks (refunds and returns, order issues, account access, shipping,
@@ -153,10 +163,11 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     missing disclosure or broken critical rule of the domain; -4 in medical triage, where
     safety dominates), ``repetition`` and ``conduct`` (-1 per broken minor rule, such as
     jargon in financial advice). On customer service the scripted expert earns about +7
-    per episode, a random agent about -4. Whatever the training reward, ``info["gold_reward"]`` carries the gold
-    model's score (``gold``, default the full rubric; on the tokens and text interfaces
-    the rubric plus ``fluency``, the reference LM's likelihood and a repeated-phrase
-    penalty, so keyword stuffing does not pay) so over-optimisation of a proxy shows.
+    per episode, a random agent about -4. Whatever the training reward,
+    ``info["gold_reward"]`` carries the gold model's score (``gold``, default the full
+    rubric; on the tokens and text interfaces the rubric plus ``fluency``, the reference
+    LM's likelihood and a repeated-phrase penalty, so keyword stuffing does not pay) so
+    over-optimisation of a proxy shows.
 
     Tokens interface: the reply's reward comes at its last token; tokens inside a reply
     earn 0, plus ``kl_coef * log pi_ref(token | window)`` with KL shaping (reported as
@@ -264,7 +275,8 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
-                f"render_mode {render_mode!r} is not supported; use one of {self.metadata['render_modes']} or None"
+                f"render_mode {render_mode!r} is not supported; use one of "
+                f"{self.metadata['render_modes']} or None"
             )
         self.render_mode = render_mode
         # (a folder path is made absolute, so pickled envs and workers started elsewhere
@@ -303,13 +315,15 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
         self.observation_space = self.interface.observation_space
         self.user = UserSimulator(self.domain)
         self.state: DialogueState | None = None
-        self.mood = None
+        self.mood: Mood | None = None
         self._printed = 0
         self._pending: Exchange | None = None
 
     # --- the Gymnasium API -------------------------------------------------------------
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
         rng = self.np_random
         scenario_rng = rng
@@ -329,7 +343,7 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
             self._print_new_turns()
         return obs, scenario.summary()
 
-    def step(self, action):
+    def step(self, action: Any) -> StepResult:
         exchange = self.begin_turn(action)
         if exchange is None:
             return self.continue_turn()
@@ -341,7 +355,7 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     # A step in two halves, so a vector env can score many envs' replies in one batched
     # reward-model call between them (rlhf_envs/vector.py).
 
-    def begin_turn(self, action) -> Exchange | None:
+    def begin_turn(self, action: Any) -> Exchange | None:
         """First half of :meth:`step`: turn ``action`` into the reply and return it in
         context, to be scored; :meth:`finish_turn` completes the step. Returns ``None``
         when the reply is not finished (the tokens interface mid-reply): then
@@ -362,29 +376,32 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
         )
         return self._pending
 
-    def continue_turn(self):
+    def continue_turn(self) -> StepResult:
         """A step inside a reply (tokens interface): no reply to score yet; the reward is
         the interface's shaping (KL term or masked-token penalty)."""
-        state = self.state
+        state, mood = self.state, self.mood
+        assert state is not None and mood is not None  # (begin_turn() checked: reset() ran)
         info = {
             **self.interface.step_info,
             "partial_reply": self.interface.partial_reply(),
             "gold_reward": 0.0,
-            "satisfaction": self.mood.satisfaction,
+            "satisfaction": mood.satisfaction,
             **state.summary(),
         }
         obs = self.interface.observe(state, self.np_random)
         return obs, float(self.interface.shaping), False, False, info
 
-    def finish_turn(self, reward: float, components: dict[str, float], gold: float):
+    def finish_turn(self, reward: float, components: dict[str, float], gold: float) -> StepResult:
         """Second half of :meth:`step`: the user answers the reply of :meth:`begin_turn`,
         scored ``reward`` (with its ``components``) and ``gold``; returns step's 5-tuple."""
         exchange, self._pending = self._pending, None
         if exchange is None:
             raise RuntimeError("finish_turn() needs a begin_turn() first")
-        state, reply = exchange.state, exchange.reply
+        state, reply, mood = exchange.state, exchange.reply, self.mood
+        # (begin_turn() made the exchange in the state reset() started, with its mood)
+        assert state is not None and mood is not None
         assessment = state.assess(reply)
-        user = self.user.respond(state, assessment, self.mood, self.np_random)
+        user = self.user.respond(state, assessment, mood, self.np_random)
         self.state = new = state.after(reply, assessment, user.text, user.ended)
         obs = self.interface.observe(new, self.np_random)
         info = {
@@ -397,7 +414,7 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
             "policy_step": assessment.step.id if assessment.step else None,
             "step_completed": assessment.completes,
             "reply_violations": assessment.violations,
-            "satisfaction": self.mood.satisfaction,
+            "satisfaction": mood.satisfaction,
             "user_left": user.left,
             **new.summary(),
         }
@@ -422,7 +439,7 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
             return ""
         return format_transcript(self.state.history)
 
-    def expert_action(self):
+    def expert_action(self) -> Any:
         """The scripted expert's action now (for the select interface: the index of the
         policy-correct candidate). A baseline, not part of what a learning agent sees."""
         if self.state is None:
@@ -435,7 +452,9 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
         masks = getattr(self.interface, "action_masks", None)
         if masks is not None:
             return masks()
-        return np.ones(self.action_space.n, dtype=bool)
+        space = self.action_space
+        assert isinstance(space, spaces.Discrete)  # (select: the other interfaces have masks)
+        return np.ones(space.n, dtype=bool)
 
     @property
     def kl_coef(self) -> float:
@@ -443,11 +462,12 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
         return float(getattr(self.interface, "kl_coef", 0.0))
 
     @property
-    def reference_lm(self):
+    def reference_lm(self) -> ReferenceLM | None:
         """The reference LM of the tokens interface (``None`` for other interfaces)."""
         return getattr(self.interface, "lm", None)
 
     def _print_new_turns(self) -> None:
+        assert self.state is not None  # (called once reset() has started the episode)
         history = self.state.history
         for turn in history[self._printed :]:
             print(f"{ROLES[turn.role]}: {turn.text}")

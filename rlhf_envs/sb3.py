@@ -10,7 +10,9 @@ keeps the batched reward-model call per step::
     from stable_baselines3 import PPO
     from rlhf_envs.sb3 import make_sb3_vec_env
 
-    venv = make_sb3_vec_env("RLHF-Chat-v0", n_envs=16, seed=0, env_kwargs={"reward": "learned:runs/rm"})
+    venv = make_sb3_vec_env(
+        "RLHF-Chat-v0", n_envs=16, seed=0, env_kwargs={"reward": "learned:runs/rm"}
+    )
     PPO("MultiInputPolicy", venv).learn(100_000)
 
 With the same seeds it yields the same trajectories as SB3's ``make_vec_env``
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -30,6 +32,13 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlhf_envs.vector import DialogueVectorEnv
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.vec_env.base_vec_env import (
+        VecEnvIndices,
+        VecEnvObs,
+        VecEnvStepReturn,
+    )
 
 
 class SB3VecEnv(VecEnv):
@@ -70,8 +79,8 @@ class SB3VecEnv(VecEnv):
     def __init__(self, venv: DialogueVectorEnv, monitor: bool = True):
         if not isinstance(venv, DialogueVectorEnv):
             raise TypeError(
-                f"SB3VecEnv wraps a rlhf_envs DialogueVectorEnv (gymnasium.make_vec(id, num_envs=N)), "
-                f"got {type(venv).__name__}; for other envs use SB3's make_vec_env"
+                "SB3VecEnv wraps a rlhf_envs DialogueVectorEnv (gymnasium.make_vec(id, "
+                f"num_envs=N)), got {type(venv).__name__}; for other envs use SB3's make_vec_env"
             )
         if venv.autoreset_mode != AutoresetMode.SAME_STEP:
             raise ValueError(
@@ -89,7 +98,7 @@ class SB3VecEnv(VecEnv):
 
     # --- the VecEnv API ------------------------------------------------------------------
 
-    def reset(self):
+    def reset(self) -> VecEnvObs:
         try:
             obs, _ = self.venv.reset(
                 seed=list(self._seeds), options=[o or None for o in self._options]
@@ -105,16 +114,17 @@ class SB3VecEnv(VecEnv):
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
 
-    def step_wait(self):
+    def step_wait(self) -> VecEnvStepReturn:
         if self._actions is None:
             raise RuntimeError("step_wait() needs a step_async() first")
         steps = self.venv.step_each(self._actions)
         self._actions = None
         rewards = np.array([s.reward for s in steps], dtype=np.float32)
         dones = np.array([s.terminated or s.truncated for s in steps], dtype=bool)
-        infos = []
+        infos: list[dict[str, Any]] = []
         for i, s in enumerate(steps):
             if s.final_obs is not None:
+                assert s.final_info is not None  # (set with final_obs)
                 info = dict(s.final_info)
                 info["terminal_observation"] = s.final_obs
                 self.reset_infos[i] = s.info
@@ -140,27 +150,35 @@ class SB3VecEnv(VecEnv):
     def get_images(self) -> Sequence[np.ndarray | None]:
         if self.render_mode != "rgb_array":
             return [None] * self.num_envs
-        return list(self.venv.render())
+        images = self.venv.render()
+        assert images is not None  # (the vector env has this adapter's render_mode)
+        return list(images)
 
-    def _targets(self, indices) -> list[gym.Env]:
+    def _targets(self, indices: VecEnvIndices) -> list[gym.Env]:
         return [self.venv.envs[i] for i in self._get_indices(indices)]
 
-    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         return [getattr(env, attr_name) for env in self._targets(indices)]
 
-    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         for env in self._targets(indices):
             setattr(env, attr_name, value)
 
     def env_method(
-        self, method_name: str, *method_args, indices=None, **method_kwargs
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: VecEnvIndices = None,
+        **method_kwargs: Any,
     ) -> list[Any]:
         return [
             getattr(env, method_name)(*method_args, **method_kwargs)
             for env in self._targets(indices)
         ]
 
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices=None) -> list[bool]:
+    def env_is_wrapped(
+        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
+    ) -> list[bool]:
         # Sub-envs are bare DialogueEnvs; with ``monitor`` the adapter records what SB3's
         # Monitor does, so evaluate_policy and EvalCallback see a monitored env.
         wrapped = self.monitor and issubclass(Monitor, wrapper_class)
@@ -187,7 +205,8 @@ def make_sb3_vec_env(
     """
     kwargs = dict(env_kwargs or {})
     kwargs.setdefault("render_mode", None)
-    if kwargs.get("max_episode_steps", 0) is None:  # as gym.make: None means the registered limit
+    # (as gym.make: None means the registered limit)
+    if kwargs.get("max_episode_steps", 0) is None:
         del kwargs["max_episode_steps"]
     venv = gym.make_vec(
         env_id,

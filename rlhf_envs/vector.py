@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Sequence
 from copy import deepcopy
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -29,9 +29,12 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
 from rlhf_envs.dialogue import MAX_TURNS
-from rlhf_envs.env import CanonicalRewardSpecs, DialogueEnv, default_gold, score_turns
+from rlhf_envs.env import CanonicalRewardSpecs, DialogueEnv, StepResult, default_gold, score_turns
 from rlhf_envs.lm.reference import feed_batch
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
+
+if TYPE_CHECKING:
+    from rlhf_envs.rewards.protocol import Exchange
 
 
 @dataclass
@@ -126,7 +129,8 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.single_observation_space = first.observation_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self._observations = create_empty_array(self.single_observation_space, self.num_envs)
+        # (the batched observation: arrays, or a dict or tuple of them, as the space says)
+        self._observations: Any = create_empty_array(self.single_observation_space, self.num_envs)
         self._obs: list[Any] = [None] * self.num_envs
         self._turns = np.zeros(self.num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
@@ -136,7 +140,7 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
         *,
         seed: int | Sequence[int | None] | None = None,
         options: dict[str, Any] | Sequence[dict[str, Any] | None] | None = None,
-    ):
+    ) -> tuple[Any, dict[str, Any]]:
         """Reset every sub-env. ``seed``: one int (sub-env ``i`` gets ``seed + i``) or one
         per sub-env. ``options``: one dict for all, or one per sub-env (as SB3's
         ``set_options`` gives them)."""
@@ -154,7 +158,7 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
                 raise ValueError(f"got {len(per_env)} options dicts for {self.num_envs} sub-envs")
         infos: dict[str, Any] = {}
         self.reset_infos: list[dict[str, Any]] = []  # per sub-env, for the SB3 adapter
-        for i, (env, s) in enumerate(zip(self.envs, seeds)):
+        for i, (env, s) in enumerate(zip(self.envs, seeds, strict=True)):
             self._obs[i], info = env.reset(seed=s, options=per_env[i] or None)
             self.reset_infos.append(info)
             infos = self._add_info(infos, info, i)
@@ -170,7 +174,7 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
     def spec(self, value: EnvSpec | None) -> None:
         # The vector env's spec (set by make_vec), and for each sub-env the spec of the
         # single env it stands for: what SB3's get_attr("spec") returns on make_vec_env.
-        CanonicalRewardSpecs.spec.fset(self, value)
+        CanonicalRewardSpecs._set_spec(self, value)
         single = None
         if self._spec is not None:
             vector_only = (
@@ -187,7 +191,7 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
         for env in getattr(self, "envs", ()):
             env.spec = single
 
-    def step_each(self, actions) -> list[SubEnvStep]:
+    def step_each(self, actions: Sequence[Any] | np.ndarray) -> list[SubEnvStep]:
         """Step every sub-env (one batched reward-model call, one batched reference-LM
         forward) and apply ``autoreset_mode``; one :class:`SubEnvStep` per sub-env.
 
@@ -196,7 +200,7 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
         """
         if len(actions) != self.num_envs:
             raise ValueError(f"got {len(actions)} actions for {self.num_envs} sub-envs")
-        steps: list[SubEnvStep | None] = [None] * self.num_envs
+        steps: dict[int, SubEnvStep] = {}  # by sub-env: every one is stepped or reset
         stepping = [i for i in range(self.num_envs) if not self._needs_reset[i]]
         # KL shaping: the reference LM's pending tokens of every sub-env in one forward.
         scorers = [getattr(self.envs[i].interface, "reference_scorer", None) for i in stepping]
@@ -206,7 +210,9 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
                 obs, info = self.envs[i].reset()
                 self._turns[i] = 0
                 steps[i] = SubEnvStep(obs, 0.0, False, False, info, reset=True)
-        exchanges, scoring, results = [], [], {}
+        exchanges: list[Exchange] = []
+        scoring: list[int] = []
+        results: dict[int, StepResult] = {}
         for i in stepping:
             exchange = self.envs[i].begin_turn(actions[i])
             if exchange is None:  # a token inside a reply: nothing to score
@@ -233,13 +239,16 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
                 step.reset = True
                 self._turns[i] = 0
             steps[i] = step
+        ordered = [steps[i] for i in range(self.num_envs)]
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            self._needs_reset = np.array([s.terminated or s.truncated for s in steps], dtype=bool)
-        for i, step in enumerate(steps):
+            self._needs_reset = np.array([s.terminated or s.truncated for s in ordered], dtype=bool)
+        for i, step in enumerate(ordered):
             self._obs[i] = step.obs
-        return steps
+        return ordered
 
-    def step(self, actions):
+    def step(
+        self, actions: Sequence[Any] | np.ndarray
+    ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         steps = self.step_each(actions)
         infos: dict[str, Any] = {}
         for i, step in enumerate(steps):
@@ -256,7 +265,7 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
             infos,
         )
 
-    def _batch(self):
+    def _batch(self) -> Any:
         self._observations = concatenate(
             self.single_observation_space, self._obs, self._observations
         )

@@ -30,7 +30,7 @@ def cohen_kappa(first: Sequence[str], second: Sequence[str]) -> float:
     n = len(first)
     if n == 0:
         return float("nan")
-    observed = sum(x == y for x, y in zip(first, second)) / n
+    observed = sum(x == y for x, y in zip(first, second, strict=True)) / n
     left, right = Counter(first), Counter(second)
     expected = sum(left[k] * right[k] for k in set(left) | set(right)) / (n * n)
     if expected >= 1.0:
@@ -77,9 +77,11 @@ def annotator_agreement(labels: Iterable[tuple[Any, str, str]]) -> AgreementRepo
             per_pair[(x, y)][0].append(votes[x])
             per_pair[(x, y)][1].append(votes[y])
     n = len(pooled_a)
-    observed = sum(x == y for x, y in zip(pooled_a, pooled_b)) / n if n else float("nan")
+    observed = (
+        sum(x == y for x, y in zip(pooled_a, pooled_b, strict=True)) / n if n else float("nan")
+    )
     by_pair = {
-        key: (len(a), sum(x == y for x, y in zip(a, b)) / len(a), cohen_kappa(a, b))
+        key: (len(a), sum(x == y for x, y in zip(a, b, strict=True)) / len(a), cohen_kappa(a, b))
         for key, (a, b) in sorted(per_pair.items())
     }
     return AgreementReport(items, n, observed, cohen_kappa(pooled_a, pooled_b), by_pair)

@@ -64,7 +64,8 @@ class SimulatedAnnotator:
             and math.isfinite(self.temperature)
         ):
             raise ValueError(
-                f"annotator {self.name!r}: temperature must be a finite number > 0, got {self.temperature!r}"
+                f"annotator {self.name!r}: temperature must be a finite number > 0, "
+                f"got {self.temperature!r}"
             )
         if not 0.0 <= self.flip_rate <= 0.5:
             raise ValueError(
@@ -75,9 +76,10 @@ class SimulatedAnnotator:
                 f"annotator {self.name!r}: rating_noise must be >= 0, got {self.rating_noise!r}"
             )
         cuts = tuple(self.star_cutpoints)
-        if len(cuts) != 4 or any(b <= a for a, b in zip(cuts, cuts[1:])):
+        if len(cuts) != 4 or any(b <= a for a, b in zip(cuts, cuts[1:], strict=False)):
             raise ValueError(
-                f"annotator {self.name!r}: star_cutpoints must be 4 increasing numbers, got {cuts!r}"
+                f"annotator {self.name!r}: star_cutpoints must be 4 increasing numbers, "
+                f"got {cuts!r}"
             )
 
     @property
@@ -187,7 +189,8 @@ class FeedbackCollector:
         for (_name, how), _w in self.behaviours:
             if not (callable(how) or (isinstance(how, (int, float)) and 0 <= how <= 1)):
                 raise ValueError(
-                    f"a behaviour is an epsilon in [0, 1] or a function (env, obs, rng) -> action; got {how!r}"
+                    "a behaviour is an epsilon in [0, 1] or a function (env, obs, rng) -> action; "
+                    f"got {how!r}"
                 )
         self.gold = make_reward_model(gold)
         self._models = {a.name: make_reward_model(a.reward_spec) for a, _ in self.annotators}
@@ -198,7 +201,9 @@ class FeedbackCollector:
 
     def contexts(self) -> Iterator[Context]:
         """Endless turns of seeded rollouts (each episode played by one behaviour)."""
-        base = self.env.unwrapped
+        # (a DialogueEnv, checked in __init__; feedback sits below the env in the package's
+        # layers, so its type is not named here)
+        base: Any = self.env.unwrapped
         while True:
             episode = self._episodes
             self._episodes += 1
@@ -321,7 +326,7 @@ def _weighted(items: Sequence[tuple[Any, float]], what: str) -> list[tuple[Any, 
         raise ValueError(
             f"{what}: weights must be finite, >= 0 and not all zero; got {weights.tolist()}"
         )
-    return [(item, float(w)) for (item, _), w in zip(items, weights / weights.sum())]
+    return [(item, float(w)) for (item, _), w in zip(items, weights / weights.sum(), strict=True)]
 
 
 def _draw(items: list[tuple[Any, float]], rng: np.random.Generator) -> Any:

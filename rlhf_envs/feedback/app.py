@@ -18,7 +18,8 @@ JSON API (what the page uses; also scriptable):
 
 - ``POST /api/annotators`` ``{"name"}`` -> ``{"annotator_id", "name", "labels"}``
 - ``GET /api/next?annotator_id=`` -> a comparison with a fresh ``label_id``
-- ``POST /api/labels`` ``{"label_id", "comparison_id", "annotator_id", "choice", "reason"?, "seconds"?}``
+- ``POST /api/labels``
+  ``{"label_id", "comparison_id", "annotator_id", "choice", "reason"?, "seconds"?}``
 - ``GET /api/next-rating?annotator_id=&scale=thumbs|stars`` -> a reply to rate
 - ``POST /api/ratings`` ``{"label_id", "item_id", "annotator_id", "scale", "value"}``
 - ``GET /api/progress?annotator_id=`` and ``GET /api/stats``
@@ -50,8 +51,9 @@ MAX_BODY = 64 * 1024  # bytes; a label is a few hundred
 SECURITY_HEADERS = {
     # Only the app's own files may run or style the page: an injected <script> or an
     # onerror attribute would be refused by the browser even if it reached the DOM.
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -89,7 +91,10 @@ class RatingIn(_Strict):
 
 def _static(name: str) -> str:
     return (
-        resources.files("rlhf_envs.feedback").joinpath("static", name).read_text(encoding="utf-8")
+        resources.files("rlhf_envs.feedback")
+        .joinpath("static")
+        .joinpath(name)
+        .read_text(encoding="utf-8")
     )
 
 
@@ -318,14 +323,15 @@ def render_admin(store: FeedbackStore, heading: str) -> str:
     agreement = annotator_agreement(store.overlapping_labels())
     names = {a["id"]: a["name"] for a in store.annotator_summary()}
     pair_rows = "".join(
-        f"<tr><td>{e(names.get(x, x))}</td><td>{e(names.get(y, y))}</td><td>{n}</td><td>{obs:.0%}</td>"
-        f"<td>{_fmt(k)}</td></tr>"
+        f"<tr><td>{e(names.get(x, x))}</td><td>{e(names.get(y, y))}</td><td>{n}</td>"
+        f"<td>{obs:.0%}</td><td>{_fmt(k)}</td></tr>"
         for (x, y), (n, obs, k) in agreement.by_pair.items()
     )
     models = "".join(
         f"<tr><td>v{r['version']}</td><td>{r['train_labels']}</td><td>{r['heldout_labels']}</td>"
-        f"<td>{_fmt(r['accuracy'])}</td><td>{'v' + str(r['baseline_version']) if r['baseline_version'] else '-'}"
-        f"</td><td>{_fmt(r['baseline_accuracy'])}</td><td>{'yes' if r['promoted'] else 'no'}</td></tr>"
+        f"<td>{_fmt(r['accuracy'])}</td>"
+        f"<td>{'v' + str(r['baseline_version']) if r['baseline_version'] else '-'}</td>"
+        f"<td>{_fmt(r['baseline_accuracy'])}</td><td>{'yes' if r['promoted'] else 'no'}</td></tr>"
         for r in store.reward_models()
     )
     over_time = rm_accuracy_over_time(store.labels())
@@ -341,23 +347,30 @@ def render_admin(store: FeedbackStore, heading: str) -> str:
 <link rel="stylesheet" href="/static/style.css"></head>
 <body class="admin"><h1>Labelling admin: {e(heading)}</h1>
 <p><a href="/">back to labelling</a></p>
-<p id="counts">{counts["comparisons"]} comparisons, {counts["labels"]} labels, {counts["ratings"]} ratings,
+<p id="counts">{counts["comparisons"]} comparisons, {counts["labels"]} labels, \
+{counts["ratings"]} ratings,
 {counts["annotators"]} annotators, {counts["reward_models"]} reward models.</p>
 <h2>Labels per annotator</h2>
-<table id="annotators"><tr><th>name</th><th>pseudonymous id (in exports)</th><th>labels</th><th>ties</th>
+<table id="annotators"><tr><th>name</th><th>pseudonymous id (in exports)</th><th>labels</th>\
+<th>ties</th>
 <th>skips</th><th>ratings</th></tr>{rows}</table>
 <h2>Inter-annotator agreement</h2>
-<p id="kappa">{agreement.items} comparisons labelled by two or more annotators; {agreement.pairs} label pairs;
+<p id="kappa">{agreement.items} comparisons labelled by two or more annotators; \
+{agreement.pairs} label pairs;
 agreement {_pct(agreement.observed)}; Cohen's kappa {_fmt(agreement.kappa)}.</p>
 <table><tr><th>annotator</th><th>annotator</th><th>shared</th><th>agree</th><th>kappa</th></tr>{pair_rows}</table>
 <h2>Reward models</h2>
-<table id="models"><tr><th>version</th><th>train labels</th><th>held-out labels</th><th>held-out accuracy</th>
+<table id="models"><tr><th>version</th><th>train labels</th><th>held-out labels</th>\
+<th>held-out accuracy</th>
 <th>compared with</th><th>its accuracy</th><th>promoted</th></tr>{models}</table>
 <h2>Reward-model accuracy against the labels over time</h2>
-<p>How often the reward model serving when a pair was drawn agreed with the label people gave, per 50 A/B
-labels on pairs drawn at random while a model was in service (active pairs are the model's least sure by
+<p>How often the reward model serving when a pair was drawn agreed with the label people gave, \
+per 50 A/B
+labels on pairs drawn at random while a model was in service (active pairs are the model's \
+least sure by
 design, so they are left out).</p>
-<table id="rm-accuracy"><tr><th>labels</th><th>n</th><th>accuracy</th><th>models</th><th></th></tr>{time_rows}</table>
+<table id="rm-accuracy"><tr><th>labels</th><th>n</th><th>accuracy</th><th>models</th><th></th>\
+</tr>{time_rows}</table>
 </body></html>"""
 
 

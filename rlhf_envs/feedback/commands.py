@@ -22,9 +22,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "collect",
         help="collect preference pairs or ratings from simulated annotators (JSON Lines)",
-        description="Play seeded episodes with a mix of expert, partly trained and random behaviour; "
-        "at each turn two candidate replies are compared (or one is rated) by a simulated annotator "
-        "(rubric persona + Bradley-Terry noise + random flips).",
+        description="Play seeded episodes with a mix of expert, partly trained and random "
+        "behaviour; at each turn two candidate replies are compared (or one is rated) by a "
+        "simulated annotator (rubric persona + Bradley-Terry noise + random flips).",
     )
     p.add_argument(
         "--env", default="RLHF-Chat-v0", help="env id (select interface; default RLHF-Chat-v0)"
@@ -63,7 +63,8 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--behaviours",
         default=shares,
-        help=f"share of episodes played by each behaviour (default {shares}); the behaviours: {kinds}",
+        help=f"share of episodes played by each behaviour (default {shares}); "
+        f"the behaviours: {kinds}",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
@@ -95,12 +96,12 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     progress = not args.no_progress
     if args.pairs is not None:
-        records = collector.preferences(count, progress=progress)
-        written = write_preferences(args.out, records)
+        pairs = collector.preferences(count, progress=progress)
+        written = write_preferences(args.out, pairs)
         noun = "pairs"
     else:
-        records = collector.ratings(count, scale=args.scale, progress=progress)
-        written = write_ratings(args.out, records)
+        ratings = collector.ratings(count, scale=args.scale, progress=progress)
+        written = write_ratings(args.out, ratings)
         noun = f"{args.scale} ratings"
     collector.close()
     print(f"wrote {written} {noun} to {args.out} in {time.perf_counter() - started:.1f} s")
@@ -113,11 +114,13 @@ def add_label_command(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "label",
-        help="serve the labelling web app (compare two replies or rate one) over a feedback database",
-        description="Annotators open the page, give their name, and compare two replies in the dialogue's "
-        "context (keys 1/2, t tie, s skip) or rate one (thumbs u/d or 1-5 stars). Labels go to the SQLite "
-        "database at --db (created if missing). /admin shows labels per annotator, Cohen's kappa and the "
-        "reward models' accuracy over time.",
+        help=(
+            "serve the labelling web app (compare two replies or rate one) over a feedback database"
+        ),
+        description="Annotators open the page, give their name, and compare two replies in the "
+        "dialogue's context (keys 1/2, t tie, s skip) or rate one (thumbs u/d or 1-5 stars). "
+        "Labels go to the SQLite database at --db (created if missing). /admin shows labels per "
+        "annotator, Cohen's kappa and the reward models' accuracy over time.",
     )
     p.add_argument(
         "--db", type=Path, required=True, help="feedback database (SQLite; created if missing)"
@@ -172,7 +175,8 @@ def run_label(args: argparse.Namespace) -> int:
         raise SystemExit(f"rlhf-envs label: {err}") from None
     counts = store.counts()
     print(
-        f"feedback database {args.db}: {counts['comparisons']} comparisons, {counts['labels']} labels"
+        f"feedback database {args.db}: {counts['comparisons']} comparisons, "
+        f"{counts['labels']} labels"
     )
     print(
         f"labelling page: http://{args.host}:{args.port}/   admin: http://{args.host}:{args.port}/admin"
@@ -230,7 +234,8 @@ def run_feedback(args: argparse.Namespace) -> int:
                     args.file, annotator=args.annotator, skip_invalid=args.skip_invalid
                 )
                 print(
-                    f"imported {', '.join(f'{n} {k}' for k, n in counts.items())} from {args.file} into {args.db}"
+                    f"imported {', '.join(f'{n} {k}' for k, n in counts.items())} "
+                    f"from {args.file} into {args.db}"
                 )
             elif args.action == "export":
                 n = (
@@ -253,7 +258,8 @@ def run_feedback(args: argparse.Namespace) -> int:
                     print(f"  {a['id']}  {a['labels']:6d} labels  {a['ratings']:6d} ratings")
                 for r in store.reward_models():
                     print(
-                        f"  RM v{r['version']}: held-out accuracy {r['accuracy']}, promoted {bool(r['promoted'])}"
+                        f"  RM v{r['version']}: held-out accuracy {r['accuracy']}, "
+                        f"promoted {bool(r['promoted'])}"
                     )
     except (StoreError, FeedbackFormatError, OSError) as err:
         raise SystemExit(f"rlhf-envs feedback {args.action}: {err}") from None

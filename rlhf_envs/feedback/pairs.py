@@ -112,8 +112,8 @@ class PairSource:
             except (CheckpointError, OSError) as err:
                 # A moved or deleted model folder must not stop the labelling: draw at random.
                 warnings.warn(
-                    f"reward model v{current['version']} cannot be loaded ({err}); drawing pairs at "
-                    "random until one can",
+                    f"reward model v{current['version']} cannot be loaded ({err}); "
+                    "drawing pairs at random until one can",
                     stacklevel=2,
                 )
                 return None
@@ -181,7 +181,7 @@ class PairSource:
             rm_margin=pair.rm_margin,
             wanted_labels=wanted,
             metadata={
-                "gold_margin": round(pair.gold_margin, 6),
+                "gold_margin": None if pair.gold_margin is None else round(pair.gold_margin, 6),
                 "behaviour": ctx.behaviour,
                 "episode": ctx.episode,
             },

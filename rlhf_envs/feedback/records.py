@@ -1,4 +1,5 @@
-"""Moved to :mod:`rlhf_envs.preference_data.records`; this module name is kept so old imports work."""
+"""Moved to :mod:`rlhf_envs.preference_data.records`; this module name is kept so old imports
+work."""
 
 import sys
 import warnings

@@ -54,8 +54,9 @@ class RetrainResult:
         )
         verdict = "promoted" if self.promoted else "kept the current model (the new one is worse)"
         return (
-            f"RM v{self.version}: trained on {self.train_labels} labels in {self.seconds:.1f} s; held-out "
-            f"accuracy {self.accuracy:.3f} on {self.heldout_labels} labels vs {against}: {verdict}"
+            f"RM v{self.version}: trained on {self.train_labels} labels in {self.seconds:.1f} s; "
+            f"held-out accuracy {self.accuracy:.3f} on {self.heldout_labels} labels "
+            f"vs {against}: {verdict}"
         )
 
 
@@ -115,8 +116,9 @@ def retrain_reward_model(
     held = store.preference_pairs(heldout=True)
     if len(train) < MIN_TRAIN_LABELS or len(held) < MIN_HELDOUT_LABELS:
         raise StoreError(
-            f"{store.path} has {len(train)} training and {len(held)} held-out A/B labels; retraining needs at "
-            f"least {MIN_TRAIN_LABELS} and {MIN_HELDOUT_LABELS} (ties and skips do not count)"
+            f"{store.path} has {len(train)} training and {len(held)} held-out A/B labels; "
+            f"retraining needs at least {MIN_TRAIN_LABELS} and {MIN_HELDOUT_LABELS} "
+            "(ties and skips do not count)"
         )
     started = time.perf_counter()
     with _exclusive(rm_dir):
@@ -149,8 +151,8 @@ def retrain_reward_model(
                 ).accuracy
             except CheckpointError as err:
                 warnings.warn(
-                    f"the current reward model v{current['version']} cannot be loaded ({err}); the new "
-                    "model is promoted without a comparison",
+                    f"the current reward model v{current['version']} cannot be loaded ({err}); "
+                    "the new model is promoted without a comparison",
                     stacklevel=2,
                 )
         promoted = baseline is None or accuracy >= baseline - tolerance

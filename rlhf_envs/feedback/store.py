@@ -130,7 +130,8 @@ MIGRATIONS: tuple[str, ...] = (
         reason TEXT,
         created_at REAL NOT NULL,
         UNIQUE (item_id, annotator_id, scale),
-        CHECK ((scale = 'thumbs' AND value IN (0, 1)) OR (scale = 'stars' AND value BETWEEN 1 AND 5))
+        CHECK ((scale = 'thumbs' AND value IN (0, 1))
+            OR (scale = 'stars' AND value BETWEEN 1 AND 5))
     );
     CREATE TABLE reward_models (
         version INTEGER PRIMARY KEY,
@@ -226,6 +227,13 @@ def _text(name: str, value: Any, *, allow_empty: bool = False, limit: int = MAX_
     if len(value) > limit:
         raise StoreError(f"{name} has {len(value):,} characters; at most {limit:,} are accepted")
     return value
+
+
+def _inserted_id(cur: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT on ``cur`` just added."""
+    row_id = cur.lastrowid
+    assert row_id is not None  # (set by every INSERT)
+    return int(row_id)
 
 
 def _optional_int(name: str, value: Any) -> int | None:
@@ -490,8 +498,9 @@ class FeedbackStore:
         if _optional_int("wanted_labels", wanted_labels) is None or wanted_labels < 1:
             raise StoreError(f"wanted_labels must be an integer >= 1, got {wanted_labels!r}")
         cur = conn.execute(
-            "INSERT INTO comparisons (context, reply_a, reply_b, env_id, seed, turn, source, rm_version, "
-            "rm_margin, wanted_labels, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO comparisons (context, reply_a, reply_b, env_id, seed, turn, source, "
+            "rm_version, rm_margin, wanted_labels, metadata, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 context,
                 reply_a,
@@ -507,7 +516,7 @@ class FeedbackStore:
                 time.time(),
             ),
         )
-        return int(cur.lastrowid)
+        return _inserted_id(cur)
 
     def comparison(self, comparison_id: int) -> Comparison:
         """The stored comparison ``comparison_id``.
@@ -526,7 +535,8 @@ class FeedbackStore:
         rows = self._read(
             "SELECT c.* FROM comparisons c WHERE "
             "(SELECT COUNT(*) FROM labels l WHERE l.comparison_id = c.id) < c.wanted_labels "
-            "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.comparison_id = c.id AND l.annotator_id = ?) "
+            "AND NOT EXISTS "
+            "(SELECT 1 FROM labels l WHERE l.comparison_id = c.id AND l.annotator_id = ?) "
             "ORDER BY c.id LIMIT 1",
             (annotator_id,),
         )
@@ -573,7 +583,7 @@ class FeedbackStore:
             or seconds < 0
         ):
             raise StoreError(f"seconds must be a finite number >= 0, got {seconds!r}")
-        comparison_id = _optional_int("comparison_id", comparison_id)
+        checked_id = _optional_int("comparison_id", comparison_id)
         with self._write() as conn:
             self._require_annotator(conn, annotator_id)
             old = conn.execute(
@@ -581,26 +591,25 @@ class FeedbackStore:
                 (label_id,),
             ).fetchone()
             if old is not None:
-                if tuple(old) == (comparison_id, annotator_id, choice):
+                if tuple(old) == (checked_id, annotator_id, choice):
                     return False
                 raise LabelConflict(f"label id {label_id!r} was already used for a different label")
-            if not conn.execute(
-                "SELECT 1 FROM comparisons WHERE id = ?", (comparison_id,)
-            ).fetchone():
-                raise UnknownItem(f"no comparison with id {comparison_id}")
+            if not conn.execute("SELECT 1 FROM comparisons WHERE id = ?", (checked_id,)).fetchone():
+                raise UnknownItem(f"no comparison with id {checked_id}")
             if conn.execute(
                 "SELECT 1 FROM labels WHERE comparison_id = ? AND annotator_id = ?",
-                (comparison_id, annotator_id),
+                (checked_id, annotator_id),
             ).fetchone():
                 raise LabelConflict(
-                    f"annotator {annotator_id} already labelled comparison {comparison_id}"
+                    f"annotator {annotator_id} already labelled comparison {checked_id}"
                 )
             conn.execute(
-                "INSERT INTO labels (label_id, comparison_id, annotator_id, choice, reason, seconds, created_at) "
+                "INSERT INTO labels "
+                "(label_id, comparison_id, annotator_id, choice, reason, seconds, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     label_id,
-                    comparison_id,
+                    checked_id,
                     annotator_id,
                     choice,
                     reason or None,
@@ -613,8 +622,9 @@ class FeedbackStore:
     def labels(self) -> list[dict[str, Any]]:
         """Every label, oldest first, joined with its comparison's source and RM margin."""
         rows = self._read(
-            "SELECT l.label_id, l.comparison_id, l.annotator_id, l.choice, l.reason, l.seconds, l.created_at, "
-            "c.source, c.rm_version, c.rm_margin FROM labels l JOIN comparisons c ON c.id = l.comparison_id "
+            "SELECT l.label_id, l.comparison_id, l.annotator_id, l.choice, l.reason, l.seconds, "
+            "l.created_at, c.source, c.rm_version, c.rm_margin "
+            "FROM labels l JOIN comparisons c ON c.id = l.comparison_id "
             "ORDER BY l.id"
         )
         return [dict(r) for r in rows]
@@ -634,8 +644,9 @@ class FeedbackStore:
                 ``None`` for all.
         """
         rows = self._read(
-            "SELECT l.label_id, l.annotator_id, l.choice, l.created_at, c.id AS cid, c.context, c.reply_a, "
-            "c.reply_b, c.metadata FROM labels l JOIN comparisons c ON c.id = l.comparison_id "
+            "SELECT l.label_id, l.annotator_id, l.choice, l.created_at, c.id AS cid, c.context, "
+            "c.reply_a, c.reply_b, c.metadata "
+            "FROM labels l JOIN comparisons c ON c.id = l.comparison_id "
             "WHERE l.choice IN ('a', 'b') ORDER BY l.id"
         )
         out = []
@@ -683,7 +694,8 @@ class FeedbackStore:
         _text("source", source, limit=100)
         with self._write() as conn:
             cur = conn.execute(
-                "INSERT INTO rating_items (context, reply, env_id, seed, turn, source, metadata, created_at) "
+                "INSERT INTO rating_items "
+                "(context, reply, env_id, seed, turn, source, metadata, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     context,
@@ -696,13 +708,14 @@ class FeedbackStore:
                     time.time(),
                 ),
             )
-            return int(cur.lastrowid)
+            return _inserted_id(cur)
 
     def next_rating_item(self, annotator_id: str, scale: str) -> RatingItem | None:
         """The oldest reply nobody has rated on ``scale`` yet, or ``None``."""
         rows = self._read(
             "SELECT i.* FROM rating_items i WHERE NOT EXISTS "
-            "(SELECT 1 FROM ratings r WHERE r.item_id = i.id AND r.scale = ?) ORDER BY i.id LIMIT 1",
+            "(SELECT 1 FROM ratings r WHERE r.item_id = i.id AND r.scale = ?) "
+            "ORDER BY i.id LIMIT 1",
             (scale,),
         )
         return _rating_item(rows[0]) if rows else None
@@ -740,7 +753,7 @@ class FeedbackStore:
             raise StoreError(f"a {scale} rating is an integer from {low} to {high}, got {value!r}")
         if reason is not None:
             _text("reason", reason, allow_empty=True, limit=MAX_REASON)
-        item_id = _optional_int("item_id", item_id)
+        checked_id = _optional_int("item_id", item_id)
         with self._write() as conn:
             self._require_annotator(conn, annotator_id)
             old = conn.execute(
@@ -748,32 +761,36 @@ class FeedbackStore:
                 (label_id,),
             ).fetchone()
             if old is not None:
-                if tuple(old) == (item_id, annotator_id, scale, value):
+                if tuple(old) == (checked_id, annotator_id, scale, value):
                     return False
                 raise LabelConflict(
                     f"label id {label_id!r} was already used for a different rating"
                 )
-            if not conn.execute("SELECT 1 FROM rating_items WHERE id = ?", (item_id,)).fetchone():
-                raise UnknownItem(f"no rating item with id {item_id}")
+            if not conn.execute(
+                "SELECT 1 FROM rating_items WHERE id = ?", (checked_id,)
+            ).fetchone():
+                raise UnknownItem(f"no rating item with id {checked_id}")
             if conn.execute(
                 "SELECT 1 FROM ratings WHERE item_id = ? AND annotator_id = ? AND scale = ?",
-                (item_id, annotator_id, scale),
+                (checked_id, annotator_id, scale),
             ).fetchone():
                 raise LabelConflict(
-                    f"annotator {annotator_id} already rated item {item_id} on the {scale} scale"
+                    f"annotator {annotator_id} already rated item {checked_id} on the {scale} scale"
                 )
             conn.execute(
-                "INSERT INTO ratings (label_id, item_id, annotator_id, scale, value, reason, created_at) "
+                "INSERT INTO ratings "
+                "(label_id, item_id, annotator_id, scale, value, reason, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (label_id, item_id, annotator_id, scale, value, reason or None, time.time()),
+                (label_id, checked_id, annotator_id, scale, value, reason or None, time.time()),
             )
         return True
 
     def ratings(self, scale: str | None = None) -> list[Rating]:
         """Stored ratings as :class:`Rating` records (pseudonymous annotator in metadata)."""
         rows = self._read(
-            "SELECT r.label_id, r.annotator_id, r.scale, r.value, i.context, i.reply, i.id AS iid FROM ratings r "
-            "JOIN rating_items i ON i.id = r.item_id WHERE (? IS NULL OR r.scale = ?) ORDER BY r.id",
+            "SELECT r.label_id, r.annotator_id, r.scale, r.value, i.context, i.reply, i.id AS iid "
+            "FROM ratings r JOIN rating_items i ON i.id = r.item_id "
+            "WHERE (? IS NULL OR r.scale = ?) ORDER BY r.id",
             (scale, scale),
         )
         return [
@@ -872,7 +889,8 @@ class FeedbackStore:
                         metadata=meta,
                     )
                     conn.execute(
-                        "INSERT INTO labels (label_id, comparison_id, annotator_id, choice, created_at) "
+                        "INSERT INTO labels "
+                        "(label_id, comparison_id, annotator_id, choice, created_at) "
                         "VALUES (?, ?, ?, ?, ?)",
                         (label_id, cid, who, "a" if first else "b", time.time()),
                     )
@@ -880,11 +898,13 @@ class FeedbackStore:
                     counts["labels"] += 1
                 else:
                     cur = conn.execute(
-                        "INSERT INTO rating_items (context, reply, source, metadata, created_at) VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO rating_items (context, reply, source, metadata, created_at) "
+                        "VALUES (?, ?, ?, ?, ?)",
                         (record.prompt, record.completion, source, _metadata(meta), time.time()),
                     )
                     conn.execute(
-                        "INSERT INTO ratings (label_id, item_id, annotator_id, scale, value, created_at) "
+                        "INSERT INTO ratings "
+                        "(label_id, item_id, annotator_id, scale, value, created_at) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         (label_id, cur.lastrowid, who, record.scale, record.label, time.time()),
                     )
@@ -942,12 +962,13 @@ class FeedbackStore:
                 "SELECT 1 FROM reward_models WHERE version = ?", (int(version),)
             ).fetchone():
                 raise StoreError(
-                    f"reward model version {version} is already recorded (another retraining job?); "
-                    "run again"
+                    f"reward model version {version} is already recorded "
+                    "(another retraining job?); run again"
                 )
             conn.execute(
-                "INSERT INTO reward_models (version, path, created_at, train_labels, heldout_labels, accuracy, "
-                "baseline_version, baseline_accuracy, promoted, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO reward_models (version, path, created_at, train_labels, "
+                "heldout_labels, accuracy, baseline_version, baseline_accuracy, promoted, config) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     int(version),
                     str(path),
@@ -987,7 +1008,8 @@ class FeedbackStore:
     # --- summaries ---------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        """Rows per table (comparisons, labels, rating_items, ratings, annotators, reward_models)."""
+        """Rows per table (comparisons, labels, rating_items, ratings, annotators,
+        reward_models)."""
         tables = ("comparisons", "labels", "rating_items", "ratings", "annotators", "reward_models")
         return {t: int(self._read(f"SELECT COUNT(*) FROM {t}")[0][0]) for t in tables}
 
@@ -996,8 +1018,10 @@ class FeedbackStore:
         rows = self._read(
             "SELECT a.id, a.name, "
             "(SELECT COUNT(*) FROM labels l WHERE l.annotator_id = a.id) AS labels, "
-            "(SELECT COUNT(*) FROM labels l WHERE l.annotator_id = a.id AND l.choice = 'tie') AS ties, "
-            "(SELECT COUNT(*) FROM labels l WHERE l.annotator_id = a.id AND l.choice = 'skip') AS skips, "
+            "(SELECT COUNT(*) FROM labels l "
+            "WHERE l.annotator_id = a.id AND l.choice = 'tie') AS ties, "
+            "(SELECT COUNT(*) FROM labels l "
+            "WHERE l.annotator_id = a.id AND l.choice = 'skip') AS skips, "
             "(SELECT COUNT(*) FROM ratings r WHERE r.annotator_id = a.id) AS ratings "
             "FROM annotators a ORDER BY labels DESC, a.name"
         )
@@ -1012,7 +1036,8 @@ class FeedbackStore:
         """``(comparison id, annotator id, choice)`` for comparisons with 2+ labels."""
         rows = self._read(
             "SELECT comparison_id, annotator_id, choice FROM labels WHERE comparison_id IN "
-            "(SELECT comparison_id FROM labels GROUP BY comparison_id HAVING COUNT(*) > 1) ORDER BY id"
+            "(SELECT comparison_id FROM labels GROUP BY comparison_id HAVING COUNT(*) > 1) "
+            "ORDER BY id"
         )
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 

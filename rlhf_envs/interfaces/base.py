@@ -36,7 +36,8 @@ class Interface(ABC):
         """The reply written so far when a reply takes several steps (tokens)."""
         return ""
 
-    def reset(self) -> None:
+    # (an optional hook: interfaces without per-episode state need not override it)
+    def reset(self) -> None:  # noqa: B027
         """Forget the previous episode (called by the env's ``reset``)."""
 
     @abstractmethod

@@ -8,6 +8,8 @@ observation is a ``Dict`` of flat float32 arrays, so Stable-Baselines3's
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from gymnasium import spaces
 
@@ -114,7 +116,7 @@ class SelectInterface(Interface):
             "turn": np.array([min(1.0, len(state.agent_words) / MAX_TURNS)], dtype=np.float32),
         }
 
-    def reply(self, action, state: DialogueState) -> str:
+    def reply(self, action: Any, state: DialogueState) -> str:
         try:
             index = int(action)
         except (TypeError, ValueError):

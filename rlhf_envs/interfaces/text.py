@@ -9,6 +9,7 @@ any agent that reads and writes text can.
 from __future__ import annotations
 
 import string
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -62,11 +63,11 @@ class TextInterface(Interface):
         text = "".join(c if c in REPLY_CHARSET else UNKNOWN_CHARACTER for c in text)
         return text[-self.max_context_chars :]
 
-    def reply(self, action, state: DialogueState) -> str:
+    def reply(self, action: Any, state: DialogueState) -> str:
         if not isinstance(action, str):
             raise ValueError(
-                f"action {type(action).__name__} {action!r:.60} is not valid for the text interface: "
-                f"expected the reply as a str of 1 to {self.max_reply_chars} characters"
+                f"action {type(action).__name__} {action!r:.60} is not valid for the text "
+                f"interface: expected the reply as a str of 1 to {self.max_reply_chars} characters"
             )
         bad = sorted({c for c in action if c not in REPLY_CHARSET})
         if bad or not 1 <= len(action) <= self.max_reply_chars or not action.strip():
@@ -78,9 +79,9 @@ class TextInterface(Interface):
                 else f"it has {len(action)} characters"
             )
             raise ValueError(
-                f"reply not accepted ({problem}); a reply is 1 to {self.max_reply_chars} characters of "
-                "printable text (letters, digits, punctuation, spaces, newlines, typographic quotes "
-                "and dashes, common accented letters), not blank"
+                f"reply not accepted ({problem}); a reply is 1 to {self.max_reply_chars} "
+                "characters of printable text (letters, digits, punctuation, spaces, newlines, "
+                "typographic quotes and dashes, common accented letters), not blank"
             )
         return action.strip()
 

@@ -110,21 +110,22 @@ class TokensInterface(Interface):
 
     # --- observation -----------------------------------------------------------------
 
-    def _start_turn(self, state: DialogueState) -> None:
+    def _start_turn(self, state: DialogueState) -> list[int]:
+        """Begin the agent's turn in ``state``; returns the window's dialogue part."""
         for turn in state.history[len(self._turn_ids) :]:
             self._turn_ids.append(self.lm.turn_ids(turn.role, turn.text))
-        self._context = self.lm.prompt_ids(
+        self._context = context = self.lm.prompt_ids(
             self._turn_ids, self.context_length - self.max_reply_tokens
         )
         self._reply, self._spent, self._expert = [], 0, []
         # Lazy: no forward pass until a log-probability is needed, so a vector env can
         # batch the context forwards of all its sub-envs (see reference_scorer).
-        self._scorer = self.lm.start(self._context) if self.kl_coef > 0 else None
+        self._scorer = self.lm.start(context) if self.kl_coef > 0 else None
+        return context
 
     def observe(self, state: DialogueState, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        if self._context is None:
-            self._start_turn(state)
-        window = self._context + self._reply
+        context = self._context if self._context is not None else self._start_turn(state)
+        window = context + self._reply
         ids = np.full(self.context_length, self.lm.pad_id, dtype=np.int64)
         mask = np.zeros(self.context_length, dtype=np.int64)
         ids[self.context_length - len(window) :] = window
@@ -147,7 +148,7 @@ class TokensInterface(Interface):
 
     # --- acting ----------------------------------------------------------------------
 
-    def reply(self, action, state: DialogueState) -> str | None:
+    def reply(self, action: Any, state: DialogueState) -> str | None:
         try:
             token = int(action)
         except (TypeError, ValueError):
@@ -167,7 +168,9 @@ class TokensInterface(Interface):
         else:
             self.shaping = 0.0
             if self.kl_coef > 0:
-                logprob = self.reference_scorer.logprob(token)
+                scorer = self.reference_scorer
+                assert scorer is not None  # (kl_coef > 0 and the turn has started)
+                logprob = scorer.logprob(token)
                 self.shaping = self.kl_coef * logprob
                 info["ref_logprob"] = logprob
             self._reply.append(token)
@@ -180,7 +183,7 @@ class TokensInterface(Interface):
             self._scorer.advance(token)
         return None
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         # The key/value cache is rebuilt from the token ids when next needed.
         return {**self.__dict__, "_scorer": None}
 

@@ -27,15 +27,16 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from rlhf_envs import dialogue, simulation
-from rlhf_envs.dialogue import EOT, format_turn, transcript_text
+from rlhf_envs.dialogue import EOT, Turn, format_turn, transcript_text
 from rlhf_envs.lm.reference import LM_CONFIG_FILE, quiet_transformers
 from rlhf_envs.lm.sft import SFTConfig, build_model, perplexity, train_lm, unigram_perplexity
 from rlhf_envs.lm.tokenizer import DEFAULT_VOCAB_SIZE, train_tokenizer
@@ -58,6 +59,11 @@ class LMBuildConfig:
         vocab_size: BPE vocabulary size.
         sft: model size and training schedule.
         seed: the corpus seed (the held-out transcripts use ``seed + 1``).
+        threads: torch threads for the fine-tuning, whatever the caller's setting. Part of
+            the build, not a speed knob only: parallel sums split by thread count, so
+            another count gives (slightly) different weights. Fixed, every entry point
+            (the command, an env's first use, a test session under one thread per
+            worker) builds the same model into the same cache folder.
     """
 
     domains: tuple[str, ...] = ("customer_service", "finance", "medical", "tiny")
@@ -66,8 +72,9 @@ class LMBuildConfig:
     vocab_size: int = DEFAULT_VOCAB_SIZE
     sft: SFTConfig = field(default_factory=SFTConfig)
     seed: int = 0
+    threads: int = 2
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
@@ -131,11 +138,12 @@ def default_lm_path(
         )
     folder.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(folder.parent / f".{folder.name}.lock"):
-        if not (folder / LM_CONFIG_FILE).is_file():  # another process may have built it meanwhile
+        # (another process may have built it meanwhile)
+        if not (folder / LM_CONFIG_FILE).is_file():
             if not quiet:
                 print(
-                    f"rlhf-envs: building the reference language model (once; a few minutes on a CPU) "
-                    f"into {folder}. `rlhf-envs build-lm` does this ahead of time.",
+                    "rlhf-envs: building the reference language model (once; a few minutes on a "
+                    f"CPU) into {folder}. `rlhf-envs build-lm` does this ahead of time.",
                     file=sys.stderr,
                 )
             build_reference_lm(folder, config, progress=not quiet)
@@ -143,7 +151,7 @@ def default_lm_path(
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path):
+def _file_lock(path: Path) -> Iterator[None]:
     import fcntl
 
     with open(path, "a+") as handle:
@@ -156,14 +164,25 @@ def _file_lock(path: Path):
 
 def build_reference_lm(
     out: str | Path, config: LMBuildConfig | None = None, progress: bool = True
-) -> dict:
+) -> dict[str, Any]:
     """Build the tokenizer and reference LM into ``out`` (replaced as a whole at the end).
 
     Returns what was measured (also saved as ``rlhf_lm.json``): corpus size, build time,
     held-out perplexity of the LM and of a unigram model.
     """
     config = config or LMBuildConfig()
+    if config.threads < 1:
+        raise ValueError(f"LMBuildConfig.threads must be at least 1, got {config.threads}")
     out = Path(out).expanduser().resolve()
+    caller_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _build(out, config, progress)
+    finally:
+        torch.set_num_threads(caller_threads)
+
+
+def _build(out: Path, config: LMBuildConfig, progress: bool) -> dict[str, Any]:
     started = time.perf_counter()
     train_dialogues = list(expert_transcripts(config.domains, config.episodes, config.seed))
     test_dialogues = list(expert_transcripts(config.domains, config.held_out, config.seed + 1))
@@ -179,7 +198,7 @@ def build_reference_lm(
     )
     eot_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
 
-    def ids_of(dialogues):
+    def ids_of(dialogues: Sequence[tuple[Turn, ...]]) -> list[list[int]]:
         return [
             tokenizer.encode(transcript_text(d, EOT), add_special_tokens=False) for d in dialogues
         ]

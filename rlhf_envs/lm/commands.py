@@ -16,10 +16,13 @@ from rlhf_envs.lm.reference import LM_CONFIG_FILE
 from rlhf_envs.lm.sft import SFTConfig
 
 
-def add_command(subparsers) -> None:
+def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "build-lm",
-        help="build the task tokenizer and small reference LM (cached; envs build it on first use otherwise)",
+        help=(
+            "build the task tokenizer and small reference LM (cached; envs build it on first "
+            "use otherwise)"
+        ),
         description=(
             "Generate expert transcripts of the built-in domains, train a byte-level BPE tokenizer "
             "and fine-tune a small GPT-2 on them, deterministically. Saved in the cache directory "
@@ -33,23 +36,38 @@ def add_command(subparsers) -> None:
     parser.add_argument(
         "--episodes", type=int, default=LMBuildConfig.episodes, help="training transcripts"
     )
+    parser.add_argument(
+        "--held-out",
+        type=int,
+        default=LMBuildConfig.held_out,
+        help=f"transcripts kept for the held-out perplexity (default {LMBuildConfig.held_out})",
+    )
     parser.add_argument("--steps", type=int, default=SFTConfig.steps, help="fine-tuning steps")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=LMBuildConfig.threads,
+        help=(
+            f"torch threads of the fine-tuning (default {LMBuildConfig.threads}); part of the "
+            "build, since another count gives slightly different weights (another cache folder)"
+        ),
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.episodes < 10 or args.steps < 1:
+    if args.episodes < 10 or args.held_out < 1 or args.steps < 1 or args.threads < 1:
         raise SystemExit(
-            f"build-lm: --episodes must be at least 10 and --steps at least 1 (got {args.episodes}, {args.steps})"
+            "build-lm: --episodes must be at least 10, --held-out, --steps and --threads at "
+            f"least 1 (got {args.episodes}, {args.held_out}, {args.steps}, {args.threads})"
         )
     config = LMBuildConfig(
-        episodes=args.episodes, seed=args.seed, sft=SFTConfig(steps=args.steps, seed=args.seed)
+        episodes=args.episodes,
+        held_out=args.held_out,
+        seed=args.seed,
+        sft=SFTConfig(steps=args.steps, seed=args.seed),
+        threads=args.threads,
     )
     if args.out:
         info = build_reference_lm(args.out, config)
@@ -64,7 +82,8 @@ def _run(args: argparse.Namespace) -> int:
         f"reference LM in {folder}\n"
         f"  {info['parameters']:,} parameters, vocabulary {info['vocab_size']}, "
         f"{info['corpus_tokens']:,} training tokens\n"
-        f"  held-out perplexity {info['held_out_perplexity']:.2f} (unigram model: {info['unigram_perplexity']:.1f})\n"
+        f"  held-out perplexity {info['held_out_perplexity']:.2f} "
+        f"(unigram model: {info['unigram_perplexity']:.1f})\n"
         f"  built in {info['build_seconds']:.0f} s with {info['torch_threads']} torch threads"
     )
     return 0

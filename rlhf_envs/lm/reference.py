@@ -16,13 +16,18 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from rlhf_envs.dialogue import AGENT_PREFIX, format_turn
+
+if TYPE_CHECKING:
+    from transformers import DynamicCache
+    from typing_extensions import TypeIs
 
 LM_CONFIG_FILE = "rlhf_lm.json"  # what the build recorded (corpus, settings, timings)
 
@@ -32,7 +37,7 @@ class LMError(ValueError):
 
 
 @contextlib.contextmanager
-def quiet_transformers():
+def quiet_transformers() -> Iterator[None]:
     """Silence transformers' loading/saving progress bars and expected notices (a
     newly initialised head) for the duration; restores the user's settings after."""
     from transformers.utils import logging as hf_logging
@@ -49,7 +54,7 @@ def quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def _cache_keyword(model) -> str:
+def _cache_keyword(model: torch.nn.Module) -> str:
     """The forward argument that takes the key/value cache: ``cache`` in recent
     transformers, ``past_key_values`` before."""
     import inspect
@@ -57,7 +62,7 @@ def _cache_keyword(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def _cache_of(output):
+def _cache_of(output: Any) -> Any:
     return (
         getattr(output, "cache", None)
         if getattr(output, "cache", None) is not None
@@ -68,6 +73,11 @@ def _cache_of(output):
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions counting real tokens only (0 for padding), for left-padded batches."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def _is_text_turn(turn: Sequence[int] | tuple[str, str]) -> TypeIs[tuple[str, str]]:
+    """Whether a prompt turn is a ``(role, text)`` pair rather than token ids."""
+    return isinstance(turn[0], str)
 
 
 class ReferenceLM:
@@ -112,15 +122,16 @@ class ReferenceLM:
         tok = self.tokenizer
         if tok.eos_token_id is None:
             raise LMError(
-                f"the tokenizer in {folder} has no end-of-sequence token, which marks the end of a turn"
+                f"the tokenizer in {folder} has no end-of-sequence token, which marks the end "
+                "of a turn"
             )
         self.eot_id = int(tok.eos_token_id)
         self.eot = tok.eos_token
-        self.pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+        self.pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else self.eot_id)
         self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
-        config = self.model.config
+        config = self.model.config  # (the attribute's name depends on the model type)
         self.max_positions = int(
-            getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1024)
+            getattr(config, "n_positions", 0) or getattr(config, "max_position_embeddings", 1024)
         )
         info_file = folder / LM_CONFIG_FILE
         self.info = json.loads(info_file.read_text()) if info_file.is_file() else {}
@@ -129,7 +140,7 @@ class ReferenceLM:
     def __repr__(self) -> str:
         return f"ReferenceLM({str(self.path)!r}, vocab_size={self.vocab_size})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[str], ReferenceLM], tuple[str]]:
         # Pickled by path (envs are pickled into worker processes): the receiving process
         # loads the folder once and shares it, instead of unpickling weights.
         return (load_reference_lm, (str(self.path),))
@@ -140,14 +151,16 @@ class ReferenceLM:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+        text = self.tokenizer.decode(list(ids), skip_special_tokens=True)
+        assert isinstance(text, str)  # (one sequence of ids decodes to one string)
+        return text
 
     def turn_ids(self, role: str, text: str) -> list[int]:
         """Token ids of one finished turn (with its end-of-turn token)."""
         return self.encode(format_turn(role, text, eot=self.eot))
 
     def prompt_ids(
-        self, turns: Sequence[Sequence[int]] | Sequence[tuple[str, str]], budget: int
+        self, turns: Sequence[Sequence[int] | tuple[str, str]], budget: int
     ) -> list[int]:
         """The prompt for the agent's next reply in at most ``budget`` tokens: the latest
         turns (``(role, text)`` pairs, or their token ids from :meth:`turn_ids`), cut
@@ -156,7 +169,7 @@ class ReferenceLM:
         for turn in reversed(turns):
             if len(ids) >= budget:
                 break
-            ids[:0] = self.turn_ids(*turn) if isinstance(turn[0], str) else turn
+            ids[:0] = self.turn_ids(*turn) if _is_text_turn(turn) else turn
         return ids[-budget:]
 
     @property
@@ -183,7 +196,7 @@ class ReferenceLM:
         the whole continuation.
         """
         rows, spans = [], []
-        for ctx, cont in zip(contexts, continuations):
+        for ctx, cont in zip(contexts, continuations, strict=False):
             cont = list(cont)[: self.max_positions - 1]
             keep = self.max_positions - len(cont)
             seq = list(ctx)[-keep:] + cont
@@ -279,8 +292,8 @@ class IncrementalScorer:
     def _check(self) -> None:
         if self.length + len(self._pending) > self.lm.max_positions:
             raise ValueError(
-                f"the window would hold {self.length + len(self._pending)} tokens; the model reads at most "
-                f"{self.lm.max_positions}"
+                f"the window would hold {self.length + len(self._pending)} tokens; the model "
+                f"reads at most {self.lm.max_positions}"
             )
 
     @property
@@ -292,6 +305,7 @@ class IncrementalScorer:
         """log p(token | everything fed so far)."""
         if self._pending:
             feed_batch([self])
+        assert self.logprobs is not None  # (set by the feed)
         return float(self.logprobs[int(token)])
 
     def advance(self, token: int) -> None:
@@ -299,7 +313,7 @@ class IncrementalScorer:
         self._check()
 
 
-def _cache_layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _cache_layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per-layer (keys, values) of a transformers cache (recent ``Cache`` objects or the
     legacy tuple of tuples)."""
     if hasattr(cache, "layers"):
@@ -309,7 +323,7 @@ def _cache_layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [tuple(kv) for kv in cache]
 
 
-def _make_cache(layers: list[tuple[torch.Tensor, torch.Tensor]]):
+def _make_cache(layers: list[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
     from transformers import DynamicCache
 
     if hasattr(DynamicCache, "from_legacy_cache"):
@@ -367,6 +381,7 @@ def _feed_rows(lm: ReferenceLM, scorers: Sequence[IncrementalScorer]) -> None:
             k_all, v_all = keys.new_zeros(shape), keys.new_zeros(shape)
             for i, s in enumerate(scorers):
                 if s.length:
+                    assert s._kv is not None  # (a scorer with a cache length has its cache)
                     k_all[i, :, past - s.length :] = s._kv[layer][0][0]
                     v_all[i, :, past - s.length :] = s._kv[layer][1][0]
             layers.append((k_all, v_all))

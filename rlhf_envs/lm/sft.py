@@ -10,9 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from transformers import GPT2LMHeadModel
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class SFTConfig:
     seed: int = 0
 
 
-def build_model(vocab_size: int, config: SFTConfig, eot_id: int, pad_id: int):
+def build_model(vocab_size: int, config: SFTConfig, eot_id: int, pad_id: int) -> GPT2LMHeadModel:
     """A freshly initialised ``GPT2LMHeadModel`` of the configured size."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -61,7 +65,7 @@ def build_model(vocab_size: int, config: SFTConfig, eot_id: int, pad_id: int):
 
 
 def train_lm(
-    model,
+    model: torch.nn.Module,
     sequences: Sequence[Sequence[int]],
     config: SFTConfig,
     progress: Callable[[int, float], None] | None = None,
@@ -116,7 +120,7 @@ def train_lm(
 
 
 @torch.no_grad()
-def perplexity(model, sequences: Sequence[Sequence[int]], window: int) -> float:
+def perplexity(model: torch.nn.Module, sequences: Sequence[Sequence[int]], window: int) -> float:
     """Per-token perplexity of ``model`` on ``sequences``, each read in windows of
     ``window`` tokens (non-overlapping; the first token of each sequence is not scored)."""
     total, count = 0.0, 0

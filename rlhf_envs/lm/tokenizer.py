@@ -9,14 +9,20 @@ tokens. Saved in the Hugging Face format (``tokenizer.json`` plus its config), s
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rlhf_envs.dialogue import EOT, PAD
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 DEFAULT_VOCAB_SIZE = 2048
 MIN_VOCAB_SIZE = 300  # 256 byte symbols plus the special tokens and a few merges
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE):
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE
+) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer on ``texts``.
 
     Returns:
@@ -31,7 +37,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE):
 
     if int(vocab_size) < MIN_VOCAB_SIZE:
         raise ValueError(
-            f"vocab_size must be at least {MIN_VOCAB_SIZE} (256 bytes + special tokens), got {vocab_size}"
+            f"vocab_size must be at least {MIN_VOCAB_SIZE} (256 bytes + special tokens), "
+            f"got {vocab_size}"
         )
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

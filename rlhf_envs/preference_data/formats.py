@@ -273,7 +273,7 @@ def _parse_hh_pair(obj: dict[str, Any]) -> PreferencePair:
 
 
 def _first_difference(a: list[tuple[str, str]], b: list[tuple[str, str]]) -> str:
-    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    i = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
     def show(turns: list[tuple[str, str]]) -> str:
         return repr(_snip(_format_turns([turns[i]]))) if i < len(turns) else "no such turn"
@@ -433,7 +433,8 @@ def _read_preferences(path: PathLike, fmt: str, skip_invalid: bool) -> FeedbackD
         raise ValueError(f"format must be one of {accepted}, got {fmt!r}")
     name = os.fspath(path)
     expected = _EXPECTED_PAIR[fmt]
-    records, skipped = [], []
+    records: list[PreferencePair] = []
+    skipped: list[tuple[int, str]] = []
     for line, obj in _load_lines(name):
         try:
             if isinstance(obj, _Invalid):
@@ -489,7 +490,8 @@ def _read_ratings(path: PathLike, scale: str, skip_invalid: bool) -> FeedbackDat
     if scale == "auto":
         labels = [p[2] for _, p in parsed if not isinstance(p, _Invalid) and p[3] is None]
         file_scale, detected = _detect_scale(labels), True
-    records, skipped = [], []
+    records: list[Rating] = []
+    skipped: list[tuple[int, str]] = []
     for line, item in parsed:
         try:
             if isinstance(item, _Invalid):
@@ -644,7 +646,9 @@ def write_ratings(path: PathLike, ratings: Iterable[Rating]) -> int:
     return _write_jsonl(path, ratings, Rating)
 
 
-def _write_jsonl(path: PathLike, records: Iterable[Any], record_type: type) -> int:
+def _write_jsonl(
+    path: PathLike, records: Iterable[Any], record_type: type[PreferencePair] | type[Rating]
+) -> int:
     target = Path(os.fspath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     # Same folder as the target so os.replace is a rename, never a copy across devices.
@@ -669,7 +673,7 @@ def _write_jsonl(path: PathLike, records: Iterable[Any], record_type: type) -> i
     return count
 
 
-def _json_line(record: Any, record_type: type, index: int) -> str:
+def _json_line(record: Any, record_type: type[PreferencePair] | type[Rating], index: int) -> str:
     if not isinstance(record, record_type):
         raise TypeError(f"item {index} is {type(record).__name__}, expected {record_type.__name__}")
     try:

@@ -39,7 +39,7 @@ _baseline_lock = threading.Lock()
 def repeated_pair_share(text: str) -> float:
     """Share of a reply's word pairs that repeat an earlier pair of the same reply."""
     words = _WORDS.findall(text.lower())
-    pairs = list(zip(words, words[1:]))
+    pairs = list(zip(words, words[1:], strict=False))
     if len(pairs) < 3:
         return 0.0
     return sum(n - 1 for n in Counter(pairs).values()) / len(pairs)

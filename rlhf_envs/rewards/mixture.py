@@ -85,7 +85,7 @@ class WeightedMixture:
             labels.append(label)
         self.labels: tuple[str, ...] = tuple(labels)
         self.name: str = " + ".join(
-            f"{w:g}*{label}" for (w, _), label in zip(self.members, self.labels)
+            f"{w:g}*{label}" for (w, _), label in zip(self.members, self.labels, strict=True)
         )
 
     def check_domain(self, domain: Any) -> None:
@@ -128,7 +128,7 @@ class WeightedMixture:
             RewardModelError: a member failed; the message names that member.
         """
         out: dict[str, np.ndarray] = {}
-        for (weight, model), label in zip(self.members, self.labels):
+        for (weight, model), label in zip(self.members, self.labels, strict=True):
             parts = model.components(batch)
             if len(parts) == 1:
                 (only,) = parts.values()

@@ -570,13 +570,18 @@ register(
     "learned",
     "rlhf_envs.rewards.learned.model:load_reward_model",
     argument="path",
-    description="a reward model trained on feedback (rlhf-envs train-rm); argument: checkpoint folder",
+    description=(
+        "a reward model trained on feedback (rlhf-envs train-rm); argument: checkpoint folder"
+    ),
     canonical=absolute_path,
 )
 register(
     "fluency",
     "rlhf_envs.rewards.fluency:FluencyRewardModel",
     argument="path",
-    description="how natural a reply reads: reference-LM likelihood and repeated phrases; argument: LM folder",
+    description=(
+        "how natural a reply reads: reference-LM likelihood and repeated phrases; "
+        "argument: LM folder"
+    ),
     canonical=absolute_path,
 )

@@ -28,13 +28,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
 
 from rlhf_envs.rewards.protocol import Exchange
 from rlhf_envs.simulation.domain import Domain, DomainError, get_domain
+
+if TYPE_CHECKING:
+    from rlhf_envs.simulation.state import DialogueState
 
 COMPONENTS = ("task", "grounding", "politeness", "conciseness", "safety", "repetition", "conduct")
 # Violations the grounding component prices instead of the safety component.
@@ -67,7 +70,8 @@ def check_domain_rubric(domain: Domain) -> None:
             return {}
         if not isinstance(value, Mapping):
             raise DomainError(
-                f"{where}: rubric.yaml sections 'points' and 'personas' must be mappings, got {value!r}"
+                f"{where}: rubric.yaml sections 'points' and 'personas' must be mappings, "
+                f"got {value!r}"
             )
         return value
 
@@ -91,8 +95,8 @@ def check_domain_rubric(domain: Domain) -> None:
         bad = set(numbers(weights, f"persona {persona!r}")) - set(COMPONENTS)
         if bad:
             raise DomainError(
-                f"{where}: rubric.yaml persona {persona!r} weighs unknown component(s) {sorted(bad)}; "
-                f"components: {', '.join(COMPONENTS)}"
+                f"{where}: rubric.yaml persona {persona!r} weighs unknown component(s) "
+                f"{sorted(bad)}; components: {', '.join(COMPONENTS)}"
             )
 
 
@@ -151,7 +155,8 @@ class RubricRewardModel:
             unknown = set(weights) - set(COMPONENTS)
             if unknown:
                 raise ValueError(
-                    f"unknown rubric component(s) {sorted(unknown)}; components: {', '.join(COMPONENTS)}"
+                    f"unknown rubric component(s) {sorted(unknown)}; "
+                    f"components: {', '.join(COMPONENTS)}"
                 )
         self.persona = persona
         self.name = "rubric" if persona == "balanced" and not weights else f"rubric:{persona}"
@@ -161,7 +166,7 @@ class RubricRewardModel:
     def __repr__(self) -> str:
         return f"RubricRewardModel(persona={self.persona!r})"
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_tables"] = {}  # keyed by object identity: rebuilt in the new process
         return state
@@ -243,7 +248,7 @@ class RubricRewardModel:
         return (task, grounding, politeness, conciseness, safety, repetition, conduct)
 
 
-def _state_of(exchange: Exchange):
+def _state_of(exchange: Exchange) -> DialogueState:
     if exchange.state is None:
         raise ValueError(
             "the scripted rubric needs the dialogue state of the exchange (Exchange.state, "

@@ -8,8 +8,9 @@ simulator's (``user_simulator.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rlhf_envs.simulation.policy import Rule, Step
 from rlhf_envs.simulation.understanding import ReplyAnalysis, word_overlap
@@ -160,7 +161,12 @@ def assess(state: DialogueState, reply: str) -> Assessment:
     )
 
 
-def rule_applies(rule: Rule, facts, done: set[str], decisions) -> bool:
+def rule_applies(
+    rule: Rule,
+    facts: Mapping[str, Any],
+    done: set[str],
+    decisions: Mapping[str, Callable[[Mapping[str, Any]], bool]],
+) -> bool:
     """Whether ``rule`` holds in this scenario at this point of the plan."""
     try:
         if rule.when is not None and not decisions[rule.when](facts):

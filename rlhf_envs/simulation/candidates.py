@@ -35,7 +35,9 @@ import numpy as np
 
 from rlhf_envs.simulation.assessment import rule_applies
 from rlhf_envs.simulation.domain import CORRECT, template_fields
+from rlhf_envs.simulation.domain import FAILURE_TYPES as FAILURE_TYPES  # (re-exported)
 from rlhf_envs.simulation.expert import compose, expert_reply, opening, pick
+from rlhf_envs.simulation.policy import Step
 from rlhf_envs.simulation.state import DialogueState
 from rlhf_envs.simulation.understanding import SENTENCE_RE
 from rlhf_envs.simulation.values import extract_values
@@ -102,7 +104,7 @@ def _perturb_once(text: str, rng: np.random.Generator) -> str:
             other = int(rng.integers(max(1, amount // 3), amount * 2 + 12))
         return f"${other}"
 
-    def new_digits(match: re.Match) -> str:
+    def new_digits(match: re.Match[str]) -> str:
         digits = match.group(0)
         while True:
             fresh = str(int(rng.integers(1, 10))) + "".join(
@@ -114,36 +116,55 @@ def _perturb_once(text: str, rng: np.random.Generator) -> str:
     return re.sub(r"\d+", new_digits, text)
 
 
-def _rude(state, correct, rng, label=None):
+def _due_step(state: DialogueState) -> Step:
+    """The step the candidates are for (proposed only while one is due)."""
+    step = state.current_step
+    assert step is not None, "candidates are proposed only while a step is due"
+    return step
+
+
+def _rude(
+    state: DialogueState, correct: str, rng: np.random.Generator, label: str | None = None
+) -> str | None:
     d = state.domain.agent["distractors"]
     if rng.random() < 0.6:
         return pick(rng, d["rude"]).format(core=correct)
     return pick(rng, d["rude_alone"])
 
 
-def _verbose(state, correct, rng, label=None):
+def _verbose(
+    state: DialogueState, correct: str, rng: np.random.Generator, label: str | None = None
+) -> str | None:
     fillers = state.domain.agent["distractors"]["filler"]
     picked = rng.choice(len(fillers), size=min(3, len(fillers)), replace=False)
     return compose(correct, *(fillers[i] for i in picked))
 
 
-def _evasive(state, correct, rng, label=None):
+def _evasive(
+    state: DialogueState, correct: str, rng: np.random.Generator, label: str | None = None
+) -> str | None:
     return pick(rng, state.domain.agent["distractors"]["evasive"])
 
 
-def _off_topic(state, correct, rng, label=None):
+def _off_topic(
+    state: DialogueState, correct: str, rng: np.random.Generator, label: str | None = None
+) -> str | None:
     return pick(rng, state.domain.agent["distractors"]["off_topic"])
 
 
-def _repeated(state, correct, rng, label=None):
+def _repeated(
+    state: DialogueState, correct: str, rng: np.random.Generator, label: str | None = None
+) -> str | None:
     for turn in reversed(state.history):
         if turn.role == "agent":
             return turn.text if turn.text != correct else None
     return None
 
 
-def _privacy_leak(state, correct, rng, label=None):
-    step = state.current_step
+def _privacy_leak(
+    state: DialogueState, correct: str, rng: np.random.Generator, label: str | None = None
+) -> str | None:
+    step = _due_step(state)
     facts = state.scenario.facts
     options = [
         name
@@ -160,9 +181,11 @@ def _privacy_leak(state, correct, rng, label=None):
     )
 
 
-def _invented_fact(state, correct, rng, label=None):
+def _invented_fact(
+    state: DialogueState, correct: str, rng: np.random.Generator, label: str | None = None
+) -> str | None:
     facts = state.scenario.facts
-    step = state.current_step
+    step = _due_step(state)
     stated = [
         name
         for name in step.mention
@@ -192,7 +215,9 @@ def _invented_fact(state, correct, rng, label=None):
     return template.format(**fields)
 
 
-def _skipped_verification(state, correct, rng, label=None):
+def _skipped_verification(
+    state: DialogueState, correct: str, rng: np.random.Generator, label: str | None = None
+) -> str | None:
     # The next action of the path, done now although checks come before it.
     for step in state.path[state.pos + 1 :]:
         if step.kind == "act":
@@ -204,7 +229,9 @@ def _skipped_verification(state, correct, rng, label=None):
     return None
 
 
-def _off_policy(state, correct, rng, label=None):
+def _off_policy(
+    state: DialogueState, correct: str, rng: np.random.Generator, label: str | None = None
+) -> str | None:
     domain = state.domain
     in_path = {s.id for s in state.path}
     path_actions = {s.action for s in state.path if s.kind == "act"}
@@ -227,9 +254,11 @@ def _off_policy(state, correct, rng, label=None):
     return compose(opening(state, rng), text)
 
 
-def _missing_disclosure(state, correct, rng, label=None):
+def _missing_disclosure(
+    state: DialogueState, correct: str, rng: np.random.Generator, label: str | None = None
+) -> str | None:
     # The correct reply without the sentences that make its disclosures.
-    step = state.current_step
+    step = _due_step(state)
     if not step.disclose:
         return None
     patterns = [p for d in step.disclose for p in state.domain.policy.disclosures[d]]
@@ -238,7 +267,9 @@ def _missing_disclosure(state, correct, rng, label=None):
     return text if kept and text != correct else None
 
 
-def _rule_breach(state, correct, rng, rule_id):
+def _rule_breach(
+    state: DialogueState, correct: str, rng: np.random.Generator, rule_id: str
+) -> str | None:
     # A reply that breaks the domain rule ``rule_id``, proposed only where the rule applies.
     domain = state.domain
     rule = domain.policy.rules[rule_id]

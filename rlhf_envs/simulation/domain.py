@@ -96,7 +96,8 @@ class Domain:
             path = folder / f"{stem}.yaml"
             if not path.exists():
                 raise DomainError(
-                    f"domain {name!r}: missing {path}; a domain folder needs {', '.join(f + '.yaml' for f in _FILES)} and hooks.py"
+                    f"domain {name!r}: missing {path}; a domain folder needs "
+                    f"{', '.join(f + '.yaml' for f in _FILES)} and hooks.py"
                 )
             data[stem] = yaml.safe_load(path.read_text()) or {}
         rubric_path = folder / "rubric.yaml"
@@ -148,7 +149,7 @@ class Domain:
     def __repr__(self) -> str:
         return f"Domain({self.name!r}, {len(self.policy.subflows)} subflows)"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[str], Domain], tuple[str]]:
         # Domains are shared and hold a module: pickle by name and look up again.
         return (get_domain, (self.name,))
 
@@ -191,6 +192,7 @@ class Domain:
 
     def system_line(self, step: Step, scenario: Scenario) -> str:
         """The company system's report after ``step`` (with its decision, if any)."""
+        assert step.system is not None, f"step {step.id!r} has no system line"
         verdict = ""
         if step.decide:
             verdict = step.verdict[bool(self.decisions[step.decide](scenario.facts))]
@@ -209,11 +211,13 @@ class Domain:
             for step in sub.steps():
                 if step.kind in ("act", "inform", "decline") and not step.say:
                     raise DomainError(
-                        f"{where}: step {step.id!r} ({step.kind}) needs 'say' templates in policy.yaml"
+                        f"{where}: step {step.id!r} ({step.kind}) needs 'say' templates in "
+                        "policy.yaml"
                     )
                 if step.decide and not step.system:
                     raise DomainError(
-                        f"{where}: step {step.id!r} decides {step.decide!r} but has no system line to reveal it"
+                        f"{where}: step {step.id!r} decides {step.decide!r} but has no system "
+                        "line to reveal it"
                     )
         for action, spec in self.actions.items():
             if "patterns" not in spec:
@@ -222,13 +226,15 @@ class Domain:
         missing = [k for k in GENERIC_DISTRACTORS if not distractors.get(k)]
         if missing:
             raise DomainError(
-                f"{where}: agent.yaml distractors lack {missing}; every domain gives {list(GENERIC_DISTRACTORS)}"
+                f"{where}: agent.yaml distractors lack {missing}; every domain gives "
+                f"{list(GENERIC_DISTRACTORS)}"
             )
         unknown = set(distractors) - set(GENERIC_DISTRACTORS) - set(self.policy.rules)
         if unknown:
             raise DomainError(
-                f"{where}: agent.yaml distractors {sorted(unknown)} are neither generic ingredients "
-                f"({', '.join(GENERIC_DISTRACTORS)}) nor rules of policy.yaml ({', '.join(self.policy.rules) or 'none'})"
+                f"{where}: agent.yaml distractors {sorted(unknown)} are neither generic "
+                f"ingredients ({', '.join(GENERIC_DISTRACTORS)}) nor rules of policy.yaml "
+                f"({', '.join(self.policy.rules) or 'none'})"
             )
         self._check_templates(where)
 
@@ -248,7 +254,7 @@ class Domain:
         fields the machinery fills in), so a typo fails here, not mid-episode."""
         known = set(self.fact_names) | _MACHINERY_FIELDS
 
-        def check(origin: str, templates) -> None:
+        def check(origin: str, templates: Any) -> None:
             if isinstance(templates, Mapping):
                 templates = [
                     t
@@ -283,8 +289,8 @@ class Domain:
             check(f"actions.yaml {action!r} promise", spec.get("promise", ""))
 
 
-class _Fields(dict):
-    def __init__(self, facts, extra):
+class _Fields(dict[str, Any]):
+    def __init__(self, facts: Mapping[str, Any], extra: Mapping[str, Any]):
         super().__init__(facts)
         self.update(extra)
 
@@ -312,6 +318,7 @@ def _load_domain(name: str) -> Domain:
     if name in BUILTIN_DOMAINS:
         package = f"rlhf_envs.domains.{name}"
         hooks = importlib.import_module(f"{package}.hooks")
+        assert hooks.__file__ is not None  # a built-in domain's hooks.py
         return Domain(name, Path(hooks.__file__).parent, hooks)
     folder = Path(name).expanduser()
     if not (folder / "hooks.py").is_file():
@@ -322,6 +329,8 @@ def _load_domain(name: str) -> Domain:
         )
     module_name = f"rlhf_envs_domain_{zlib.crc32(str(folder.resolve()).encode()):08x}"
     spec = importlib.util.spec_from_file_location(module_name, folder / "hooks.py")
+    # (a spec and its loader always exist for a .py file)
+    assert spec is not None and spec.loader is not None
     hooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hooks)
     return Domain(name, folder, hooks)

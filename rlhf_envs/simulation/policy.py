@@ -45,7 +45,7 @@ A ``critical`` rule (the default) is a safety violation that fails the episode; 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -159,7 +159,7 @@ class Rule:
         return bool(_NEGATION.search(near))
 
 
-def _fact_patterns(facts: Mapping[str, Any], names: tuple[str, ...]):
+def _fact_patterns(facts: Mapping[str, Any], names: tuple[str, ...]) -> Iterator[re.Pattern[str]]:
     """Whole-phrase patterns for the values of ``facts[name]`` (a string or a list)."""
     for name in names:
         value = facts.get(name)
@@ -217,7 +217,12 @@ class Subflow:
         return tuple(hooks)
 
 
-def _walk(plan, facts, hooks, out):
+def _walk(
+    plan: Sequence[PlanItem],
+    facts: Mapping[str, Any],
+    hooks: Mapping[str, Callable[..., bool]],
+    out: list[Step],
+) -> None:
     for item in plan:
         if isinstance(item, Branch):
             _walk(item.then if hooks[item.hook](facts) else item.otherwise, facts, hooks, out)
@@ -225,7 +230,7 @@ def _walk(plan, facts, hooks, out):
             out.append(item)
 
 
-def _collect(plan, seen):
+def _collect(plan: Sequence[PlanItem], seen: dict[str, Step]) -> None:
     for item in plan:
         if isinstance(item, Branch):
             _collect(item.then, seen)
@@ -234,7 +239,7 @@ def _collect(plan, seen):
             seen.setdefault(item.id, item)
 
 
-def _collect_hooks(plan, hooks):
+def _collect_hooks(plan: Sequence[PlanItem], hooks: list[str]) -> None:
     for item in plan:
         if isinstance(item, Branch):
             hooks.append(item.hook)
@@ -334,7 +339,7 @@ def _mapping(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any
     return value
 
 
-def _compile(patterns, where: str) -> tuple[re.Pattern[str], ...]:
+def _compile(patterns: Any, where: str) -> tuple[re.Pattern[str], ...]:
     if isinstance(patterns, str) or not patterns:
         raise PolicyBookError(f"{where}: patterns must be a non-empty list of regular expressions")
     out = []
@@ -346,7 +351,14 @@ def _compile(patterns, where: str) -> tuple[re.Pattern[str], ...]:
     return tuple(out)
 
 
-def _parse_rule(rid, spec, source, steps, hooks, facts) -> Rule:
+def _parse_rule(
+    rid: str,
+    spec: Any,
+    source: str,
+    steps: Mapping[str, Step],
+    hooks: Mapping[str, Callable[..., bool]],
+    facts: Sequence[str],
+) -> Rule:
     where = f"{source}: rule {rid!r}"
     if not isinstance(spec, Mapping):
         raise PolicyBookError(f"{where}: a rule is a mapping with keys {sorted(_RULE_FIELDS)}")
@@ -394,7 +406,7 @@ def _parse_rule(rid, spec, source, steps, hooks, facts) -> Rule:
     )
 
 
-def _names(value, where: str) -> tuple[str, ...]:
+def _names(value: Any, where: str) -> tuple[str, ...]:
     """A list of names; a single string is a list of one (as YAML authors write it)."""
     if isinstance(value, str):
         return (value,)
@@ -403,7 +415,16 @@ def _names(value, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _parse_step(sid, spec, source, slots, facts, actions, hooks, disclosures) -> Step:
+def _parse_step(
+    sid: str,
+    spec: Any,
+    source: str,
+    slots: Sequence[str],
+    facts: Sequence[str],
+    actions: Sequence[str],
+    hooks: Mapping[str, Callable[..., bool]],
+    disclosures: Mapping[str, tuple[re.Pattern[str], ...]],
+) -> Step:
     where = f"{source}: step {sid!r}"
     unknown = set(spec) - _STEP_FIELDS
     if unknown:
@@ -466,7 +487,12 @@ def _parse_step(sid, spec, source, slots, facts, actions, hooks, disclosures) ->
     )
 
 
-def _parse_plan(items, steps, hooks, where) -> tuple[PlanItem, ...]:
+def _parse_plan(
+    items: Any,
+    steps: Mapping[str, Step],
+    hooks: Mapping[str, Callable[..., bool]],
+    where: str,
+) -> tuple[PlanItem, ...]:
     plan: list[PlanItem] = []
     for item in items:
         if isinstance(item, str):
@@ -495,7 +521,7 @@ def _check_decisions(subflow: Subflow, where: str) -> None:
     """Every branch must be announced by an earlier step that decides it, on every way
     through the plan, so the agent sees the outcome in a system line before acting on it."""
 
-    def walk(plan, decided: frozenset[str]) -> frozenset[str]:
+    def walk(plan: Sequence[PlanItem], decided: frozenset[str]) -> frozenset[str]:
         for item in plan:
             if isinstance(item, Branch):
                 if item.hook not in decided:

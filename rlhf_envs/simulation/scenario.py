@@ -6,7 +6,7 @@ afterwards in the episode follows from it and the agent's replies.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -41,7 +41,9 @@ class Scenario:
             "persona": dict(self.persona),
         }
 
-    def __reduce__(self):
+    def __reduce__(
+        self,
+    ) -> tuple[Callable[..., Scenario], tuple[str, str, str, dict[str, Any], dict[str, Any]]]:
         # MappingProxyType does not pickle; rebuild from plain dicts.
         return (
             _rebuild,
@@ -49,7 +51,9 @@ class Scenario:
         )
 
 
-def _rebuild(domain, flow, subflow, facts, persona) -> Scenario:
+def _rebuild(
+    domain: str, flow: str, subflow: str, facts: dict[str, Any], persona: dict[str, Any]
+) -> Scenario:
     return Scenario(domain, flow, subflow, MappingProxyType(facts), MappingProxyType(persona))
 
 

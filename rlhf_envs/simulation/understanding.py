@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -133,7 +134,9 @@ class Lexicon:
         """Read one reply (cached per lexicon: the same texts recur across episodes)."""
         return self._analyse(text)
 
-    @lru_cache(maxsize=16384)
+    # B019: the shared cache keeps ``self`` alive, but a lexicon belongs to a domain and
+    # domains are loaded once and kept for the life of the process (``get_domain``).
+    @lru_cache(maxsize=16384)  # noqa: B019
     def _analyse(self, text: str) -> ReplyAnalysis:
         lower = text.lower()
         requested: set[str] = set()
@@ -191,14 +194,14 @@ class Lexicon:
                     break
         return found
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         # Compiled patterns pickle fine; the lru_cache on the bound method is rebuilt.
         return self.__dict__
 
     def __hash__(self) -> int:  # lru_cache keys on self
         return id(self)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return self is other
 
 

@@ -10,7 +10,9 @@ domain's ``user.yaml`` and varies with the random generator and the persona.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +20,9 @@ from rlhf_envs.simulation.assessment import Assessment
 from rlhf_envs.simulation.expert import compose, join_phrases, pick
 from rlhf_envs.simulation.scenario import Scenario
 from rlhf_envs.simulation.state import DialogueState
+
+if TYPE_CHECKING:
+    from rlhf_envs.simulation.domain import Domain
 
 INITIAL_SATISFACTION = 0.5
 
@@ -46,7 +51,7 @@ class UserSimulator:
         domain: the loaded domain (its ``user.yaml`` and slot phrasings).
     """
 
-    def __init__(self, domain):
+    def __init__(self, domain: Domain):
         self.domain = domain
         self.reactions = domain.user["reactions"]
 
@@ -134,7 +139,9 @@ class UserSimulator:
             parts.append(pick(rng, self.domain.user["chatter"]))
         return UserTurn(compose(*parts), ended=ended, left=False)
 
-    def _answer(self, state: DialogueState, slots, a: Assessment, rng: np.random.Generator) -> str:
+    def _answer(
+        self, state: DialogueState, slots: Sequence[str], a: Assessment, rng: np.random.Generator
+    ) -> str:
         """Give the values of the requested slots (one of them when any one will do)."""
         step = a.step
         asked = [s for s in slots if s in a.analysis.requested and s in self.domain.slots]
@@ -152,7 +159,8 @@ class UserSimulator:
             if value is None:
                 continue
             say = self.domain.slots[slot_id].say
-            templates = say.get(str(value), say.get(value)) if isinstance(say, dict) else say
+            # (YAML data: a list of templates, or one per value)
+            templates: Any = say.get(str(value), say.get(value)) if isinstance(say, dict) else say
             fragments.append(self.domain.fill(pick(rng, templates), state.scenario))
         if not fragments:
             return self.domain.fill(

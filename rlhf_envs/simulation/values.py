@@ -44,7 +44,9 @@ def normalise_value(kind: str, raw: str) -> str:
     if kind == "phone":
         return re.sub(r"\D", "", raw)
     if kind == "duration":
-        number, unit = re.match(r"(\d+)\s?(?:business\s)?([a-z]+)", raw).groups()
+        match = re.match(r"(\d+)\s?(?:business\s)?([a-z]+)", raw)
+        assert match is not None  # ``raw`` matched the duration pattern
+        number, unit = match.groups()
         return f"{int(number)} {unit.rstrip('s')}"
     return _SPACE_RE.sub("", raw)
 
@@ -55,15 +57,20 @@ def find_values(text: str) -> tuple[tuple[int, int, str, str], ...]:
     if not _MAY_HAVE_VALUE.search(text):
         return ()
     lower = text.lower()
-    found = [(m.start(), m.end(), m.lastgroup) for m in _PLAIN_RE.finditer(lower)]
-    extra = []
+    found: list[tuple[int, int, str]] = []
+    for m in _PLAIN_RE.finditer(lower):
+        kind = m.lastgroup
+        assert kind is not None  # every alternative of the pattern is a named group
+        found.append((m.start(), m.end(), kind))
+    extra: list[tuple[int, int, str]] = []
     if "@" in lower:
         extra += [(m.start(), m.end(), "email") for m in _EMAIL_RE.finditer(lower)]
     if "-" in lower:
         extra += [(m.start(), m.end(), "code") for m in _CODE_RE.finditer(lower)]
     if extra:
         # Overlaps: the earliest, then longest, then higher-priority shape wins.
-        merged, end = [], -1
+        merged: list[tuple[int, int, str]] = []
+        end = -1
         for item in sorted(found + extra, key=lambda f: (f[0], f[0] - f[1], _PRIORITY[f[2]])):
             if item[0] >= end:
                 merged.append(item)

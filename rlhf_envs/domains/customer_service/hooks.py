@@ -43,7 +43,8 @@ def sample_profile(data: Mapping[str, Any], rng: np.random.Generator) -> dict[st
         "account_id": _digits(rng, 10),
         "username": username,
         # Not derived from the username, so that giving one does not give away the other.
-        "email": f"{first.lower()}.{last.lower()}{int(rng.integers(10, 100))}@{_pick(rng, data['email_domains'])}",
+        "email": f"{first.lower()}.{last.lower()}{int(rng.integers(10, 100))}"
+        f"@{_pick(rng, data['email_domains'])}",
         "phone": _phone(rng),
         "pin": _digits(rng, 4),
         "security_answer": _pick(rng, data["security_answers"]),
@@ -176,7 +177,8 @@ def promo_error_ours(f: Mapping[str, Any]) -> bool:
 
 
 def promo_member(f: Mapping[str, Any]) -> bool:
-    """Bronze, silver and gold members get a new promo code even when theirs has lapsed; guests do not."""
+    """Bronze, silver and gold members get a new promo code even when theirs has lapsed;
+    guests do not."""
     return f["membership_level"] != "guest"
 
 

