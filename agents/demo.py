@@ -75,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
     )
     started = time.perf_counter()
     print(
-        f"Training {', '.join(a.name for a in cfg.agents if a.trains)} on {ENV_ID} for {args.steps:,} steps "
-        f"each ({cfg.jobs} in parallel), then evaluating every agent on the same {args.episodes} episodes..."
+        f"Training {', '.join(a.name for a in cfg.agents if a.trains)} on {ENV_ID} "
+        f"for {args.steps:,} steps each ({cfg.jobs} in parallel), "
+        f"then evaluating every agent on the same {args.episodes} episodes..."
     )
     try:
         run_comparison(cfg, args.out, progress=True)
@@ -85,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     mode = "sampled (stochastic)" if args.stochastic else "deterministic (greedy)"
     print(
-        f"\n## Leaderboard: {ENV_ID}, {args.episodes} held-out episodes, trained agents act {mode}\n"
+        f"\n## Leaderboard: {ENV_ID}, {args.episodes} held-out episodes, "
+        f"trained agents act {mode}\n"
     )
     print((args.out / "leaderboard.md").read_text())
     folder = args.out / "transcripts" / ENV_ID / reward_slug(None)

@@ -2,6 +2,11 @@
 
 Every agent plays the same scenarios (episode ``i`` is ``reset(seed=seeds[i])``), so
 differences between agents are differences in behaviour, not in luck of the draw.
+
+Held-out scenarios are drawn from seeds at or above :data:`HELD_OUT_SEED_BASE`, far from
+the small seeds training uses (0, 1, ...); :func:`held_out_seeds` lists them. Every
+evaluation of the project (the comparison harness, ``rlhf-envs retrain --simulate``, the
+benchmarks, the examples) takes its seeds from there, so "held out" means one thing.
 """
 
 from __future__ import annotations
@@ -16,7 +21,30 @@ import numpy as np
 from rlhf_agents.baselines import Agent
 from rlhf_envs.statistics import bootstrap_ci
 
-__all__ = ["EpisodeResult", "Evaluation", "bootstrap_ci", "evaluate", "run_episode"]
+__all__ = [
+    "HELD_OUT_SEED_BASE",
+    "EpisodeResult",
+    "Evaluation",
+    "bootstrap_ci",
+    "evaluate",
+    "held_out_seeds",
+    "run_episode",
+]
+
+HELD_OUT_SEED_BASE = 1_000_000  # held-out scenarios, apart from training seeds (0, 1, ...)
+
+
+def held_out_seeds(n: int, offset: int = 0) -> list[int]:
+    """The seeds of ``n`` held-out scenarios: ``HELD_OUT_SEED_BASE + offset + i``.
+
+    Args:
+        n: how many scenarios.
+        offset: where this evaluation's block starts past the base; a study that must
+            not share scenarios with another one (say, with the comparison harness's,
+            which start at the base) takes its own block.
+    """
+    start = HELD_OUT_SEED_BASE + offset
+    return list(range(start, start + n))
 
 
 @dataclass

@@ -81,7 +81,8 @@ class _CausalLMCore:
         vocab = self.lm.get_output_embeddings().weight.shape[0]
         if vocab != self.action_space.n:
             raise ValueError(
-                f"the LM in {folder} has {vocab} tokens but the env's action space is Discrete({self.action_space.n})"
+                f"the LM in {folder} has {vocab} tokens "
+                f"but the env's action space is Discrete({self.action_space.n})"
             )
         self.optimizer = self.optimizer_class(
             self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
@@ -202,7 +203,8 @@ class LMActorCriticPolicy(_CausalLMCore, ActorCriticPolicy):
     left-padded). Action: the next token.
 
     Args (``policy_kwargs``):
-        lm: folder of the LM to start from (the env's reference LM: ``env.unwrapped.reference_lm.path``).
+        lm: folder of the LM to start from (the env's reference LM:
+            ``env.unwrapped.reference_lm.path``).
         detach_value: the value loss does not train the LM (default ``True``: keeps the
             actor a language model while the critic learns).
         value_scale: how many times faster the value head learns than the LM.

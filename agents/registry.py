@@ -194,7 +194,8 @@ def load_agent_config(path: str | Path | None) -> dict[str, AgentSpec]:
         if "hyperparams" in entry:
             if not isinstance(entry["hyperparams"], dict):
                 raise ValueError(
-                    f"{where}: hyperparams must be a mapping, got {type(entry['hyperparams']).__name__}"
+                    f"{where}: hyperparams must be a mapping, "
+                    f"got {type(entry['hyperparams']).__name__}"
                 )
             changes["hyperparams"] = {**dict(base.hyperparams), **entry["hyperparams"]}
         specs[str(name)] = _check(replace(base, **changes), where)

@@ -16,7 +16,8 @@ expert and 0 a uniformly random choice.
 Writes ``results.csv`` (one row per train domain x seed x eval domain), ``table.md`` (the
 README table) and ``run.json`` into ``--out``.
 
-    python benchmarks/cross_domain.py [--steps 100000] [--seeds 2] [--episodes 200] [--out results/cross_domain]
+    python benchmarks/cross_domain.py [--steps 100000] [--seeds 2] [--episodes 200] \
+        [--out results/cross_domain]
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -35,13 +34,18 @@ from pathlib import Path
 
 import numpy as np
 
+from rlhf_agents.evaluation import held_out_seeds
+from rlhf_agents.run_record import RunRecord, command_line
+
 DOMAINS = {
     "customer service": "RLHF-Chat-v0",
     "finance": "RLHF-Finance-v0",
     "medical": "RLHF-Medical-v0",
 }
 MIXED = "all three"
-EVAL_SEED_BASE = 3_000_000  # held-out scenarios, apart from training seeds and the harness's
+# Held-out scenarios from 3,000,000 on: apart from training seeds and from the comparison
+# harness's (which start at the base), as the published results were measured.
+EVAL_SEED_OFFSET = 2_000_000
 
 
 def _train_and_evaluate(train_on: str, seed: int, steps: int, episodes: int) -> list[dict]:
@@ -73,7 +77,7 @@ def _train_and_evaluate(train_on: str, seed: int, steps: int, episodes: int) -> 
     rows = []
     for eval_on, env_id in DOMAINS.items():
         agent = LabelCounter(SB3Agent(model, "ppo"))
-        ev = evaluate(agent, env_id, range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
+        ev = evaluate(agent, env_id, held_out_seeds(episodes, EVAL_SEED_OFFSET))
         rows.append(
             {
                 "train": train_on,
@@ -113,7 +117,7 @@ def _references(episodes: int) -> dict[str, dict[str, float]]:
     from rlhf_agents.baselines import ExpertAgent, RandomAgent
     from rlhf_agents.evaluation import evaluate
 
-    seeds = range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes)
+    seeds = held_out_seeds(episodes, EVAL_SEED_OFFSET)
     out = {}
     for name, env_id in DOMAINS.items():
         expert, rand = (
@@ -180,6 +184,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--steps, --seeds, --episodes and --workers must be positive")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    command = [
+        "python",
+        "benchmarks/cross_domain.py",
+        *(argv if argv is not None else sys.argv[1:]),
+    ]
+    record = RunRecord(
+        command_line(command),
+        seeds={
+            "training_seeds": list(range(args.seeds)),
+            "eval_seeds": held_out_seeds(args.episodes, EVAL_SEED_OFFSET),
+        },
+    )
+    print(record.describe(), flush=True)
     started = time.perf_counter()
     jobs = [(train_on, seed) for train_on in [*DOMAINS, MIXED] for seed in range(args.seeds)]
     rows: list[dict] = []
@@ -188,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             pool.submit(_train_and_evaluate, t, s, args.steps, args.episodes) for t, s in jobs
         ]
         refs = _references(args.episodes)  # in this process while the workers train
-        for (train_on, seed), future in zip(jobs, futures):
+        for (train_on, seed), future in zip(jobs, futures, strict=True):
             rows.extend(future.result())
             print(f"done: trained on {train_on}, seed {seed}", file=sys.stderr)
     with open(out / "results.csv", "w", newline="") as handle:
@@ -206,30 +223,15 @@ def main(argv: list[str] | None = None) -> int:
             )
     text = table(rows, refs)
     (out / "table.md").write_text(text)
-    revision = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    (out / "run.json").write_text(
-        json.dumps(
-            {
-                "command": " ".join(
-                    [
-                        "python",
-                        "benchmarks/cross_domain.py",
-                        *(argv if argv is not None else sys.argv[1:]),
-                    ]
-                ),
-                "steps": args.steps,
-                "seeds": args.seeds,
-                "episodes": args.episodes,
-                "references": refs,
-                "minutes": round((time.perf_counter() - started) / 60, 2),
-                "revision": revision,
-                "python": platform.python_version(),
-            },
-            indent=2,
-        )
-        + "\n"
+    record.write(
+        out / "run.json",
+        steps=args.steps,
+        seeds=args.seeds,  # training seeds per domain: 0 .. seeds - 1
+        episodes=args.episodes,
+        references=refs,
+        minutes=round((time.perf_counter() - started) / 60, 2),
+        revision=(record.git_revision or "")[:7],  # the short form, as records before had
+        python=record.versions["python"],
     )
     print(text)
     return 0

@@ -4,7 +4,8 @@ passes against one pass per window, in the same process.
 A PPO minibatch holds many tokens of the same reply, whose windows are prefixes of one
 another; :class:`~rlhf_agents.lm_policy.LMActorCriticPolicy` runs each such group once
 (``share_prefixes=True``, the default). This prints environment steps per second of
-``PPO.learn`` (rollouts and updates) both ways and their ratio, for a few batch sizes.
+``PPO.learn`` (rollouts and updates) both ways and their ratio, for a few batch sizes,
+after the run record (command, seed, versions, git revision).
 
 Run::
 
@@ -14,6 +15,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
@@ -21,6 +23,7 @@ from stable_baselines3 import PPO
 
 import rlhf_envs  # noqa: F401  (registers the ids)
 from rlhf_agents.lm_policy import LMActorCriticPolicy
+from rlhf_agents.run_record import RunRecord, command_line
 from rlhf_envs.lm.build import default_lm_path
 from rlhf_envs.sb3 import make_sb3_vec_env
 
@@ -56,18 +59,26 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    record = RunRecord(
+        command_line(["python", "benchmarks/lm_policy_speed.py", *sys.argv[1:]]),
+        seeds={"seed": 0},
+    )
+    print(record.describe())
     lm = args.lm or str(default_lm_path())
     print(
-        f"PPO.learn({args.timesteps}) on RLHF-ChatTokens-v0, 4 envs, 2 epochs, {args.threads} threads"
+        f"PPO.learn({args.timesteps}) on RLHF-ChatTokens-v0, 4 envs, 2 epochs, "
+        f"{args.threads} threads"
     )
     for n_steps, batch_size in [(256, 128), (512, 512)]:
         each = steps_per_second(lm, False, batch_size, n_steps, args.timesteps)
         shared = steps_per_second(lm, True, batch_size, n_steps, args.timesteps)
         print(
-            f"n_steps {n_steps:>3} x 4 envs, batch {batch_size:>3}: one pass per window {each:6.1f} steps/s, "
+            f"n_steps {n_steps:>3} x 4 envs, batch {batch_size:>3}: "
+            f"one pass per window {each:6.1f} steps/s, "
             f"shared prefixes {shared:6.1f} steps/s, ratio {shared / each:.2f}",
             flush=True,
         )
+    print(f"{record.wall_seconds:.0f} s in all")
 
 
 if __name__ == "__main__":

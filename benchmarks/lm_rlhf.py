@@ -11,8 +11,9 @@ What it measures and writes (``--out``, default ``docs/lm_rlhf``):
   against the proxy with KL shaping: mean gold reward per episode with a 95% bootstrap CI,
   success rate, mean KL to the reference; PPO's gain over the SFT reference with a paired
   bootstrap CI (same seeds);
-- ``results.csv``, ``learning_curve.png`` (held-out gold reward vs training steps) and
-  ``transcripts.md`` (the same seeds for each method).
+- ``results.csv``, ``learning_curve.png`` (held-out gold reward vs training steps),
+  ``transcripts.md`` (the same seeds for each method), ``summary.json`` and ``run.json``
+  (command, seeds, versions, git revision, timings).
 
 Run (about 40 minutes on 2 cores, 29 of them PPO training)::
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from rlhf_agents.baselines import SB3Agent
 from rlhf_agents.best_of_n import BestOfNAgent
 from rlhf_agents.evaluation import evaluate
 from rlhf_agents.lm_policy import KLPenaltyCallback, LMActorCriticPolicy
+from rlhf_agents.run_record import RunRecord, command_line
 from rlhf_agents.training import EpisodeLog
 from rlhf_envs.lm.build import default_lm_path
 from rlhf_envs.lm.reference import load_reference_lm
@@ -137,13 +140,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # The seeds of the published results (docs/lm_rlhf), kept so they stay reproducible.
+    eval_seeds = [100_000 + i for i in range(args.eval_episodes)]
+    curve_seeds = [200_000 + i for i in range(args.curve_episodes)]
+    record = RunRecord(
+        command_line(["python", "benchmarks/lm_rlhf.py", *sys.argv[1:]]),
+        seeds={"seed": args.seed, "eval_seeds": eval_seeds, "curve_seeds": curve_seeds},
+    )
+    print(record.describe(), flush=True)
     started = time.perf_counter()
 
     lm_path = str(Path(args.lm).resolve()) if args.lm else str(default_lm_path())
     lm = load_reference_lm(lm_path)
-    print(
-        f"reference LM {lm_path}: {json.dumps({k: lm.info.get(k) for k in ('parameters', 'held_out_perplexity', 'unigram_perplexity', 'build_seconds')})}"
-    )
+    lm_keys = ("parameters", "held_out_perplexity", "unigram_perplexity", "build_seconds")
+    print(f"reference LM {lm_path}: {json.dumps({k: lm.info.get(k) for k in lm_keys})}")
 
     speed_plain = stepping_speed(lm_path, 0.0, args.speed_steps)
     speed_kl = stepping_speed(lm_path, args.kl_coef, args.speed_steps)
@@ -152,8 +162,6 @@ def main() -> None:
         f"(ratio {speed_kl / speed_plain:.2f})"
     )
 
-    eval_seeds = [100_000 + i for i in range(args.eval_episodes)]
-    curve_seeds = [200_000 + i for i in range(args.curve_episodes)]
     env_kwargs = {
         "lm": lm_path,
         "reward": args.proxy,
@@ -232,7 +240,8 @@ def main() -> None:
     ppo = evaluations[f"PPO + LM policy ({args.proxy})"].values("gold")
     diff, lo, hi = bootstrap_ci(ppo - sft)
     print(
-        f"PPO - SFT gold per episode: {diff:+.2f} [{lo:+.2f}, {hi:+.2f}] (paired, {len(sft)} held-out seeds); "
+        f"PPO - SFT gold per episode: {diff:+.2f} [{lo:+.2f}, {hi:+.2f}] "
+        f"(paired, {len(sft)} held-out seeds); "
         f"PPO trained {args.timesteps} steps in {train_seconds / 60:.1f} min"
     )
 
@@ -242,10 +251,7 @@ def main() -> None:
         writer.writerows(rows)
     summary = {
         "lm": lm_path,
-        "lm_info": {
-            k: lm.info.get(k)
-            for k in ("parameters", "held_out_perplexity", "unigram_perplexity", "build_seconds")
-        },
+        "lm_info": {k: lm.info.get(k) for k in lm_keys},
         "tokens_per_s": {"kl_off": speed_plain, "kl_on": speed_kl},
         "proxy": args.proxy,
         "kl_coef": args.kl_coef,
@@ -257,6 +263,7 @@ def main() -> None:
         "total_minutes": (time.perf_counter() - started) / 60,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    record.write(out / "run.json", settings=vars(args), lm=lm_path)
     with open(out / "transcripts.md", "w") as handle:
         for name, result in evaluations.items():
             handle.write(f"## {name}\n\n")
@@ -267,7 +274,7 @@ def main() -> None:
             )
     plot(curve.points, episodes.rows, rows, out / "learning_curve.png", args)
     print(
-        f"wrote {out}/results.csv, learning_curve.png, transcripts.md, summary.json "
+        f"wrote {out}/results.csv, learning_curve.png, transcripts.md, summary.json, run.json "
         f"({(time.perf_counter() - started) / 60:.1f} min in all)"
     )
 

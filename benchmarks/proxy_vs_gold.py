@@ -9,9 +9,11 @@ return (``info["gold_reward"]``) are logged. A proxy that keeps rising while the
 return stalls or falls is a reward model being exploited.
 
 Writes, in ``--out``: ``curves.csv`` (one row per training episode), ``summary.csv``
-(final held-out evaluation), ``proxy_vs_gold.png`` and the reward-model checkpoints.
+(final held-out evaluation), ``proxy_vs_gold.png``, the reward-model checkpoints and
+``run.json`` (command, seeds, versions, git revision, timings).
 
-    python benchmarks/proxy_vs_gold.py [--pairs 300,5000] [--steps 100000] [--out results/proxy_vs_gold]
+    python benchmarks/proxy_vs_gold.py [--pairs 300,5000] [--steps 100000] \
+        [--out results/proxy_vs_gold]
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rlhf_agents.evaluation import held_out_seeds
+from rlhf_agents.run_record import RunRecord, command_line
+
 ENV_ID = "RLHF-Chat-v0"
-EVAL_SEED_BASE = 1_000_000  # held-out scenarios, apart from the training seeds
 
 
 def _run(
@@ -141,6 +145,15 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = sorted({int(n) for n in args.pairs.split(",") if n.strip()})
     args.out.mkdir(parents=True, exist_ok=True)
+    eval_seeds = held_out_seeds(args.episodes)
+    command = [
+        "python",
+        "benchmarks/proxy_vs_gold.py",
+        *(argv if argv is not None else sys.argv[1:]),
+    ]
+    # Pairs come from seeds seed (training) and seed + 1 (test); PPO trains with seed.
+    record = RunRecord(command_line(command), seeds={"seed": args.seed, "eval_seeds": eval_seeds})
+    print(record.describe(), flush=True)
     started = time.perf_counter()
     print(f"Collecting {max(sizes)} training pairs and 2000 test pairs (simulated annotators)...")
     pairs = FeedbackCollector(ENV_ID, seed=args.seed).preferences(max(sizes), progress=False)
@@ -162,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_rubric:
         runs.append(("gold rubric", "rubric", None))
 
-    eval_seeds = [EVAL_SEED_BASE + i for i in range(args.episodes)]
     print(
-        f"Training PPO against {len(runs)} rewards for {args.steps:,} steps each ({args.workers} workers)..."
+        f"Training PPO against {len(runs)} rewards for {args.steps:,} steps each "
+        f"({args.workers} workers)..."
     )
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
         futures = [
@@ -181,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in results:
             w.writerows([r["name"], r["reward"], *row] for row in r["rows"])
     print(
-        f"\nHeld-out evaluation, {args.episodes} episodes (greedy): gold expert {expert:.2f}, random {random:.2f}"
+        f"\nHeld-out evaluation, {args.episodes} episodes (greedy): "
+        f"gold expert {expert:.2f}, random {random:.2f}"
     )
     header = [
         "run",
@@ -198,9 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         w = csv.writer(f)
         w.writerow(header)
         print(
-            f"{'run':<18} {'RM acc':>7} {'proxy':>7} {'gold [95% CI]':>22} {'norm. gold':>10} {'success':>8}"
+            f"{'run':<18} {'RM acc':>7} {'proxy':>7} {'gold [95% CI]':>22} "
+            f"{'norm. gold':>10} {'success':>8}"
         )
-        for (name, _, accuracy), r in zip(runs, results):
+        for (name, _, accuracy), r in zip(runs, results, strict=True):
             gold, lo, hi = r["gold"]
             norm = (gold - random) / (expert - random)
             acc = "" if accuracy is None else f"{accuracy:.3f}"
@@ -222,8 +237,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"{norm:>10.3f} {r['success'][0]:>8.0%}"
             )
     plot(results, expert, random, args.out / "proxy_vs_gold.png")
+    record.write(
+        args.out / "run.json",
+        pairs=sizes,
+        steps=args.steps,
+        episodes=args.episodes,
+        workers=args.workers,
+        rubric_run=not args.no_rubric,
+        references={"expert": expert, "random": random},
+        train_seconds={r["name"]: round(r["seconds"], 1) for r in results},
+    )
     print(
-        f"\nWrote {args.out}/curves.csv, summary.csv, proxy_vs_gold.png in {time.perf_counter() - started:.0f} s"
+        f"\nWrote {args.out}/curves.csv, summary.csv, proxy_vs_gold.png, run.json "
+        f"in {time.perf_counter() - started:.0f} s"
     )
     return 0
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import platform
 import resource
 import subprocess
@@ -45,6 +44,7 @@ import numpy as np
 import torch
 
 import rlhf_envs
+from rlhf_agents.run_record import RunRecord, command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 PPO_TARGET = 0.7
@@ -561,21 +561,25 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     import stable_baselines3
 
+    # Every section uses seed 0 (env resets, action sampling, PPO): the figures are timings.
+    command = ["python", "benchmarks/suite.py", *(sys.argv[1:] if argv is None else argv)]
+    record = RunRecord(command_line(command), seeds={"seed": 0})
     header = (
-        f"python {platform.python_version()}, torch {torch.__version__} ({args.threads} thread(s)), "
+        f"python {platform.python_version()}, "
+        f"torch {torch.__version__} ({args.threads} thread(s)), "
         f"gymnasium {gym.__version__}, stable-baselines3 {stable_baselines3.__version__}, "
         f"rlhf-envs {rlhf_envs.__version__}, {platform.machine()}"
     )
-    print(f"command: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}\n{header}\n", flush=True)
+    print(f"{record.describe()}\ntorch threads: {args.threads}, {platform.machine()}\n", flush=True)
     rows: list[Row] = []
-    started = time.time()
     for section in sections:
         t = time.perf_counter()
         found = SECTIONS[section](args)
         rows.extend(found)
         print(f"## {section} ({time.perf_counter() - t:.0f} s)\n")
         print(
-            "| case | value | unit | reference | ratio | target | met |\n|---|---|---|---|---|---|---|"
+            "| case | value | unit | reference | ratio | target | met |\n"
+            "|---|---|---|---|---|---|---|"
         )
         for r in found:
             print(
@@ -590,18 +594,18 @@ def main(argv=None) -> int:
         writer.writeheader()
         for r in rows:
             writer.writerow({**asdict(r), "met": r.met()})
-    (out / "run.json").write_text(
-        json.dumps(
-            {
-                "command": sys.argv,
-                "environment": header,
-                "seconds": round(time.time() - started),
-                "peak_rss_mb_of_suite": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            },
-            indent=2,
-        )
+    record.write(
+        out / "run.json",
+        sections=sections,
+        quick=args.quick,
+        threads=args.threads,
+        environment=header,
+        seconds=round(time.time() - record.started),
+        peak_rss_mb_of_suite=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
-    print(f"wrote {out / 'benchmarks.csv'} ({len(rows)} rows) in {time.time() - started:.0f} s")
+    print(
+        f"wrote {out / 'benchmarks.csv'} ({len(rows)} rows) in {time.time() - record.started:.0f} s"
+    )
     return 0
 
 

@@ -45,7 +45,8 @@ def main(args: Args) -> dict[str, float]:
     gold = {row["reward"]: row["gold"] for row in summary["rows"]}
     for row in summary["rows"]:
         print(
-            f"PPO trained on {row['reward']:>16}: gold {row['gold']:.2f} [{row['gold_lo']:.2f}, {row['gold_hi']:.2f}], "
+            f"PPO trained on {row['reward']:>16}: "
+            f"gold {row['gold']:.2f} [{row['gold_lo']:.2f}, {row['gold_hi']:.2f}], "
             f"success {row['success']:.0%}"
         )
     print(f"leaderboard, curves and transcripts in {args.out}/")

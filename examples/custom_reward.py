@@ -19,7 +19,7 @@ import torch
 
 import rlhf_envs  # noqa: F401  (registers RLHF-Chat-v0)
 from rlhf_agents.baselines import SB3Agent
-from rlhf_agents.evaluation import evaluate
+from rlhf_agents.evaluation import evaluate, held_out_seeds
 from rlhf_agents.training import train
 from rlhf_envs.rewards.protocol import Exchange
 from rlhf_envs.rewards.registry import register, registered_names
@@ -62,7 +62,7 @@ def main(args: Args) -> dict[str, float]:
         env_kwargs={"reward": reward},
         progress="PPO vs rubric + brevity",
     )
-    seeds = [20_000 + i for i in range(args.episodes)]
+    seeds = held_out_seeds(args.episodes)
     result = evaluate(
         SB3Agent(model, "ppo-brevity"), "RLHF-Chat-v0", seeds, env_kwargs={"reward": reward}
     )

@@ -1,6 +1,7 @@
 """Load a saved agent (safetensors + JSON, no pickle) and evaluate it on held-out episodes.
 
-    python examples/evaluate_saved_agent.py --checkpoint results/compare/runs/RLHF-Chat-v0/default/ppo/seed-0/checkpoint
+    python examples/evaluate_saved_agent.py \
+        --checkpoint results/compare/runs/RLHF-Chat-v0/default/ppo/seed-0/checkpoint
 
 Checkpoints are written by ``rlhf-envs compare`` (one per trained run) or by
 ``rlhf_agents.checkpoint.save_agent``. The env is rebuilt from the id and arguments recorded
@@ -16,7 +17,7 @@ import torch
 
 import rlhf_envs  # noqa: F401
 from rlhf_agents.checkpoint import load_agent, read_meta
-from rlhf_agents.evaluation import evaluate
+from rlhf_agents.evaluation import evaluate, held_out_seeds
 
 
 @dataclass
@@ -36,9 +37,7 @@ def main(args: Args) -> dict[str, float]:
         deterministic=not args.stochastic,
     )
     env_id = args.env or meta["env_id"]
-    result = evaluate(
-        agent, env_id, [30_000 + i for i in range(args.episodes)], env_kwargs=meta["env_kwargs"]
-    )
+    result = evaluate(agent, env_id, held_out_seeds(args.episodes), env_kwargs=meta["env_kwargs"])
     gold, lo, hi = result.mean_ci("gold")
     success = float(result.values("success").mean())
     print(

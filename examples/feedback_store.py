@@ -62,7 +62,8 @@ def main(args: Args) -> dict[str, float]:
         source.close()
         agreement = annotator_agreement(store.overlapping_labels())
         print(
-            f"{store.counts()['labels']} labels; {agreement.items} pairs labelled twice, kappa {agreement.kappa:.2f}"
+            f"{store.counts()['labels']} labels; "
+            f"{agreement.items} pairs labelled twice, kappa {agreement.kappa:.2f}"
         )
         written = store.export_preferences(Path(args.db).with_suffix(".jsonl"))
         print(f"exported {written} preference pairs to {Path(args.db).with_suffix('.jsonl')}")

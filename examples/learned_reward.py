@@ -19,7 +19,7 @@ import torch
 
 import rlhf_envs  # noqa: F401  (registers RLHF-Chat-v0)
 from rlhf_agents.baselines import RandomAgent, SB3Agent
-from rlhf_agents.evaluation import evaluate
+from rlhf_agents.evaluation import evaluate, held_out_seeds
 from rlhf_agents.training import train
 from rlhf_envs.feedback.annotators import FeedbackCollector
 from rlhf_envs.rewards.learned import pairwise_accuracy, train_reward_model
@@ -53,7 +53,7 @@ def main(args: Args) -> dict[str, float]:
         env_kwargs={"reward": reward},
         progress="PPO vs learned RM",
     )
-    seeds = [10_000 + i for i in range(args.episodes)]
+    seeds = held_out_seeds(args.episodes)
     ppo = evaluate(
         SB3Agent(model, "ppo-learned-rm"), "RLHF-Chat-v0", seeds, env_kwargs={"reward": reward}
     )

@@ -26,7 +26,7 @@ from stable_baselines3 import PPO
 
 import rlhf_envs  # noqa: F401  (registers RLHF-ChatTokens-v0)
 from rlhf_agents.baselines import SB3Agent
-from rlhf_agents.evaluation import evaluate
+from rlhf_agents.evaluation import evaluate, held_out_seeds
 from rlhf_agents.lm_policy import KLPenaltyCallback, LMActorCriticPolicy
 from rlhf_envs.sb3 import make_sb3_vec_env
 
@@ -41,10 +41,11 @@ class Args:
     episodes: int = 30  # evaluation episodes (held-out seeds)
     out: str = "runs/rlhf-tokens"
     seed: int = 0
+    threads: int = 2  # torch threads (the test runs it with 1 beside another worker)
 
 
 def main(args: Args) -> dict[str, float]:
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     env_kwargs = {"reward": args.proxy, "kl_coef": args.kl_coef}
     venv = make_sb3_vec_env(ENV_ID, n_envs=4, seed=args.seed, env_kwargs=env_kwargs)
     lm_path = str(venv.get_attr("reference_lm")[0].path)
@@ -60,7 +61,7 @@ def main(args: Args) -> dict[str, float]:
         seed=args.seed,
         policy_kwargs={"lm": lm_path},
     )
-    seeds = [10_000 + i for i in range(args.episodes)]
+    seeds = held_out_seeds(args.episodes)
     torch.manual_seed(args.seed)
     before = evaluate(SB3Agent(model, "reference", deterministic=False), ENV_ID, seeds, env_kwargs)
     kl = KLPenaltyCallback()
@@ -70,11 +71,13 @@ def main(args: Args) -> dict[str, float]:
     folder = model.policy.save_pretrained(Path(args.out))
     for ev in (before, after):
         print(
-            f"{ev.agent:>10}: proxy return {ev.values('ret').mean():6.2f}, gold {ev.values('gold').mean():6.2f}, "
+            f"{ev.agent:>10}: proxy return {ev.values('ret').mean():6.2f}, "
+            f"gold {ev.values('gold').mean():6.2f}, "
             f"success {ev.values('success').mean():.0%}"
         )
     print(
-        f"mean KL to the reference per token (last rollout): {kl.history[-1]:.4f}; tuned LM saved in {folder}"
+        f"mean KL to the reference per token (last rollout): {kl.history[-1]:.4f}; "
+        f"tuned LM saved in {folder}"
     )
     return {
         "reference_gold": float(before.values("gold").mean()),

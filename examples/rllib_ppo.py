@@ -111,7 +111,8 @@ def main(argv=None) -> int:
             }
             history.append(row)
             print(
-                f"iteration {row['iteration']}: {row['env_steps']} env steps, {row['episodes']} episodes, "
+                f"iteration {row['iteration']}: {row['env_steps']} env steps, "
+                f"{row['episodes']} episodes, "
                 f"return {row['episode_return_mean']:.2f}, length {row['episode_len_mean']:.1f}, "
                 f"{row['seconds']} s",
                 flush=True,

@@ -15,7 +15,7 @@ import torch
 
 import rlhf_envs  # noqa: F401  (registers RLHF-Chat-v0)
 from rlhf_agents.baselines import RandomAgent, SB3Agent
-from rlhf_agents.evaluation import evaluate
+from rlhf_agents.evaluation import evaluate, held_out_seeds
 from rlhf_agents.training import train
 
 
@@ -37,12 +37,13 @@ def main(args: Args) -> dict[str, float]:
         seed=args.seed,
         progress="PPO",
     )
-    seeds = [10_000 + i for i in range(args.episodes)]
+    seeds = held_out_seeds(args.episodes)
     ppo = evaluate(SB3Agent(model, "ppo-candidate"), "RLHF-Chat-v0", seeds)
     rand = evaluate(RandomAgent(args.seed), "RLHF-Chat-v0", seeds)
     for ev in (ppo, rand):
         print(
-            f"{ev.agent:>14}: success {ev.values('success').mean():.0%}, mean gold reward {ev.values('gold').mean():.2f}"
+            f"{ev.agent:>14}: success {ev.values('success').mean():.0%}, "
+            f"mean gold reward {ev.values('gold').mean():.2f}"
         )
     print("\n" + ppo.episodes[0].transcript)
     return {

@@ -330,6 +330,7 @@ def test_q_values_are_equivariant():
 # --- learning ------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_ppo_learns_the_toy_task():
     venv = make_vec_env(ToySelectEnv, n_envs=4, seed=0)
     model = PPO(
@@ -348,6 +349,7 @@ def test_ppo_learns_the_toy_task():
     assert _accuracy(model) >= 0.9
 
 
+@pytest.mark.integration
 def test_dqn_learns_above_chance():
     model = DQN(
         CandidateQPolicy,

@@ -21,6 +21,9 @@ from rlhf_agents.lm_policy import (
 )
 from rlhf_envs.lm.reference import ReferenceLM
 
+# The LM policy needs the test LM, and its PPO rollouts and training are integration tests.
+pytestmark = [pytest.mark.lm, pytest.mark.integration]
+
 BETA = 0.2
 ENV_KWARGS = {"kl_coef": BETA}
 
@@ -189,7 +192,7 @@ def test_shared_prefix_forward_gives_the_per_window_outputs_on_a_rollout():
         shared = policy.evaluate_actions(batch.observations, batch.actions.long().flatten())
         policy.share_prefixes = False
         each = policy.evaluate_actions(batch.observations, batch.actions.long().flatten())
-    for a, b in zip(shared, each):
+    for a, b in zip(shared, each, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-4)
     # The rollout really had prefix groups (else the test would show nothing).
     from rlhf_agents.lm_policy import _prefix_groups

@@ -13,8 +13,11 @@ import pytest
 
 from rlhf_envs.feedback.store import FeedbackStore
 
+# The rlhf-envs retrain command end to end.
+pytestmark = pytest.mark.integration
 
-def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "rlhf_envs.cli", *args],
         capture_output=True,
@@ -28,7 +31,7 @@ def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     folder = tmp_path_factory.mktemp("simulate")
-    out = cli(
+    out = run_cli(
         "retrain",
         "--db",
         str(folder / "f.sqlite"),
@@ -74,7 +77,7 @@ def test_retrain_fine_tunes_a_saved_policy_and_exports(simulated, tmp_path):
     db.write_bytes((folder / "f.sqlite").read_bytes())
     policy = folder / "policies" / "round-2"
     # --tolerance 1 promotes whatever the accuracy, so the fine-tune always runs here.
-    out = cli(
+    out = run_cli(
         "retrain",
         "--db",
         str(db),
@@ -99,11 +102,11 @@ def test_retrain_fine_tunes_a_saved_policy_and_exports(simulated, tmp_path):
         >= json.loads((policy / "agent.json").read_text())["num_timesteps"] + 512
     )
     assert meta["env_kwargs"]["reward"] == f"learned:{tmp_path / 'rms' / 'v3'}"
-    export = cli("feedback", "export", "--db", str(db), "--out", str(tmp_path / "pairs.jsonl"))
+    export = run_cli("feedback", "export", "--db", str(db), "--out", str(tmp_path / "pairs.jsonl"))
     assert export.returncode == 0, export.stderr
     first = json.loads((tmp_path / "pairs.jsonl").read_text().splitlines()[0])
     assert first["annotator"].startswith("ann-") and "simulated" not in json.dumps(first)
-    info = cli("feedback", "info", "--db", str(db))
+    info = run_cli("feedback", "info", "--db", str(db))
     assert "kappa" in info.stdout and "RM v1" in info.stdout
 
 
@@ -147,9 +150,9 @@ def test_retrain_fine_tunes_a_saved_policy_and_exports(simulated, tmp_path):
         (["feedback", "import", "{tmp}/nothing.jsonl", "--db", "{tmp}/x.sqlite"], "nothing.jsonl"),
     ],
 )
-def test_clear_errors(tmp_path, args, message):
+def test_clear_errors(tmp_path, cli, args, message):
     FeedbackStore(tmp_path / "empty.sqlite").close()
-    out = cli(*[a.format(tmp=tmp_path) for a in args], timeout=120)
+    out = cli(*[a.format(tmp=tmp_path) for a in args])
     assert out.returncode != 0
     assert message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
@@ -158,7 +161,7 @@ def test_clear_errors(tmp_path, args, message):
 @pytest.mark.slow
 def test_three_simulated_rounds_raise_the_gold_reward(tmp_path):
     """The issue's check (about 5 minutes): 1,000 labels and 50,000 PPO steps per round."""
-    out = cli(
+    out = run_cli(
         "retrain",
         "--db",
         str(tmp_path / "f.sqlite"),

@@ -1,4 +1,4 @@
-"""``rlhf-envs retrain``: the continuous RLHF loop over a feedback database.
+"""The feedback loop of ``rlhf-envs retrain``: continuous RLHF over a feedback database.
 
 One call retrains the reward model on every label collected so far, promotes it only if
 it is not worse on the held-out labels (:mod:`rlhf_envs.feedback.retraining`), and with
@@ -13,7 +13,8 @@ it is not worse on the held-out labels (:mod:`rlhf_envs.feedback.retraining`), a
    uses, 20% of pairs by two annotators;
 3. retrain: a new reward model on all labels, promoted if not worse;
 4. RL: the policy trains on against the promoted model (``reward="learned:..."``), then
-   plays held-out scenarios scored by the gold rubric it never sees.
+   plays held-out scenarios (:func:`rlhf_agents.evaluation.held_out_seeds`, apart from
+   the seeds pairs are drawn from) scored by the gold rubric it never sees.
 
 It prints one row per round: labels, reward-model accuracy, promotion, and the policy's
 gold return with a 95% interval, normalised as (agent - random) / (expert - random).
@@ -30,8 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-EVAL_SEED_BASE = 1_000_000  # held-out scenarios, apart from the seeds pairs are drawn from
 
 
 @dataclass
@@ -55,11 +54,14 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     """Register ``rlhf-envs retrain``."""
     p = subparsers.add_parser(
         "retrain",
-        help="retrain the reward model on a feedback database, promote it if not worse, optionally fine-tune a policy",
-        description="Train a new reward model on all A/B labels in --db (outside the fixed held-out slice), compare "
-        "it with the current one on the held-out labels, and promote it (RM_DIR/vN, RM_DIR/current) only if it is "
-        "not worse. --policy fine-tunes a saved agent against the promoted model. --simulate runs N rounds of "
-        "collect -> label (simulated annotators) -> retrain -> RL and prints the gold reward per round.",
+        help="retrain the reward model on a feedback database, promote it if not worse, "
+        "optionally fine-tune a policy",
+        description="Train a new reward model on all A/B labels in --db "
+        "(outside the fixed held-out slice), compare it with the current one on the held-out "
+        "labels, and promote it (RM_DIR/vN, RM_DIR/current) only if it is not worse. "
+        "--policy fine-tunes a saved agent against the promoted model. --simulate runs N "
+        "rounds of collect -> label (simulated annotators) -> retrain -> RL and prints the "
+        "gold reward per round.",
     )
     p.add_argument(
         "--db",
@@ -81,7 +83,8 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--policy-out",
         type=Path,
-        help="where the fine-tuned policy goes (default: POLICY-rmN; --simulate: DB folder/policies)",
+        help="where the fine-tuned policy goes "
+        "(default: POLICY-rmN; --simulate: DB folder/policies)",
     )
     p.add_argument(
         "--policy-steps", type=int, default=50_000, help="PPO steps per fine-tune (default 50,000)"
@@ -178,13 +181,15 @@ def retrain_once(store: Any, args: argparse.Namespace) -> None:
     started = time.perf_counter()
     fine_tune(args.policy, out, f"learned:{current['path']}", args.policy_steps, args.seed)
     print(
-        f"fine-tuned {args.policy} for {args.policy_steps} steps against RM v{current['version']} in "
+        f"fine-tuned {args.policy} for {args.policy_steps} steps "
+        f"against RM v{current['version']} in "
         f"{time.perf_counter() - started:.0f} s -> {out}"
     )
 
 
 def fine_tune(policy: Path, out: Path, reward: str, steps: int, seed: int) -> None:
-    """Load the agent in ``policy``, train it ``steps`` more PPO steps with ``reward``, save to ``out``."""
+    """Load the agent in ``policy``, train it ``steps`` more PPO steps with ``reward``, save
+    to ``out``."""
     from rlhf_agents.checkpoint import load_agent, read_meta, save_agent
     from rlhf_agents.training import make_training_env
 
@@ -265,22 +270,24 @@ def simulate(
     """
     from rlhf_agents.baselines import ExpertAgent, RandomAgent, SB3Agent
     from rlhf_agents.checkpoint import save_agent
-    from rlhf_agents.evaluation import evaluate
+    from rlhf_agents.evaluation import evaluate, held_out_seeds
     from rlhf_agents.training import make_model, make_training_env
     from rlhf_envs.feedback.pairs import PairSource
     from rlhf_envs.feedback.retraining import retrain_reward_model
 
     rng = np.random.default_rng(seed)
-    eval_seeds = list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
+    eval_seeds = held_out_seeds(episodes)
     expert = evaluate(ExpertAgent(), env_id, eval_seeds).mean_ci("gold")[0]
     random = evaluate(RandomAgent(seed=seed), env_id, eval_seeds).mean_ci("gold")[0]
     # The initial policy: PPO's untrained candidate scorer (the "SFT" start of the loop).
     policy = make_model("ppo", make_training_env(env_id, 4, seed, {}), "candidate", seed=seed)
     print(
-        f"{env_id}: held-out gold of the scripted expert {expert:.2f}, random {random:.2f} ({episodes} episodes)"
+        f"{env_id}: held-out gold of the scripted expert {expert:.2f}, "
+        f"random {random:.2f} ({episodes} episodes)"
     )
     header = (
-        f"{'round':>5} {'labels':>7} {'RM':>4} {'RM acc':>7} {'vs old':>7} {'promoted':>8} {'PPO steps':>9} "
+        f"{'round':>5} {'labels':>7} {'RM':>4} {'RM acc':>7} {'vs old':>7} {'promoted':>8} "
+        f"{'PPO steps':>9} "
         f"{'gold [95% CI]':>22} {'normalised':>10} {'success':>7} {'time':>6}"
     )
     print(header)
@@ -307,8 +314,10 @@ def simulate(
         old = "-" if rm is None or rm.baseline_accuracy is None else f"{rm.baseline_accuracy:.3f}"
         promoted = "-" if row.promoted is None else ("yes" if row.promoted else "no")
         print(
-            f"{r:>5} {row.labels:>7} {('v' + str(row.rm_version)) if row.rm_version else '-':>4} {acc:>7} "
-            f"{old:>7} {promoted:>8} {row.steps:>9} {gold[0]:>7.2f} [{gold[1]:>5.2f}, {gold[2]:>5.2f}] "
+            f"{r:>5} {row.labels:>7} "
+            f"{('v' + str(row.rm_version)) if row.rm_version else '-':>4} {acc:>7} "
+            f"{old:>7} {promoted:>8} {row.steps:>9} "
+            f"{gold[0]:>7.2f} [{gold[1]:>5.2f}, {gold[2]:>5.2f}] "
             f"{row.normalised:>10.3f} {row.success:>7.0%} {row.seconds:>5.0f}s",
             flush=True,
         )
