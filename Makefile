@@ -47,13 +47,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The edit loop: lint and the fast tests.
+# The edit loop: lint and the fast tests (neither slow nor integration; see pyproject.toml).
 check: lint
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not slow and not integration"
 
 test: $(STAMP) $(RLLIB_STAMP) browser lint typecheck
-	$(BIN)/python -m pytest
-	$(RLLIB_VENV)/bin/python -m pytest tests/test_rllib.py tests/test_vector.py tests/test_envs.py -k "not random_fuzzing"
+	$(BIN)/python -m pytest -n 2 --dist worksteal
+	$(RLLIB_VENV)/bin/python -m pytest -n 2 --dist worksteal tests/test_rllib.py tests/test_vector.py tests/test_sb3.py tests/test_envs.py
 
 rllib-venv: $(RLLIB_STAMP)
 
@@ -78,7 +78,7 @@ proxy-vs-gold: $(STAMP)
 	$(BIN)/python benchmarks/proxy_vs_gold.py
 
 build-lm: $(STAMP)
-	$(BIN)/rlhf-envs build-lm --threads 2
+	$(BIN)/rlhf-envs build-lm
 
 lm-rlhf: $(STAMP)
 	$(BIN)/python benchmarks/lm_rlhf.py

@@ -16,20 +16,30 @@ SELECT_IDS = sorted(i for i, kw in rlhf_envs.ENV_PRESETS.items() if kw["interfac
 OTHER_IDS = sorted(set(rlhf_envs.ENV_PRESETS) - set(SELECT_IDS))
 
 
+def _expert_and_random(env_id: str, episodes: int) -> None:
+    """The expert succeeds on at least 95% of the episodes and earns a clearly positive
+    gold return; uniform random choice succeeds on at most 30% and loses gold."""
+    expert = evaluate(ExpertAgent(), env_id, range(episodes))
+    assert expert.values("success").mean() >= 0.95
+    assert expert.values("gold").mean() > 2
+    random = evaluate(RandomAgent(seed=0), env_id, range(episodes))
+    assert random.values("success").mean() <= 0.30
+    assert random.values("gold").mean() < 0
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("env_id", SELECT_IDS)
-def test_expert_succeeds_on_at_least_95_percent_of_500_episodes(env_id):
-    ev = evaluate(ExpertAgent(), env_id, range(500))
-    assert ev.values("success").mean() >= 0.95
-    assert ev.values("gold").mean() > 2
+def test_expert_succeeds_and_random_fails_on_100_episodes(env_id):
+    _expert_and_random(env_id, 100)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env_id", SELECT_IDS)
-def test_random_succeeds_on_at_most_30_percent_of_500_episodes(env_id):
-    ev = evaluate(RandomAgent(seed=0), env_id, range(500))
-    assert ev.values("success").mean() <= 0.30
-    assert ev.values("gold").mean() < 0
+def test_expert_succeeds_and_random_fails_on_500_episodes(env_id):
+    _expert_and_random(env_id, 500)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("env_id", OTHER_IDS)
 def test_expert_succeeds_through_the_tokens_and_text_interfaces(env_id):
     # The test LM's small vocabulary spends more tokens per reply than the default
@@ -49,7 +59,7 @@ def test_every_registered_id_is_covered():
 def test_agents_play_the_same_scenarios_for_the_same_seeds():
     a = evaluate(ExpertAgent(), "RLHF-Chat-v0", [11, 12])
     b = evaluate(RandomAgent(seed=5), "RLHF-Chat-v0", [11, 12])
-    for x, y in zip(a.episodes, b.episodes):
+    for x, y in zip(a.episodes, b.episodes, strict=True):
         assert x.transcript.splitlines()[0] == y.transcript.splitlines()[0]
 
 

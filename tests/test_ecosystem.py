@@ -61,6 +61,7 @@ def test_flatten_observation_gives_one_vector_that_sb3_trains_on():
     assert env.action_space.contains(int(action))
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(600)
 def test_rl_zoo3_trains_from_the_shipped_hyperparameters_and_replays(tmp_path):
     # find_spec, not import: importing rl_zoo3 patches gymnasium's TimeLimit for the whole process.
@@ -80,7 +81,7 @@ def test_rl_zoo3_trains_from_the_shipped_hyperparameters_and_replays(tmp_path):
             "--conf-file",
             "rlhf_agents.zoo.ppo",
             "-n",
-            "3000",
+            "1024",
             "--seed",
             "0",
             "-f",
@@ -141,4 +142,7 @@ def test_shipped_zoo_hyperparameters_build_a_model(algo):
     if algo == "dqn":
         kwargs["buffer_size"] = 100
     model = ALGORITHMS[algo](policy, gym.make("RLHF-Chat-v0"), device="cpu", **kwargs)
-    assert hyperparams["n_timesteps"] >= 10_000 and model.policy is not None
+    assert hyperparams["n_timesteps"] >= 10_000 and isinstance(model.policy, policy)
+    numbers = {k: v for k, v in kwargs.items() if isinstance(getattr(model, k, None), int | float)}
+    assert {"gamma", "learning_rate"} <= set(numbers)
+    assert {k: getattr(model, k) for k in numbers} == numbers  # the zoo's values reached SB3

@@ -229,7 +229,7 @@ def test_recorded_episodes_replay_exactly(env_id):
         assert [sorted(c) for c in got["components"]] == [
             sorted(c) for c in expected["components"]
         ], where
-        for g, e in zip(got["components"], expected["components"]):
+        for g, e in zip(got["components"], expected["components"], strict=True):
             assert _close([g[k] for k in sorted(g)], [e[k] for k in sorted(e)]), (
                 f"{where}: components differ"
             )
@@ -250,7 +250,7 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import conftest
 
-    conftest.pytest_configure(None)
+    conftest.use_test_lm()
     for env_id in sys.argv[1:] or env_ids():
         record(env_id)
         print(f"recorded {env_id}", file=sys.stderr)

@@ -183,9 +183,8 @@ def test_each_layer_imports_only_the_layers_below_it(layer):
             if target.startswith("rlhf_agents"):
                 bad.append(f"{module} imports {target}: rlhf_envs never imports the agents")
             elif target.startswith("rlhf_envs") and group(target) not in allowed:
-                bad.append(
-                    f"{module} imports {target} ({group(target) or 'rlhf_envs'} is not below {layer or 'rlhf_envs'})"
-                )
+                below = f"{group(target) or 'rlhf_envs'} is not below {layer or 'rlhf_envs'}"
+                bad.append(f"{module} imports {target} ({below})")
     assert not bad, "\n".join(bad)
 
 

@@ -6,6 +6,7 @@ environment `make test` builds for it (.venv-rllib); elsewhere it is skipped.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -26,7 +27,7 @@ def test_rllib_ppo_trains_on_chat_with_two_env_runners_and_a_learned_reward(tmp_
     from rlhf_envs.feedback.annotators import FeedbackCollector
     from rlhf_envs.rewards.learned import train_reward_model
 
-    pairs = FeedbackCollector("RLHF-Chat-v0", seed=0).preferences(300, progress=False)
+    pairs = FeedbackCollector("RLHF-Chat-v0", seed=0).preferences(150, progress=False)
     train_reward_model(pairs, "linear", progress=False).model.save(
         tmp_path / "rm", note="rllib test"
     )
@@ -59,8 +60,7 @@ def test_rllib_ppo_trains_on_chat_with_two_env_runners_and_a_learned_reward(tmp_
     assert [row["iteration"] for row in history] == [1, 2, 3]
     assert history[-1]["env_steps"] >= 3 * 512
     assert all(math.isfinite(row["episode_return_mean"]) for row in history)
-    episodes = [0] + [
-        row["episodes"] for row in history
-    ]  # lifetime counts: episodes end every iteration
-    assert all(later > earlier for earlier, later in zip(episodes, episodes[1:]))
+    # Lifetime counts: episodes end every iteration.
+    episodes = [0] + [row["episodes"] for row in history]
+    assert all(later > earlier for earlier, later in itertools.pairwise(episodes))
     assert "iteration 3:" in run.stdout  # progress is logged as it trains

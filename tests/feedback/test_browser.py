@@ -19,10 +19,13 @@ CHROMIUM = (
     or shutil.which("chromium")
     or shutil.which("chromium-browser")
 )
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no Chromium on this machine: install Debian's chromium package (make test does)",
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no Chromium on this machine: install Debian's chromium package (make test does)",
+    ),
+]
 
 # Chromium as root needs --no-sandbox; the rest keep it off the (closed) network.
 CHROMIUM_ARGS = [

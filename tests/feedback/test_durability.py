@@ -14,9 +14,12 @@ import signal
 import threading
 from urllib.parse import urlparse
 
+import pytest
 from labelserver import label_server
 
 from rlhf_envs.feedback.store import FeedbackStore
+
+pytestmark = pytest.mark.integration
 
 COMPARISONS = 3000
 KILL_AFTER = 300  # acknowledged labels before the kill

@@ -8,12 +8,10 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from rlhf_envs.feedback import PreferencePair, read_preferences, read_ratings, write_preferences
-from rlhf_envs.feedback.agreement import annotator_agreement, cohen_kappa, rm_accuracy_over_time
 from rlhf_envs.feedback.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -22,15 +20,6 @@ from rlhf_envs.feedback.store import (
     StoreError,
     UnknownItem,
     is_heldout,
-)
-
-HH_FILE = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
-    / "data"
-    / "hh-rlhf"
-    / "harmless-base-1800.jsonl"
 )
 
 
@@ -69,7 +58,8 @@ def test_old_schema_is_migrated_without_losing_rows(tmp_path):
     conn.execute("PRAGMA user_version = 1")
     conn.execute("INSERT INTO annotators VALUES ('ann-0000000001', 'Ada', 0)")
     conn.execute(
-        "INSERT INTO comparisons (context, reply_a, reply_b, source, created_at) VALUES ('', 'x', 'y', 'old', 0)"
+        "INSERT INTO comparisons (context, reply_a, reply_b, source, created_at) "
+        "VALUES ('', 'x', 'y', 'old', 0)"
     )
     conn.execute(
         "INSERT INTO labels (label_id, comparison_id, annotator_id, choice, created_at) "
@@ -238,7 +228,7 @@ def test_export_is_trl_jsonl_without_names(store, tmp_path):
     assert set(json.loads(text)) >= {"prompt", "chosen", "rejected"}
 
 
-def test_import_trl_and_hh_rlhf_then_export_again(store, tmp_path):
+def test_import_trl_and_hh_rlhf_then_export_again(store, tmp_path, hh_sample):
     pairs = [
         PreferencePair(f"User: q{n}", f"good {n}", f"bad {n}", {"annotator": f"rater{n % 3}"})
         for n in range(50)
@@ -254,14 +244,14 @@ def test_import_trl_and_hh_rlhf_then_export_again(store, tmp_path):
         (p.prompt, p.chosen, p.rejected) for p in pairs
     )
     assert len(store.annotator_summary()) == 3
-    if HH_FILE.exists():
-        with pytest.raises(ValueError, match=r"line \d+: the final reply in 'chosen' is empty"):
-            store.import_file(HH_FILE)  # the sample has a few transcripts that end without a reply
-        assert store.counts()["comparisons"] == 50
-        with pytest.warns(UserWarning, match="skipped 6 invalid lines"):
-            counts = store.import_file(HH_FILE, skip_invalid=True)
-        assert counts["labels"] == counts["comparisons"] == 1800 - counts["skipped"] >= 1700
-        assert store.integrity_check() == "ok"
+    with pytest.raises(ValueError, match=r"line 87: the final reply in 'chosen' is empty"):
+        store.import_file(hh_sample)  # the sample has transcripts that end without a reply
+    assert store.counts()["comparisons"] == 50  # nothing of it was stored
+    with pytest.warns(UserWarning, match="skipped 2 invalid lines"):
+        counts = store.import_file(hh_sample, skip_invalid=True)
+    assert counts == {"comparisons": 108, "labels": 108, "skipped": 2}
+    assert store.counts()["comparisons"] == 158
+    assert store.integrity_check() == "ok"
 
 
 def test_malformed_import_stores_nothing(store, tmp_path):
@@ -316,40 +306,6 @@ def test_gold_margin_sign_survives_import_and_export(store, tmp_path):
     ]
 
 
-def test_cohen_kappa_matches_hand_computation():
-    # 10 items: observed agreement 0.7; marginals a: 5/10 vs 6/10, b: 5/10 vs 4/10, so
-    # chance agreement 0.5 and kappa (0.7 - 0.5) / (1 - 0.5) = 0.4.
-    first = list("aaaaabbbbb")
-    second = list("aaaababbba")
-    assert cohen_kappa(first, second) == pytest.approx(0.4)
-    assert cohen_kappa(list("abab"), list("abab")) == 1.0
-    assert cohen_kappa(list("aaaa"), list("aaaa")) == 1.0
-    report = annotator_agreement(
-        [
-            (1, "x", "a"),
-            (1, "y", "a"),
-            (2, "x", "b"),
-            (2, "y", "a"),
-            (3, "x", "skip"),
-            (3, "y", "a"),
-            (4, "x", "a"),
-        ]
-    )
-    assert (report.items, report.pairs, report.observed) == (2, 2, 0.5)
-
-
-def test_rm_accuracy_over_time_uses_the_serving_models_margin():
-    rows = [
-        {"choice": "a", "rm_margin": 1.0, "rm_version": 1},
-        {"choice": "b", "rm_margin": 1.0, "rm_version": 1},
-        {"choice": "b", "rm_margin": -0.5, "rm_version": 2},
-        {"choice": "tie", "rm_margin": 1.0, "rm_version": 2},
-        {"choice": "a", "rm_margin": None, "rm_version": None},
-    ]
-    [point] = rm_accuracy_over_time(rows, bucket=10)
-    assert point == {"labels": 3, "n": 3, "accuracy": pytest.approx(2 / 3), "versions": [1, 2]}
-
-
 WRITER = textwrap.dedent("""
     import sys
     from rlhf_envs.feedback.store import FeedbackStore
@@ -377,6 +333,7 @@ READER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.integration
 def test_four_writer_processes_lose_and_double_nothing(tmp_path):
     path = tmp_path / "busy.sqlite"
     with FeedbackStore(path) as store:

@@ -1,4 +1,4 @@
-"""Feedback records and files: round trips, TRL and HH-RLHF layouts, malformed input, writes."""
+"""Preference-data files: round trips, TRL and HH-RLHF layouts, malformed input, writes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from rlhf_envs.preference_data import (
-    RATING_SCALES,
     FeedbackData,
     FeedbackFormatError,
     PreferencePair,
@@ -25,9 +24,6 @@ from rlhf_envs.preference_data import (
     write_ratings,
 )
 from rlhf_envs.preference_data.formats import hh_to_turns, split_hh_transcript
-
-HH_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "hh-rlhf"
-HH_SAMPLE = HH_DIR / "harmless-base-1800.jsonl"
 
 
 def write_lines(path: Path, *objects: object) -> Path:
@@ -45,55 +41,6 @@ def hh(*turns: str) -> str:
 
 PAIR = {"prompt": "User: hi", "chosen": "Hello!", "rejected": "Go away."}
 RATING = {"prompt": "User: hi", "completion": "Hello!", "label": 4}
-
-
-# ------------------------------------------------------------------------------ records
-
-
-def test_pair_validates_itself():
-    with pytest.raises(ValueError, match="identical"):
-        PreferencePair("User: hi", "same", "same")
-    with pytest.raises(ValueError, match="rejected is empty"):
-        PreferencePair("User: hi", "a", "   ")
-    with pytest.raises(ValueError, match="chosen must be a str, got int"):
-        PreferencePair("User: hi", 3, "b")
-    with pytest.raises(ValueError, match="'chosen' collides with a record field"):
-        PreferencePair("User: hi", "a", "b", {"chosen": "x"})
-    assert PreferencePair("", "a", "b").prompt == ""  # no context is allowed
-
-
-def test_pair_metadata_is_copied_and_left_out_of_the_hash():
-    meta = {"annotator": "ann-1", "margins": [0.5]}
-    pair = PreferencePair("User: hi", "a", "b", meta)
-    meta["annotator"] = "changed"
-    assert pair.metadata["annotator"] == "ann-1"
-    assert hash(pair) == hash(PreferencePair("User: hi", "a", "b"))
-    assert pair.to_json() == {
-        "prompt": "User: hi",
-        "chosen": "a",
-        "rejected": "b",
-        "annotator": "ann-1",
-        "margins": [0.5],
-    }
-
-
-def test_rating_validates_and_normalises_its_label():
-    assert RATING_SCALES == {"thumbs": (0, 1), "stars": (1, 5)}
-    up = Rating("", "ok", True, "thumbs")
-    assert up.label == 1 and type(up.label) is int and up.value == 1.0
-    assert Rating("", "ok", np.int64(5), "stars").label == 5
-    with pytest.raises(
-        ValueError, match="out of range for the stars scale; stars labels are integers 1 to 5"
-    ):
-        Rating("", "ok", 0, "stars")
-    with pytest.raises(ValueError, match="thumbs label, not stars"):
-        Rating("", "ok", True, "stars")
-    with pytest.raises(ValueError, match="not an integer"):
-        Rating("", "ok", 2.0, "stars")
-    with pytest.raises(ValueError, match="unknown rating scale 'likert'"):
-        Rating("", "ok", 1, "likert")
-    with pytest.raises(ValueError, match="'label' collides"):
-        Rating("", "ok", 1, "thumbs", {"label": 0})
 
 
 # ---------------------------------------------------------------------------- round trips
@@ -278,18 +225,13 @@ def test_hh_transcripts_split_at_the_last_assistant_turn():
         split_hh_transcript(hh("hi", "yo", "more?"))
 
 
-@pytest.fixture(scope="module")
-def hh_sample() -> Path:
-    if not HH_SAMPLE.is_file():
-        pytest.skip(f"HH-RLHF sample not found at {HH_SAMPLE}")
-    return HH_SAMPLE
-
-
-# Lines of the sample that are not valid pairs: four whose chosen transcript ends with an
-# empty Assistant turn, two where a reply ran on into an inline "Human:" turn so the last
-# "\n\nAssistant:" falls at a different place in chosen and rejected.
-HH_EMPTY_CHOSEN = [87, 517, 926, 1104]
-HH_DIFFERENT_PROMPTS = [1255, 1689]
+# Lines of the sample (tests/data/hh-rlhf/) that are not valid pairs: one whose chosen
+# transcript ends with an empty Assistant turn, one where a reply ran on into an inline
+# "Human:" turn so the last "\n\nAssistant:" falls at a different place in chosen and
+# rejected.
+HH_EMPTY_CHOSEN = [87]
+HH_DIFFERENT_PROMPTS = [109]
+HH_SAMPLE_SHA256 = "6f71f90299ac8cff36770f0a508765a57e26861ae09c5d3c007bc02948edde4c"
 
 
 def test_hh_sample_raises_at_its_first_bad_line(hh_sample):
@@ -299,15 +241,15 @@ def test_hh_sample_raises_at_its_first_bad_line(hh_sample):
     assert "final reply in 'chosen' is empty" in str(info.value)
 
 
-def test_hh_sample_reads_1794_of_1800_pairs(hh_sample):
-    with pytest.warns(UserWarning, match="skipped 6 invalid lines"):
+def test_hh_sample_reads_108_of_110_pairs(hh_sample):
+    with pytest.warns(UserWarning, match="skipped 2 invalid lines"):
         data = read_preferences(hh_sample, format="hh", skip_invalid=True)
-    assert len(data) == 1794
+    assert len(data) == 108
     assert [line for line, _ in data.skipped] == HH_EMPTY_CHOSEN + HH_DIFFERENT_PROMPTS
     for line, reason in data.skipped:
         expected = "is empty" if line in HH_EMPTY_CHOSEN else "have different prompts"
         assert expected in reason
-    assert data.summary().startswith(f"1794 pairs read from {hh_sample} (6 lines skipped")
+    assert data.summary().startswith(f"108 pairs read from {hh_sample} (2 lines skipped")
     for pair in data:
         assert pair.prompt.startswith("User:")
         assert pair.prompt.split("\n")[-1].startswith("User:")  # the reply answers the user
@@ -322,8 +264,7 @@ def test_hh_sample_reads_1794_of_1800_pairs(hh_sample):
 
 
 def test_hh_sample_hash_is_stable(hh_sample):
-    expected = hashlib.sha256(hh_sample.read_bytes()).hexdigest()
-    assert data_hash(hh_sample) == f"sha256:{expected}"
+    assert data_hash(hh_sample) == f"sha256:{HH_SAMPLE_SHA256}"
 
 
 # ------------------------------------------------------------------------- malformed input
@@ -387,8 +328,8 @@ MALFORMED = [
         read_preferences,
         {"chosen": hh("hi", "yo"), "rejected": hh("hello", "yo!")},
         (
-            "'chosen' and 'rejected' have different prompts (they differ from turn 1 on: chosen has "
-            "'User: hi', rejected has 'User: hello')"
+            "'chosen' and 'rejected' have different prompts (they differ from turn 1 on: "
+            "chosen has 'User: hi', rejected has 'User: hello')"
         ),
     ),
     (

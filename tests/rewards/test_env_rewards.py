@@ -76,7 +76,7 @@ def test_a_weighted_mix_adds_up_and_reports_each_member():
     register("politeness", Politeness, argument="bonus")
     env = gym.make("RLHF-Chat-v0", reward={"rubric": 1.0, "politeness": 0.5})
     rubric = gym.make("RLHF-Chat-v0")
-    for (mixed, info), (plain, _) in zip(expert_rollout(env), expert_rollout(rubric)):
+    for (mixed, info), (plain, _) in zip(expert_rollout(env), expert_rollout(rubric), strict=True):
         comps = info["reward_components"]
         text = info["reply"].lower()
         assert comps["politeness"] == pytest.approx(0.5 * (("please" in text) + ("thank" in text)))

@@ -299,6 +299,7 @@ def test_missing_checkpoint_and_missing_path_fail_clearly(tmp_path):
         gym.make("RLHF-Tiny-v0", reward="learned")
 
 
+@pytest.mark.integration
 def test_rating_classifier_scores_by_expected_rating(tmp_path):
     collector = FeedbackCollector("RLHF-Tiny-v0", seed=2)
     train = collector.ratings(800, scale="stars", progress=False)
@@ -342,6 +343,7 @@ def test_unknown_transformer_path_is_explained(tmp_path, linear_rm):
         train_reward_model([pair], model="minilm", max_length=1000, progress=False)
 
 
+@pytest.mark.integration
 def test_minilm_reward_model_trains_saves_and_reloads(tiny_pairs, tmp_path):
     train, test = tiny_pairs
     result = train_reward_model(
@@ -359,7 +361,7 @@ def test_minilm_reward_model_trains_saves_and_reloads(tiny_pairs, tmp_path):
         loaded.score_texts(*args), model.score_texts(*args), rtol=1e-5, atol=1e-5
     )
     batched = model.score_texts(*args)
-    single = [model.score_texts([c], [r])[0] for c, r in zip(*args)]
+    single = [model.score_texts([c], [r])[0] for c, r in zip(*args, strict=True)]
     np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-4)
     # The reply is kept whole even when the context is far longer than max_length.
     long_context = "User: " + " ".join(["please"] * 500)
@@ -371,12 +373,13 @@ def test_minilm_reward_model_trains_saves_and_reloads(tiny_pairs, tmp_path):
     mixed = (["User: hi.", long_context] * 3, [p.chosen for p in test[:6]])
     np.testing.assert_allclose(
         model.score_texts(*mixed),
-        [model.score_texts([c], [r])[0] for c, r in zip(*mixed)],
+        [model.score_texts([c], [r])[0] for c, r in zip(*mixed, strict=True)],
         rtol=1e-4,
         atol=1e-4,
     )
 
 
+@pytest.mark.integration
 def test_minilm_rating_classifier_scores_by_expected_rating(tmp_path):
     collector = FeedbackCollector("RLHF-Tiny-v0", seed=5)
     ratings = collector.ratings(40, scale="thumbs", progress=False)

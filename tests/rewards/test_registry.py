@@ -593,8 +593,8 @@ def test_unknown_spec_lists_names_and_forms():
     msg = str(err.value)
     assert msg.startswith("reward spec 'lerned:ckpt' is unknown (did you mean 'learned:ckpt'?); ")
     assert (
-        "registered: fluency, fluency:PATH, learned, learned:PATH, length, length:SCALE, rubric, rubric:PERSONA;"
-        in msg
+        "registered: fluency, fluency:PATH, learned, learned:PATH, length, length:SCALE, "
+        "rubric, rubric:PERSONA;" in msg
     )
     assert msg.endswith(
         "accepted forms: 'name', 'name:arg', {spec: weight}, a RewardModel instance, "
@@ -661,6 +661,7 @@ def test_register_validates_names_and_overwrite():
         register("argy", LengthModel, argument="not an identifier")
 
 
+@pytest.mark.integration
 def test_builtin_rubric_is_registered_lazily():
     assert "rubric" in registered_names()
     entry = registry._REGISTRY["rubric"]

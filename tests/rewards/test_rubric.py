@@ -32,18 +32,20 @@ def expert_states(seeds, domain=DOMAIN, subflows=None):
             conversation.turn(expert_reply(conversation.state, rng))
 
 
-@pytest.mark.parametrize(
-    "domain_name, persona", [(d, p) for d in BUILTIN_DOMAINS if d != "tiny" for p in personas(d)]
-)
-def test_every_distractor_scores_below_the_correct_reply(domain_name, persona):
+PERSONAS = [(d, p) for d in BUILTIN_DOMAINS if d != "tiny" for p in personas(d)]
+
+
+def _distractors_score_below_the_correct_reply(domain_name: str, persona: str, seeds) -> None:
+    """On every turn of expert conversations from ``seeds``, ten proposed candidates:
+    every failure type of the domain shows up, and each scores below the correct reply."""
     domain = get_domain(domain_name)
     rubric = RubricRewardModel(persona)
     margins = defaultdict(list)
-    for state, rng in expert_states(range(120), domain):
+    for state, rng in expert_states(seeds, domain):
         candidates = propose(state, 10, rng)
         scores = rubric.score([exchange(state, c.text) for c in candidates])
         correct = scores[[c.label for c in candidates].index(CORRECT)]
-        for c, s in zip(candidates, scores):
+        for c, s in zip(candidates, scores, strict=True):
             if c.label != CORRECT:
                 margins[c.label].append(correct - s)
     assert set(margins) == set(domain.failure_types)
@@ -51,6 +53,19 @@ def test_every_distractor_scores_below_the_correct_reply(domain_name, persona):
         assert min(values) > 0, (
             f"{persona}: a {label} reply scored at least as high as the correct one"
         )
+
+
+@pytest.mark.parametrize("domain_name, persona", PERSONAS)
+def test_every_distractor_scores_below_the_correct_reply(domain_name, persona):
+    """30 expert conversations per persona (check-domain, in test_domain_check.py, plays
+    150 per domain under every persona)."""
+    _distractors_score_below_the_correct_reply(domain_name, persona, range(30))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("domain_name, persona", PERSONAS)
+def test_every_distractor_scores_below_the_correct_reply_in_120_conversations(domain_name, persona):
+    _distractors_score_below_the_correct_reply(domain_name, persona, range(120))
 
 
 def test_branches_are_scored_as_the_policy_says():
@@ -93,7 +108,10 @@ def test_return_outside_the_window_is_penalised():
         if outside_window(s.scenario.facts) and s.current_step.id == "decline_return"
     )
     rubric = RubricRewardModel()
-    promise = "Good news: I've processed the return by mail, and the shipping label is on its way to your email."
+    promise = (
+        "Good news: I've processed the return by mail, and the shipping label is on its way "
+        "to your email."
+    )
     decline = expert_reply(state, rng)
     comps = rubric.components([exchange(state, promise)])
     assert comps["safety"][0] < 0

@@ -1,5 +1,6 @@
-"""The tokens and text interfaces: replies written token by token or as strings, KL
-shaping exact, masks honoured, free text understood by the user simulator."""
+"""The tokens interface: replies written token by token in the reference LM's vocabulary,
+KL shaping exact, a left-padded observation window, masks honoured, the length cap, any
+local Hugging Face causal LM as the reference."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 
 import rlhf_envs
-from rlhf_envs.interfaces import REPLY_CHARSET
 
+pytestmark = pytest.mark.lm
 BETA = 0.1
 
 
@@ -103,82 +104,6 @@ def test_a_reply_ends_at_the_length_cap():
     assert infos[4]["reply"] == lm.reply_text([token] * 5) and len(infos[4]["reply"]) >= 5
 
 
-@pytest.mark.parametrize("env_id", ["RLHF-ChatTokens-v0", "RLHF-ChatText-v0"])
-def test_the_user_understands_free_text(env_id):
-    """The expert's replies written as free text (token by token or as strings) finish
-    the task; unintelligible text is treated as such."""
-    env = gym.make(env_id)
-    successes = [_play_expert(env, seed)[1][-1]["success"] for seed in range(6)]
-    assert sum(successes) >= 5
-    text = gym.make("RLHF-ChatText-v0").unwrapped
-    text.reset(seed=0)
-    _, reward, _, _, info = text.step("blorp zzz qwv")
-    assert not info["step_completed"] and reward < 0
-    assert info["satisfaction"] < 0.5
-
-
-@pytest.mark.parametrize(
-    "env_id", ["RLHF-ChatText-v0", "RLHF-FinanceText-v0", "RLHF-MedicalText-v0"]
-)
-def test_free_text_gold_includes_fluency_so_keyword_stuffing_does_not_pay(env_id):
-    env = gym.make(env_id).unwrapped
-    env.reset(seed=3)
-    good = env.expert_action()
-    results = {}
-    for name, reply in {
-        "expert": good,
-        "stuffed": " ".join([good] * 3),
-        "garbled": " ".join(good.split()[::-1]),
-    }.items():
-        env.reset(seed=3)
-        _, _, _, _, info = env.step(reply)
-        results[name] = info
-    assert set(results["expert"]["reward_components"]) >= {"task", "grounding"}
-    for bad in ("stuffed", "garbled"):
-        assert results[bad]["gold_reward"] < results["expert"]["gold_reward"] - 0.5, bad
-    assert env.gold_model.spec == {"rubric": 1.0, "fluency": 1.0}
-
-
-def test_fluency_compares_each_reply_with_the_expert_of_its_own_domain():
-    """The likelihood part of the fluency penalty measures a reply against the mean
-    log-probability of the expert's replies in the reply's own domain."""
-    from rlhf_envs.rewards import Exchange
-    from rlhf_envs.rewards.fluency import FluencyRewardModel, expert_baseline, mean_logprobs
-
-    fluency = FluencyRewardModel()
-    baselines = {}
-    for env_id in ("RLHF-ChatText-v0", "RLHF-FinanceText-v0", "RLHF-MedicalText-v0"):
-        env = gym.make(env_id).unwrapped
-        env.reset(seed=0)
-        exchanges = [
-            Exchange(env.state.scenario, env.state.history, reply, env.state)
-            for reply in (env.expert_action(), "ok fine whatever then")
-        ]
-        baseline = baselines[env.domain.name] = expert_baseline(fluency.lm, env.domain.name)
-        below = baseline - mean_logprobs(fluency.lm, exchanges) - fluency.tolerance
-        expected = -np.clip(fluency.per_nat * below, 0.0, fluency.max_penalty)
-        np.testing.assert_allclose(fluency.components(exchanges)["fluency"], expected, rtol=1e-6)
-    assert len(set(baselines.values())) == 3, baselines
-
-
-def test_text_actions_outside_the_space_get_clear_errors():
-    env = gym.make("RLHF-ChatText-v0", max_reply_chars=50)
-    obs, _ = env.reset(seed=0)
-    assert obs.endswith("\nAgent:") and obs.startswith("User: ")
-    assert env.observation_space.contains(obs)
-    for action, message in [
-        (3, "expected the reply as a str"),
-        ("", "it is empty or blank"),
-        ("   ", "it is empty or blank"),
-        ("x" * 51, "it has 51 characters"),
-        ("hi \x00 there", "characters outside the charset"),
-    ]:
-        with pytest.raises(ValueError, match=message):
-            env.step(action)
-    assert set("Sure, I can help! It's $20.00 (20% off) - “ok”?") <= REPLY_CHARSET
-    env.step("Sure! Could you tell me your full name?")  # the env still works
-
-
 def test_bad_token_actions_get_clear_errors():
     env = gym.make("RLHF-ChatTokens-v0")
     env.reset(seed=0)
@@ -192,7 +117,7 @@ def test_vector_env_steps_tokens_like_single_envs():
     vec = gym.make_vec("RLHF-ChatTokens-v0", num_envs=2, kl_coef=BETA)
     singles = [gym.make("RLHF-ChatTokens-v0", kl_coef=BETA) for _ in range(2)]
     vec.reset(seed=[11, 12])
-    for env, seed in zip(singles, (11, 12)):
+    for env, seed in zip(singles, (11, 12), strict=True):
         env.reset(seed=seed)
     rng = np.random.default_rng(0)
     for _ in range(150):

@@ -28,6 +28,7 @@ def tiny_copy(tmp_path):
     return folder
 
 
+@pytest.mark.integration
 def test_a_domain_folder_runs_in_the_env_and_survives_pickling_elsewhere(tiny_copy, monkeypatch):
     monkeypatch.chdir(tiny_copy.parent)
     env = gym.make("RLHF-Chat-v0", domain="my_domain", num_candidates=3)
@@ -37,7 +38,10 @@ def test_a_domain_folder_runs_in_the_env_and_survives_pickling_elsewhere(tiny_co
     assert get_domain("my_domain") is get_domain(str(tiny_copy) + "/")  # one load per folder
     # Unpickled in a process started in another directory, it finds the same folder.
     blob = pickle.dumps(env)
-    code = "import pickle, sys; env = pickle.loads(sys.stdin.buffer.read()); print(env.unwrapped.domain.name)"
+    code = (
+        "import pickle, sys; env = pickle.loads(sys.stdin.buffer.read()); "
+        "print(env.unwrapped.domain.name)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], input=blob, capture_output=True, cwd="/", timeout=120
     )

@@ -155,7 +155,7 @@ def test_no_guaranteed_return_reply_ever_scores_above_a_suitable_one(persona):
             promises = [c.text for c in candidates if c.label == "guaranteed_return"]
             promises.append(correct + " And this one is guaranteed: you can't lose money on it.")
             scores = rubric.score([exchange(state, t) for t in [correct, *promises]])
-            for text, score in zip(promises, scores[1:]):
+            for text, score in zip(promises, scores[1:], strict=True):
                 assert "guaranteed_return" in state.assess(text).violations, text
                 assert score < scores[0], (persona, text, score, scores[0])
                 compared += 1

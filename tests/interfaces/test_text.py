@@ -1,0 +1,52 @@
+"""The text interface: replies sent as strings, checked against the space with clear
+errors; the user simulator understands free text, written as strings or token by token."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+from rlhf_envs.interfaces import REPLY_CHARSET
+
+pytestmark = pytest.mark.lm
+
+
+def _expert_succeeds(env, seed: int) -> bool:
+    """Whether the scripted expert's episode from ``seed`` ends in success."""
+    env.reset(seed=seed)
+    while True:
+        _, _, terminated, truncated, info = env.step(env.unwrapped.expert_action())
+        if terminated or truncated:
+            return bool(info["success"])
+
+
+@pytest.mark.parametrize("env_id", ["RLHF-ChatTokens-v0", "RLHF-ChatText-v0"])
+def test_the_user_understands_free_text(env_id):
+    """The expert's replies written as free text (token by token or as strings) finish
+    the task; unintelligible text is treated as such."""
+    env = gym.make(env_id)
+    successes = [_expert_succeeds(env, seed) for seed in range(6)]
+    assert sum(successes) >= 5
+    text = gym.make("RLHF-ChatText-v0").unwrapped
+    text.reset(seed=0)
+    _, reward, _, _, info = text.step("blorp zzz qwv")
+    assert not info["step_completed"] and reward < 0
+    assert info["satisfaction"] < 0.5
+
+
+def test_text_actions_outside_the_space_get_clear_errors():
+    env = gym.make("RLHF-ChatText-v0", max_reply_chars=50)
+    obs, _ = env.reset(seed=0)
+    assert obs.endswith("\nAgent:") and obs.startswith("User: ")
+    assert env.observation_space.contains(obs)
+    for action, message in [
+        (3, "expected the reply as a str"),
+        ("", "it is empty or blank"),
+        ("   ", "it is empty or blank"),
+        ("x" * 51, "it has 51 characters"),
+        ("hi \x00 there", "characters outside the charset"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            env.step(action)
+    assert set("Sure, I can help! It's $20.00 (20% off) - “ok”?") <= REPLY_CHARSET
+    env.step("Sure! Could you tell me your full name?")  # the env still works
