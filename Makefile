@@ -14,7 +14,7 @@ RLLIB_STAMP := $(RLLIB_VENV)/.installed
 # its own browser here); installed when missing, as root or through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test check lint typecheck browser rllib-venv test-slow bench compare cross-domain proxy-vs-gold build-lm lm-rlhf clean
+.PHONY: demo test test-lm check lint typecheck browser rllib-venv test-slow bench compare cross-domain proxy-vs-gold build-lm lm-rlhf clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,12 @@ typecheck: $(STAMP)
 check: lint
 	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not slow and not integration"
 
-test: $(STAMP) $(RLLIB_STAMP) browser lint typecheck
+# The small LM of the tests (about a minute on 2 cores, once per cache), built as a
+# set-up step of its own so that no test worker waits on it.
+test-lm: $(STAMP)
+	$(BIN)/python tests/conftest.py
+
+test: $(STAMP) $(RLLIB_STAMP) browser lint typecheck test-lm
 	$(BIN)/python -m pytest -n 2 --dist worksteal
 	$(RLLIB_VENV)/bin/python -m pytest -n 2 --dist worksteal tests/test_rllib.py tests/test_vector.py tests/test_sb3.py tests/test_envs.py
 

@@ -56,7 +56,7 @@ def lm_build_config():
     return LMBuildConfig(episodes=600, held_out=60, vocab_size=1024, sft=SFTConfig(steps=150))
 
 
-def use_test_lm() -> Path:
+def use_test_lm(quiet: bool = True) -> Path:
     """Build the test LM if the cache lacks it, point ``RLHF_ENVS_LM`` at it in this
     process (and the subprocesses it starts from now on), and return its folder."""
     if _USER_LM:
@@ -64,7 +64,7 @@ def use_test_lm() -> Path:
     else:
         from rlhf_envs.lm.build import default_lm_path
 
-        path = default_lm_path(lm_build_config(), quiet=True)
+        path = default_lm_path(lm_build_config(), quiet=quiet)
     os.environ[LM_ENV_VAR] = str(path)
     return path
 
@@ -172,3 +172,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"test LM: {_USER_LM or 'built on first use (tests/conftest.py)'}"
+
+
+if __name__ == "__main__":
+    # `make test-lm`: the test LM built (or found in the cache) as a set-up step of its
+    # own, so that a test session does not wait on it.
+    print(f"test LM: {use_test_lm(quiet=False)}")
