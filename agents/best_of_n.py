@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlhf_envs.dialogue import format_transcript
-from rlhf_envs.interfaces.tokens import resolve_lm
+from rlhf_envs.interfaces.tokens import DEFAULT_CONTEXT_LENGTH, resolve_lm
 from rlhf_envs.lm.reference import ReferenceLM
 from rlhf_envs.rewards.protocol import Exchange
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
@@ -34,7 +34,7 @@ class BestOfNAgent:
         n: samples per turn (1 = sampling from the reference LM).
         reward: the reward spec that picks (a proxy: a rubric persona, ``learned:PATH``).
         lm: the reference LM (default: the env's, or the project's).
-        context_length, max_reply_tokens: as the tokens interface.
+        context_length, max_reply_tokens: as the tokens interface (default: its default).
         seed: sampling seed (combined with the transcript, so episodes are reproducible).
     """
 
@@ -43,7 +43,7 @@ class BestOfNAgent:
         n: int,
         reward: RewardSpec = "rubric",
         lm: str | ReferenceLM | None = None,
-        context_length: int = 128,
+        context_length: int | None = None,
         max_reply_tokens: int = 40,
         seed: int = 0,
     ):
@@ -73,7 +73,8 @@ class BestOfNAgent:
         """The best of n sampled replies to the env's current state, and its token ids."""
         lm = self._lm_for(env)
         state = env.unwrapped.state
-        context = lm.prompt_ids(state.history, self.context_length - self.max_reply_tokens)
+        length = self.context_length or min(DEFAULT_CONTEXT_LENGTH, lm.max_positions)
+        context = lm.prompt_ids(state.history, length - self.max_reply_tokens)
         seed = stable_hash(format_transcript(state.history), self.seed)
         samples = lm.sample(context, self.n, self.max_reply_tokens, seed=seed)
         replies = [lm.reply_text(s) for s in samples]

@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument(
         "--context-length",
         type=int,
-        default=128,
+        default=256,
         help="the tokens env's window (<= the LM's positions)",
     )
     parser.add_argument("--learning-rate", type=float, default=1e-4)

@@ -223,7 +223,8 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
       use and cached; ``RLHF_ENVS_LM`` overrides; any local Hugging Face causal LM
       folder works).
     - ``kl_coef``: tokens: beta of the KL shaping (default 0: off, no reference forward).
-    - ``context_length``: tokens: L, the observation window (default 128).
+    - ``context_length``: tokens: L, the observation window (default 256, or the
+      LM's positions if fewer).
     - ``max_reply_tokens``: tokens: the reply length cap (default 40).
     - ``invalid_token_penalty``: tokens: reward of a masked token (default -1).
     - ``max_reply_chars``, ``max_context_chars``: text: the longest reply (default

@@ -246,6 +246,68 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
             self._obs[i] = step.obs
         return ordered
 
+    def step_replies(
+        self, replies: Sequence[Any | None], score: Sequence[bool] | None = None
+    ) -> list[StepResult | None]:
+        """Send one whole reply to each sub-env that gets one (``None``: left as it is),
+        scoring all of them in one reward-model call and one gold call.
+
+        For multi-turn rollouts of language-model policies (:mod:`rlhf_envs.rollouts`),
+        which write whole replies. A reply is a string on the text interface and token
+        ids on the tokens interface (fed one by one, as a policy acting token by token
+        would; the turn ends at end-of-turn or the length cap, and a reply that stops
+        short of both is closed with end-of-turn). Rewards of a reply's tokens are summed
+        into its step's reward. Sub-envs with ``score[i]`` false are stepped without
+        calling the reward models (rewards 0; replaying a known reply to reach a state),
+        which changes nothing in the conversation: the user reacts to the reply, not to
+        its score. No automatic reset and no step limit: the caller ends episodes.
+
+        Returns:
+            per sub-env, ``step()``'s 5-tuple for its reply, or ``None``.
+        """
+        if len(replies) != self.num_envs:
+            raise ValueError(f"got {len(replies)} replies for {self.num_envs} sub-envs")
+        scored = [True] * self.num_envs if score is None else [bool(s) for s in score]
+        results: list[StepResult | None] = [None] * self.num_envs
+        shaping = np.zeros(self.num_envs)
+        exchanges: list[Exchange] = []
+        scoring: list[int] = []
+        for i, reply in enumerate(replies):
+            if reply is None:
+                continue
+            env = self.envs[i]
+            if isinstance(reply, str):
+                exchange = env.begin_turn(reply)
+            else:
+                tokens = [int(t) for t in reply]
+                lm = env.reference_lm
+                if lm is None:
+                    raise ValueError(
+                        f"sub-env {i} has the {env.interface.name} interface: send a str reply"
+                    )
+                exchange = None
+                for token in [*tokens, lm.eot_id]:
+                    exchange = env.begin_turn(token)
+                    if exchange is not None:
+                        break
+                    shaping[i] += env.continue_turn()[1]
+            assert exchange is not None  # (end-of-turn always ends a tokens turn)
+            if scored[i]:
+                exchanges.append(exchange)
+                scoring.append(i)
+            else:
+                results[i] = env.finish_turn(0.0, {}, 0.0)
+        if exchanges:
+            scores, parts, gold = score_turns(self.reward_model, self.gold_model, exchanges)
+            for k, i in enumerate(scoring):
+                components = {name: float(values[k]) for name, values in parts.items()}
+                results[i] = self.envs[i].finish_turn(float(scores[k]), components, float(gold[k]))
+        for i, result in enumerate(results):
+            if result is not None and shaping[i]:
+                obs, reward, terminated, truncated, info = result
+                results[i] = (obs, reward + shaping[i], terminated, truncated, info)
+        return results
+
     def step(
         self, actions: Sequence[Any] | np.ndarray
     ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:

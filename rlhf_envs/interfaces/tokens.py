@@ -26,6 +26,8 @@ from rlhf_envs.simulation.expert import expert_reply
 from rlhf_envs.simulation.state import DialogueState
 from rlhf_envs.words import stable_hash
 
+DEFAULT_CONTEXT_LENGTH = 256  # tokens a policy reads: the last several turns of the dialogue
+
 
 def resolve_lm(lm: str | ReferenceLM | None) -> ReferenceLM:
     """The reference LM named by ``lm``: ``None`` for the project's default (built on
@@ -50,7 +52,8 @@ class TokensInterface(Interface):
 
     Args:
         lm: the reference LM: ``None`` (the project's, built on first use), a folder.
-        context_length: L, the window length (at most the LM's positions).
+        context_length: L, the window length (at most the LM's positions; default
+            ``DEFAULT_CONTEXT_LENGTH`` = 256, or the LM's positions if it reads fewer).
         max_reply_tokens: tokens after which a reply ends without end-of-turn.
         kl_coef: beta of the KL shaping (0 turns it off and skips the reference forward).
         invalid_token_penalty: reward for a masked token.
@@ -61,12 +64,14 @@ class TokensInterface(Interface):
     def __init__(
         self,
         lm: str | ReferenceLM | None = None,
-        context_length: int = 128,
+        context_length: int | None = None,
         max_reply_tokens: int = 40,
         kl_coef: float = 0.0,
         invalid_token_penalty: float = -1.0,
     ):
         self.lm = resolve_lm(lm)
+        if context_length is None:
+            context_length = min(DEFAULT_CONTEXT_LENGTH, self.lm.max_positions)
         self.context_length = int(context_length)
         self.max_reply_tokens = int(max_reply_tokens)
         if not 1 <= self.max_reply_tokens < self.context_length - 8:

@@ -54,7 +54,7 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _cache_keyword(model: torch.nn.Module) -> str:
+def cache_keyword_of(model: torch.nn.Module) -> str:
     """The forward argument that takes the key/value cache: ``cache`` in recent
     transformers, ``past_key_values`` before."""
     import inspect
@@ -62,7 +62,7 @@ def _cache_keyword(model: torch.nn.Module) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def _cache_of(output: Any) -> Any:
+def cache_of(output: Any) -> Any:
     return (
         getattr(output, "cache", None)
         if getattr(output, "cache", None) is not None
@@ -118,7 +118,7 @@ class ReferenceLM:
             raise LMError(f"cannot load the language model in {folder}: {exc}") from exc
         self.model.eval()
         self.model.requires_grad_(False)
-        self.cache_keyword = _cache_keyword(self.model)
+        self.cache_keyword = cache_keyword_of(self.model)
         tok = self.tokenizer
         if tok.eos_token_id is None:
             raise LMError(
@@ -253,7 +253,7 @@ class ReferenceLM:
                 result = self.model(
                     input_ids=step_input, use_cache=True, **{self.cache_keyword: past}
                 )
-                past = _cache_of(result)
+                past = cache_of(result)
                 logits = result.logits[:, -1, :].float() / max(float(temperature), 1e-6)
                 if self.pad_id != self.eot_id:
                     logits[:, self.pad_id] = -torch.inf
@@ -394,7 +394,7 @@ def _feed_rows(lm: ReferenceLM, scorers: Sequence[IncrementalScorer]) -> None:
             use_cache=True,
             **{lm.cache_keyword: cache},
         )
-    out_layers = _cache_layers(_cache_of(result))
+    out_layers = _cache_layers(cache_of(result))
     logprobs = torch.log_softmax(result.logits[:, -1].float(), dim=-1).numpy()
     for i, s in enumerate(scorers):
         k = len(s._pending)

@@ -25,8 +25,11 @@ class SFTConfig:
 
     Attributes:
         n_layer, n_embd, n_head: the GPT-2's depth, width and attention heads.
-        n_positions: the window it reads (and is trained on).
-        steps: optimiser steps; batch_size: windows per step.
+        n_positions: the window it reads (and is trained on): 256, so a policy sees the
+            last several turns and which policy steps are done (128 showed only ~88
+            tokens of dialogue and policies repeated finished steps).
+        steps: optimiser steps; batch_size: windows per step (16 x 256 tokens: the
+            tokens per step of the earlier 32 x 128).
         lr: peak learning rate (linear warm-up, cosine decay); weight_decay: AdamW's.
         seed: initialisation and window sampling.
     """
@@ -34,9 +37,9 @@ class SFTConfig:
     n_layer: int = 4
     n_embd: int = 128
     n_head: int = 4
-    n_positions: int = 128
+    n_positions: int = 256
     steps: int = 700
-    batch_size: int = 32
+    batch_size: int = 16
     lr: float = 3e-3
     weight_decay: float = 0.01
     warmup: int = 30
