@@ -20,6 +20,7 @@ The layers, bottom up (each may import only what its row allows; see ``ALLOWED``
     interfaces, rendering         how an agent acts and observes
     feedback, domain_check        the human-feedback loop; check-domain
     env, vector, sb3, cli         the env and what wraps it
+    rollouts                      LM policies playing whole conversations (vector env)
     rlhf_agents (agents/)         never imported by rlhf_envs
 """
 
@@ -53,6 +54,7 @@ ALLOWED: dict[str, set[str]] = {
     "env": {"dialogue", "simulation", "lm", "rewards", "interfaces", "rendering"},
     "vector": {"dialogue", "simulation", "lm", "rewards", "interfaces", "env"},
     "sb3": {"vector", "env"},
+    "rollouts": {"dialogue", "lm", "rewards", "interfaces", "vector"},
     "cli": {"", "rewards"},
     "tasks": {"simulation", "domains", "domain_check"},  # the old name, kept for imports
     "": {"dialogue", "env"},  # rlhf_envs/__init__.py
