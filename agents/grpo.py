@@ -47,8 +47,7 @@ import torch
 
 from rlhf_agents.evaluation import held_out_seeds
 from rlhf_agents.run_record import RunRecord, command_line
-from rlhf_envs.lm.reference import position_ids, quiet_transformers
-from rlhf_envs.lm.sampling import token_logprobs
+from rlhf_envs.lm.reference import continuation_logprobs, position_ids, quiet_transformers
 from rlhf_envs.rollouts import EpisodeRollout, LMPolicy, play_episodes, sample_reply_groups
 from rlhf_envs.statistics import bootstrap_ci
 
@@ -171,9 +170,9 @@ class GRPORecipe:
     algo: str = "grpo"
     group_size: int = 8
     groups_per_step: int = 4
-    steps: int = 100
-    learning_rate: float = 2e-5
-    beta: float = 0.0
+    steps: int = 340
+    learning_rate: float = 5e-5
+    beta: float = 0.1
     temperature: float = 1.0
     max_reply_tokens: int = 40
     context_length: int | None = None
@@ -310,7 +309,7 @@ def kl_per_token(
     diffs = []
     for k in range(0, len(turns), 64):
         chunk = turns[k : k + 64]
-        ref = token_logprobs(
+        ref = continuation_logprobs(
             reference,
             [t.prompt_ids for t in chunk],
             [t.reply_ids for t in chunk],
@@ -396,8 +395,10 @@ def train_lm(
     eval_episodes: int = 100,
     progress: bool = True,
     command: str | None = None,
+    best_of: Sequence[int] = (4, 16),
 ) -> dict[str, Any]:
-    """Train with GRPO/RLOO, then compare with the SFT start and best-of-G on held-out
+    """Train with GRPO/RLOO, then compare with the SFT start and best-of-n (n in
+    ``best_of`` and the group size G, the same number of sampled replies) on held-out
     seeds. Writes ``out``: ``results.csv``, ``curve.png``, ``transcripts.md``,
     ``summary.json``, ``run.json`` and the trained ``policy/`` (safetensors)."""
     out = Path(out)
@@ -411,17 +412,11 @@ def train_lm(
         context_length=recipe.context_length,
         temperature=recipe.temperature,
     )
-    results = [
-        evaluate_policy("SFT (sampled)", start, recipe.env_id, seeds, env_kwargs),
-        evaluate_policy(
-            f"best-of-{recipe.group_size}",
-            start,
-            recipe.env_id,
-            seeds,
-            env_kwargs,
-            recipe.group_size,
-        ),
-    ]
+    results = [evaluate_policy("SFT (sampled)", start, recipe.env_id, seeds, env_kwargs)]
+    for n in sorted({*best_of, recipe.group_size} - {1}):
+        results.append(
+            evaluate_policy(f"best-of-{n}", start, recipe.env_id, seeds, env_kwargs, best_of=n)
+        )
     trainer = build_trainer(recipe, lm_folder, out / "trainer")
     bar = _Progress(recipe.steps, progress)
     trainer.add_callback(bar)
@@ -449,12 +444,12 @@ def train_lm(
     with quiet_transformers():
         trainer.model.save_pretrained(out / "policy", safe_serialization=True)
         start.tokenizer.save_pretrained(out / "policy")
-    sft, best, rl = (r.gold for r in results)
-    gains = {
-        "rl_minus_sft": bootstrap_ci(rl - sft),
-        "rl_minus_best_of_g": bootstrap_ci(rl - best),
-        "best_of_g_minus_sft": bootstrap_ci(best - sft),
-    }
+    sft, rl = results[0].gold, results[-1].gold
+    gains = {"rl_minus_sft": bootstrap_ci(rl - sft)}
+    for result in results[1:-1]:
+        tag = result.name.replace("-", "_")
+        gains[f"{tag}_minus_sft"] = bootstrap_ci(result.gold - sft)
+        gains[f"rl_minus_{tag}"] = bootstrap_ci(rl - result.gold)
     rows = [r.row() for r in results]
     with open(out / "results.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -515,7 +510,7 @@ def plot_training(
         range(len(rows)),
         means,
         yerr=errors,
-        color=["tab:gray", "tab:orange", "tab:blue"][: len(rows)],
+        color=["tab:gray"] + ["tab:orange"] * (len(rows) - 2) + ["tab:blue"],
     )
     axes[1].set_xticks(range(len(rows)), names, fontsize=8)
     axes[1].set_ylabel("held-out gold per episode (95% CI)")
@@ -547,6 +542,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--temperature", type=float, default=defaults.temperature)
     parser.add_argument("--max-branch-turn", type=int, default=defaults.max_branch_turn)
     parser.add_argument("--eval-episodes", type=int, default=100)
+    parser.add_argument(
+        "--best-of", default="4,16", help="best-of-n baselines besides n = G ('' for G only)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/train_lm", help="results folder")
@@ -588,6 +586,7 @@ def run(args: argparse.Namespace) -> int:
         lm,
         args.out,
         eval_episodes=args.eval_episodes,
+        best_of=[int(n) for n in args.best_of.split(",") if n.strip()],
         command=command_line(["rlhf-envs", *sys.argv[1:]]),
     )
     for row in summary["rows"]:

@@ -65,11 +65,14 @@ def test_rlhf_tokens_example_runs_with_a_tiny_budget(tmp_path, test_lm_folder):
     assert env.observation_space.contains(obs)
 
 
-def test_custom_reward_example_trains_against_its_plugin():
+def test_custom_reward_example_trains_against_its_plugin(monkeypatch):
     from rlhf_envs.dialogue import MAX_TURNS
-    from rlhf_envs.rewards import Exchange
+    from rlhf_envs.rewards import Exchange, registry
     from rlhf_envs.rewards.registry import make_reward_model
 
+    # The example registers its plugin for the whole process: taken back afterwards, so
+    # later tests in this worker see the registry they expect.
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     module = runpy.run_path(str(ROOT / "examples" / "custom_reward.py"))
     result = module["main"](module["Args"](steps=512, episodes=3, weight=0.5))
     # The return is the rubric (the gold reward) plus 0.5 x brevity, which is between 0

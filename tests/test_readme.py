@@ -28,7 +28,10 @@ pytestmark = pytest.mark.integration
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # What the README's blocks train with -> what they train with here.
-SUBSTITUTIONS = {"model.learn(50_000)": "model.learn(256)"}
+SUBSTITUTIONS = {
+    "model.learn(50_000)": "model.learn(256)",
+    "steps=340)": "steps=2, group_size=2, groups_per_step=2, max_branch_turn=2)",
+}
 NOT_RUN_MARK = re.compile(r"<!-- readme-test: not run \((?P<why>.+)\) -->")
 NOT_RUN: tuple[str, ...] = ()  # the reasons of the blocks marked not run, in README order
 LM_IDS = {i for i, kw in rlhf_envs.ENV_PRESETS.items() if kw["interface"] in ("tokens", "text")}

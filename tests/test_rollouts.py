@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlhf_envs.lm.sampling import token_logprobs
+from rlhf_envs.lm.reference import continuation_logprobs
 from rlhf_envs.rollouts import LMPolicy, play_episodes, sample_reply_groups
 
 pytestmark = pytest.mark.lm
@@ -71,7 +71,7 @@ def test_the_mask_covers_exactly_the_agents_tokens(episodes, env_id):
 @pytest.mark.parametrize("env_id", IDS)
 def test_sampling_logprobs_equal_a_fresh_forward(policy, episodes, env_id):
     turns = [t for e in episodes[env_id] for t in e.turns]
-    fresh = token_logprobs(
+    fresh = continuation_logprobs(
         policy.model, [t.prompt_ids for t in turns], [t.reply_ids for t in turns], policy.pad_id
     )
     worst = max(

@@ -75,6 +75,41 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+@torch.no_grad()
+def continuation_logprobs(
+    model: torch.nn.Module,
+    contexts: Sequence[Sequence[int]],
+    continuations: Sequence[Sequence[int]],
+    pad_id: int,
+    temperature: float = 1.0,
+) -> list[np.ndarray]:
+    """Log-probability of each continuation token after its context under ``model`` (at
+    ``temperature``), in one forward pass over the left-padded batch; each row gets the
+    numbers it would get alone. Rows must fit the model's positions."""
+    rows = [list(c) + list(k) for c, k in zip(contexts, continuations, strict=True)]
+    if not rows:
+        return []
+    width = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), width), int(pad_id), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row) :] = 1
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
+    logp = torch.log_softmax(logits.float() / float(temperature), dim=-1)
+    out = []
+    for i, continuation in enumerate(continuations):
+        n = len(continuation)
+        if n == 0:
+            out.append(np.zeros(0))
+            continue
+        targets = ids[i, width - n :]
+        predicted = logp[i, width - n - 1 : width - 1]
+        out.append(predicted.gather(-1, targets[:, None])[:, 0].numpy().astype(np.float64))
+    return out
+
+
 def _is_text_turn(turn: Sequence[int] | tuple[str, str]) -> TypeIs[tuple[str, str]]:
     """Whether a prompt turn is a ``(role, text)`` pair rather than token ids."""
     return isinstance(turn[0], str)
@@ -195,35 +230,13 @@ class ReferenceLM:
         Each (context, continuation) is left-truncated to ``max_positions`` tokens, keeping
         the whole continuation.
         """
-        rows, spans = [], []
+        contexts_kept, kept = [], []
         for ctx, cont in zip(contexts, continuations, strict=False):
             cont = list(cont)[: self.max_positions - 1]
-            keep = self.max_positions - len(cont)
-            seq = list(ctx)[-keep:] + cont
-            rows.append(seq)
-            spans.append(len(cont))
-        if not rows:
-            return []
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
-            mask[i, width - len(r) :] = 1
+            contexts_kept.append(list(ctx)[-(self.max_positions - len(cont)) :])
+            kept.append(cont)
         with self.lock:
-            logits = self.model(
-                input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)
-            ).logits
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        out = []
-        for i, n in enumerate(spans):
-            if n == 0:
-                out.append(np.zeros(0))
-                continue
-            targets = ids[i, width - n :]
-            predicted = logp[i, width - n - 1 : width - 1]
-            out.append(predicted.gather(-1, targets[:, None])[:, 0].numpy().astype(np.float64))
-        return out
+            return continuation_logprobs(self.model, contexts_kept, kept, self.pad_id)
 
     def start(self, context: Sequence[int]) -> IncrementalScorer:
         """An incremental scorer positioned after ``context`` (see :class:`IncrementalScorer`)."""

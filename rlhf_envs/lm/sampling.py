@@ -5,8 +5,9 @@ different lengths are continued at once: prompts are left-padded, position ids c
 real tokens only and the key/value cache grows one token per step, so each row gets the
 numbers it would get alone. The log-probabilities are those of the distribution the
 tokens were drawn from (``softmax(logits / temperature)``), which is also what TRL's
-GRPO computes again in its loss; a fresh forward pass over prompt + reply gives them
-back (tests/lm/test_sampling.py checks to 1e-4).
+GRPO computes again in its loss; a fresh forward pass over prompt + reply
+(:func:`rlhf_envs.lm.reference.continuation_logprobs`) gives them back (tests check to
+1e-4).
 """
 
 from __future__ import annotations
@@ -93,38 +94,4 @@ def sample_replies(
         step_ids = token[:, None]
         step_positions = step_positions[:, -1:] + 1
         mask = torch.cat((mask, torch.ones((n, 1), dtype=torch.long)), dim=1)
-    return out
-
-
-@torch.no_grad()
-def token_logprobs(
-    model: torch.nn.Module,
-    prompts: Sequence[Sequence[int]],
-    completions: Sequence[Sequence[int]],
-    pad_id: int,
-    temperature: float = 1.0,
-) -> list[list[float]]:
-    """Log-probability of each completion token after its prompt under ``model`` (a
-    fresh forward pass, batched and left-padded): the check of sampled log-probabilities,
-    and the reference model's side of a KL estimate."""
-    rows = [list(p) + list(c) for p, c in zip(prompts, completions, strict=True)]
-    if not rows:
-        return []
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), int(pad_id), dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row) :] = torch.as_tensor(row, dtype=torch.long)
-        mask[i, width - len(row) :] = 1
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
-    logp = torch.log_softmax(logits.float() / float(temperature), dim=-1)
-    out: list[list[float]] = []
-    for i, completion in enumerate(completions):
-        k = len(completion)
-        if k == 0:
-            out.append([])
-            continue
-        targets = ids[i, width - k :]
-        predicted = logp[i, width - k - 1 : width - 1]
-        out.append(predicted.gather(-1, targets[:, None])[:, 0].tolist())
     return out

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlhf_envs.lm.reference import load_reference_lm
-from rlhf_envs.lm.sampling import sample_replies, token_logprobs
+from rlhf_envs.lm.reference import continuation_logprobs, load_reference_lm
+from rlhf_envs.lm.sampling import sample_replies
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +32,12 @@ def test_logprobs_of_a_left_padded_batch_equal_a_fresh_forward(lm, temperature):
     out = sample_replies(
         lm.model, prompts, 30, {lm.eot_id}, lm.pad_id, temperature, torch.Generator().manual_seed(0)
     )
-    fresh = token_logprobs(lm.model, prompts, [o.ids for o in out], lm.pad_id, temperature)
+    fresh = continuation_logprobs(lm.model, prompts, [o.ids for o in out], lm.pad_id, temperature)
     for o, f in zip(out, fresh, strict=True):
         assert len(o.ids) == len(o.logprobs) >= 1
         assert np.abs(np.array(o.logprobs) - np.array(f)).max() < 1e-4
         # each row alone gives the same numbers as in the batch
-    alone = token_logprobs(lm.model, prompts[1:2], [out[1].ids], lm.pad_id, temperature)[0]
+    alone = continuation_logprobs(lm.model, prompts[1:2], [out[1].ids], lm.pad_id, temperature)[0]
     assert np.allclose(alone, out[1].logprobs, atol=1e-4)
 
 
