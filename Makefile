@@ -14,7 +14,7 @@ RLLIB_STAMP := $(RLLIB_VENV)/.installed
 # its own browser here); installed when missing, as root or through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-lm check lint typecheck browser rllib-venv test-slow bench compare cross-domain proxy-vs-gold build-lm lm-rlhf clean
+.PHONY: demo test test-lm check lint typecheck browser rllib-venv test-slow bench compare cross-domain proxy-vs-gold build-lm lm-rlhf train-lm overoptimisation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,15 @@ build-lm: $(STAMP)
 
 lm-rlhf: $(STAMP)
 	$(BIN)/python benchmarks/lm_rlhf.py
+
+# GRPO with TRL on the text ids (README "What GRPO reaches"; one core each, side by side).
+train-lm: $(STAMP)
+	$(BIN)/rlhf-envs train-lm --env RLHF-ChatText-v0 --threads 1 --out docs/train_lm/chat & \
+	$(BIN)/rlhf-envs train-lm --env RLHF-FinanceText-v0 --threads 1 --out docs/train_lm/finance & \
+	wait
+
+overoptimisation: $(STAMP)
+	$(BIN)/python benchmarks/overoptimisation.py --states 80 --rl-steps 60 --rl-every 20 --rl-states 24 --threads 1
 
 clean:
 	rm -rf $(VENV) $(RLLIB_VENV)

@@ -48,7 +48,13 @@ import torch
 from rlhf_agents.evaluation import held_out_seeds
 from rlhf_agents.run_record import RunRecord, command_line
 from rlhf_envs.lm.reference import continuation_logprobs, position_ids, quiet_transformers
-from rlhf_envs.rollouts import EpisodeRollout, LMPolicy, play_episodes, sample_reply_groups
+from rlhf_envs.rollouts import (
+    EpisodeRollout,
+    LMPolicy,
+    play_episodes,
+    rollout_env_kwargs,
+    sample_reply_groups,
+)
 from rlhf_envs.statistics import bootstrap_ci
 
 ALGOS = ("grpo", "rloo")
@@ -192,6 +198,7 @@ class GRPORecipe:
         for name in ("groups_per_step", "steps", "max_branch_turn"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        rollout_env_kwargs(self.env_id, None)  # a registered text or tokens id
 
     def all_env_kwargs(self) -> dict[str, Any]:
         return {**self.env_kwargs, **({"reward": self.reward} if self.reward else {})}

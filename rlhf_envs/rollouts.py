@@ -235,8 +235,19 @@ class ReplyGroup:
     trunk: EpisodeRollout
 
 
-def _env_kwargs(env_id: str, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
-    spec = gym.spec(env_id)
+def rollout_env_kwargs(env_id: str, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """The env's ``make`` arguments, checked: a registered text or tokens id.
+
+    Raises:
+        ValueError: the id is not registered or has another interface.
+    """
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error as exc:
+        raise ValueError(
+            f"{env_id!r} is not a registered env id ({exc}); LM rollouts need a text or "
+            "tokens id such as RLHF-ChatText-v0 or RLHF-FinanceTokens-v0"
+        ) from None
     kwargs = {**spec.kwargs, **(env_kwargs or {})}
     if kwargs.get("interface") not in ROLLOUT_INTERFACES:
         raise ValueError(
@@ -256,7 +267,7 @@ class _Conversations:
         seeds: Sequence[int],
         env_kwargs: dict[str, Any] | None,
     ):
-        kwargs = _env_kwargs(env_id, env_kwargs)
+        kwargs = rollout_env_kwargs(env_id, env_kwargs)
         self.policy = policy
         self.venv = DialogueVectorEnv(num_envs=len(seeds), max_episode_steps=None, **kwargs)
         self.interface = kwargs["interface"]

@@ -116,6 +116,10 @@ def test_a_recipe_refuses_what_cannot_train():
         GRPORecipe(algo="ppo")
     with pytest.raises(ValueError, match="group_size"):
         GRPORecipe(group_size=1)
+    with pytest.raises(ValueError, match="text or tokens id"):
+        GRPORecipe(env_id="RLHF-Chat-v0")
+    with pytest.raises(ValueError, match="not a registered env id"):
+        GRPORecipe(env_id="RLHF-Nope-v0")
 
 
 @pytest.mark.integration
