@@ -156,7 +156,8 @@ class AgentTurn:
         reply_ids: the ids it produced (``token_ids[reply_start : reply_start +
             len(reply_ids)]``), the stop token included when one was drawn.
         logprobs: the sampling log-probability of each reply id.
-        reply: the text the env received.
+        reply: the text the env received: the decoded ids (tokens ids: exactly; text ids:
+            characters outside the text interface's charset shown as ``?``).
         reward: the env's reward for the reply (the training reward).
         gold: the gold reward; components: the reward model's parts.
     """

