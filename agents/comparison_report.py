@@ -1,15 +1,6 @@
-"""Reporting a comparison: what its results folder shows a reader.
-
-From the finished runs' results it writes::
-
-    leaderboard.md, leaderboard.csv   per agent, env and reward spec: mean return, gold
-                                      reward, success and satisfaction with 95% bootstrap
-                                      intervals; IQM of gold (rliable); P(improvement)
-                                      over a reference agent; pass^1..pass^k
-    improvement.csv                   P(row agent > column agent), every pair
-    curves.png                        held-out gold reward and success vs training steps
-    transcripts/                      sample dialogues per agent, the same scenarios
-    run.json                          command, seeds, versions, git revision, timings
+"""Reporting a comparison: what its results folder shows a reader (the files are listed in
+:mod:`rlhf_agents.compare`): the leaderboard, the improvement matrix, the curves, the
+transcripts and the run record, all from the finished runs' results.
 """
 
 from __future__ import annotations

@@ -75,6 +75,18 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+def left_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id rows as one left-padded batch (newest token last) and its attention mask."""
+    width = max(1, max((len(r) for r in rows), default=0))
+    ids = torch.full((len(rows), width), int(pad_id), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if len(row):
+            ids[i, width - len(row) :] = torch.as_tensor(list(row), dtype=torch.long)
+            mask[i, width - len(row) :] = 1
+    return ids, mask
+
+
 @torch.no_grad()
 def continuation_logprobs(
     model: torch.nn.Module,
@@ -89,13 +101,8 @@ def continuation_logprobs(
     rows = [list(c) + list(k) for c, k in zip(contexts, continuations, strict=True)]
     if not rows:
         return []
-    width = max(1, max(len(r) for r in rows))
-    ids = torch.full((len(rows), width), int(pad_id), dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-            mask[i, width - len(row) :] = 1
+    ids, mask = left_padded(rows, pad_id)
+    width = ids.shape[1]
     logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
     logp = torch.log_softmax(logits.float() / float(temperature), dim=-1)
     out = []

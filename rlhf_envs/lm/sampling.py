@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rlhf_envs.lm.reference import cache_keyword_of, cache_of, position_ids
+from rlhf_envs.lm.reference import cache_keyword_of, cache_of, left_padded, position_ids
 
 
 @dataclass
@@ -58,12 +58,8 @@ def sample_replies(
         return []
     if any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
-    n, width = len(prompts), max(len(p) for p in prompts)
-    ids = torch.full((n, width), int(pad_id), dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.long)
-    for i, prompt in enumerate(prompts):
-        ids[i, width - len(prompt) :] = torch.as_tensor(list(prompt), dtype=torch.long)
-        mask[i, width - len(prompt) :] = 1
+    n = len(prompts)
+    ids, mask = left_padded(prompts, pad_id)
     stops = torch.as_tensor(sorted(int(s) for s in stop_ids), dtype=torch.long)
     keyword = cache_keyword_of(model)
     out: list[SampledReply] = [SampledReply([], [], False) for _ in range(n)]
