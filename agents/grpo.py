@@ -98,6 +98,7 @@ def make_rollout_func(
     context_length: int | None = None,
     max_branch_turn: int = 10,
     seed: int = 0,
+    horizon: int = 0,
 ) -> Any:
     """TRL's ``rollout_func``: runs of G equal seed prompts -> G scored replies each."""
     calls = [0]
@@ -131,15 +132,16 @@ def make_rollout_func(
             env_kwargs,
             seed=seed * 7919 + calls[0],
             max_turns=max_branch_turn,
+            horizon=horizon,
         )
-        replies = [(g, r) for g in groups for r in g.replies]
+        replies = [r for g in groups for r in g.replies]
         return {
-            "prompt_ids": [list(r.prompt_ids) for _, r in replies],
-            "completion_ids": [list(r.reply_ids) for _, r in replies],
-            "logprobs": [list(r.logprobs) for _, r in replies],
-            "env_reward": [r.reward for _, r in replies],
-            "gold_reward": [r.gold for _, r in replies],
-            "turn": [g.turn for g, _ in replies],
+            "prompt_ids": [list(r.prompt_ids) for r in replies],
+            "completion_ids": [list(r.reply_ids) for r in replies],
+            "logprobs": [list(r.logprobs) for r in replies],
+            "env_reward": [x for g in groups for x in g.returns],
+            "gold_reward": [x for g in groups for x in g.gold_returns],
+            "turn": [g.turn for g in groups for _ in g.replies],
         }
 
     return rollout_func
@@ -168,6 +170,9 @@ class GRPORecipe:
         temperature: sampling temperature; max_reply_tokens; context_length.
         max_branch_turn: groups branch at an agent turn drawn from 0 to this - 1.
         loss_type: TRL's loss aggregation; epsilon: its clipping.
+        num_iterations: TRL's updates per batch of rollouts (mu).
+        horizon: agent turns played after each reply whose rewards its return adds
+            (0: the reply's own reward; see ``sample_reply_groups``).
         seed: training seed (scenario seeds are drawn from it).
     """
 
@@ -185,6 +190,8 @@ class GRPORecipe:
     max_branch_turn: int = 10
     loss_type: str = "dapo"
     epsilon: float = 0.2
+    num_iterations: int = 1
+    horizon: int = 0
     seed: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -195,7 +202,9 @@ class GRPORecipe:
             raise ValueError(
                 f"group_size must be at least 2 (a group baseline), got {self.group_size}"
             )
-        for name in ("groups_per_step", "steps", "max_branch_turn"):
+        if self.horizon < 0:
+            raise ValueError(f"horizon must be at least 0, got {self.horizon}")
+        for name in ("groups_per_step", "steps", "max_branch_turn", "num_iterations"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         rollout_env_kwargs(self.env_id, None)  # a registered text or tokens id
@@ -239,6 +248,9 @@ def build_trainer(recipe: GRPORecipe, lm_folder: str | Path, out: str | Path) ->
         scale_rewards="none" if recipe.algo == "rloo" else "group",
         loss_type=recipe.loss_type,
         epsilon=recipe.epsilon,
+        num_iterations=recipe.num_iterations,
+        # A small model on a CPU: recomputing activations only costs time.
+        gradient_checkpointing=False,
         reward_weights=[1.0, 0.0],
         logging_steps=1,
         save_strategy="no",
@@ -261,6 +273,7 @@ def build_trainer(recipe: GRPORecipe, lm_folder: str | Path, out: str | Path) ->
             recipe.context_length,
             recipe.max_branch_turn,
             recipe.seed,
+            recipe.horizon,
         ),
     )
     if getattr(trainer, "ref_model", None) is not None:
@@ -505,7 +518,8 @@ def plot_training(
             smooth = np.convolve(values, np.ones(window) / window, mode="valid")
             axes[0].plot(steps[window - 1 :], smooth, label=label)
     axes[0].set_xlabel("optimiser step")
-    axes[0].set_ylabel("reward per sampled reply (smoothed)")
+    per = f"reply + {recipe.horizon} turns after it" if recipe.horizon else "sampled reply"
+    axes[0].set_ylabel(f"reward per {per} (smoothed)")
     axes[0].legend()
     axes[0].set_title(f"{recipe.env_id}: {recipe.algo.upper()} training replies")
     names = [r["method"] for r in rows]
@@ -548,6 +562,15 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--beta", type=float, default=defaults.beta, help="TRL's KL coefficient")
     parser.add_argument("--temperature", type=float, default=defaults.temperature)
     parser.add_argument("--max-branch-turn", type=int, default=defaults.max_branch_turn)
+    parser.add_argument(
+        "--horizon",
+        type=int,
+        default=defaults.horizon,
+        help="agent turns played after each reply whose rewards its return adds",
+    )
+    parser.add_argument(
+        "--num-iterations", type=int, default=defaults.num_iterations, help="TRL's mu"
+    )
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument(
         "--best-of", default="4,16", help="best-of-n baselines besides n = G ('' for G only)"
@@ -582,6 +605,8 @@ def run(args: argparse.Namespace) -> int:
             beta=args.beta,
             temperature=args.temperature,
             max_branch_turn=args.max_branch_turn,
+            horizon=args.horizon,
+            num_iterations=args.num_iterations,
             seed=args.seed,
         )
     except ValueError as exc:

@@ -227,6 +227,9 @@ class ReplyGroup:
         prompt_ids: the window every reply was sampled after.
         replies: one :class:`AgentTurn` per reply, scored.
         trunk: the leader's episode: the policy's trunk replies, then reply 0.
+        returns, gold_returns: per reply, its env (gold) reward plus those of the next
+            ``horizon`` agent turns the policy played after it in that copy of the
+            conversation (:func:`sample_reply_groups`); with horizon 0, its own rewards.
     """
 
     seed: int
@@ -234,6 +237,12 @@ class ReplyGroup:
     prompt_ids: list[int]
     replies: list[AgentTurn]
     trunk: EpisodeRollout
+    returns: list[float] = field(default_factory=list)
+    gold_returns: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.returns = self.returns or [r.reward for r in self.replies]
+        self.gold_returns = self.gold_returns or [r.gold for r in self.replies]
 
 
 def rollout_env_kwargs(env_id: str, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
@@ -433,6 +442,7 @@ def sample_reply_groups(
     env_kwargs: dict[str, Any] | None = None,
     seed: int = 0,
     max_turns: int = MAX_TURNS,
+    horizon: int = 0,
 ) -> list[ReplyGroup]:
     """For each seed, ``group_size`` scored replies of the policy to one dialogue state.
 
@@ -441,13 +451,18 @@ def sample_reply_groups(
     earlier. Copies of the conversation replay the trunk's replies (unscored) to reach
     the same state, and ``group_size`` replies sampled after that state's window (the
     trunk's own reply among them when it ended early) are scored by the env's reward
-    model in one batch.
+    model in one batch. With ``horizon`` h > 0 each copy goes on for h more agent turns
+    written by the policy, and a reply's return adds their rewards: a reply that moves
+    the task on is credited with what it makes possible, one that stalls it with what
+    it costs (the reply-level reward alone cannot see progress).
 
     Returns:
         one :class:`ReplyGroup` per seed, in order.
     """
     if group_size < 1:
         raise ValueError(f"group_size must be at least 1, got {group_size}")
+    if horizon < 0:
+        raise ValueError(f"horizon must be at least 0, got {horizon}")
     seeds = [int(s) for s in seeds]
     n, size = len(seeds), int(group_size)
     generator = _generator(seed * 1_000_003 + (seeds[0] if seeds else 0))
@@ -467,6 +482,18 @@ def sample_reply_groups(
             # A trunk that ended answers at its last turn: its reply and size - 1 more.
             plan += [(g, size - 1) for g in trunk if talks.episodes[g * size].terminated]
         groups.update(_branch(talks, plan, turn, size, generator))
+    for _ in range(horizon):
+        going = [
+            i for i, e in enumerate(talks.episodes) if not e.terminated and len(e.turns) < MAX_TURNS
+        ]
+        if not going:
+            break
+        samples = policy.sample([talks.prompt(i) for i in going], generator)
+        turns = talks.send({i: (s.ids, s.logprobs) for i, s in zip(going, samples, strict=True)})
+        for i, later in turns.items():
+            group = groups[i // size]
+            group.returns[i % size] += later.reward
+            group.gold_returns[i % size] += later.gold
     return [groups[g] for g in range(n)]
 
 

@@ -123,6 +123,26 @@ def test_a_reply_group_answers_one_state_g_times(policy):
     assert len({tuple(r.reply_ids) for g in groups for r in g.replies}) > 3
 
 
+def test_a_horizon_adds_the_rewards_of_the_turns_that_follow_each_reply(policy):
+    args = (policy, "RLHF-ChatText-v0", [41, 42, 43], 4)
+    now = sample_reply_groups(*args, seed=2, max_turns=3)
+    later = sample_reply_groups(*args, seed=2, max_turns=3, horizon=2)
+    for a, b in zip(now, later, strict=True):
+        # the same states and replies: the continuation is drawn after every group
+        assert [r.reply_ids for r in a.replies] == [r.reply_ids for r in b.replies]
+        assert a.returns == [r.reward for r in a.replies]
+        assert a.gold_returns == [r.gold for r in a.replies]
+        # the leader's copy is the trunk: its return is its reward and the next two
+        following = b.trunk.turns[b.turn : b.turn + 3]
+        assert b.returns[0] == pytest.approx(sum(t.reward for t in following))
+        assert b.gold_returns[0] == pytest.approx(sum(t.gold for t in following))
+    assert any(len(b.trunk.turns) > b.turn + 1 for b in later)
+    changed = [a.returns != b.returns for a, b in zip(now, later, strict=True)]
+    assert any(changed)
+    with pytest.raises(ValueError, match="horizon"):
+        sample_reply_groups(*args, horizon=-1)
+
+
 def test_tokens_ids_need_the_envs_vocabulary(test_lm_folder, policy):
     from transformers import AutoTokenizer
 
