@@ -181,7 +181,7 @@ class GRPORecipe:
     algo: str = "grpo"
     group_size: int = 8
     groups_per_step: int = 4
-    steps: int = 340
+    steps: int = 200
     learning_rate: float = 5e-5
     beta: float = 0.1
     temperature: float = 1.0
@@ -191,7 +191,7 @@ class GRPORecipe:
     loss_type: str = "dapo"
     epsilon: float = 0.2
     num_iterations: int = 1
-    horizon: int = 0
+    horizon: int = 4
     seed: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -353,13 +353,20 @@ def evaluate_policy(
     best_of: int = 1,
     reference: torch.nn.Module | None = None,
     batch: int = 25,
+    progress: bool = False,
 ) -> PolicyEvaluation:
     """Play the held-out ``seeds`` (in batches) and measure gold, success and KL."""
+    from tqdm.auto import tqdm
+
     episodes: list[EpisodeRollout] = []
-    for k in range(0, len(seeds), batch):
-        episodes += play_episodes(
-            policy, env_id, list(seeds[k : k + batch]), env_kwargs, best_of=best_of, seed=k
-        )
+    with tqdm(
+        total=len(seeds), desc=name, unit="episode", file=sys.stderr, disable=not progress
+    ) as bar:
+        for k in range(0, len(seeds), batch):
+            episodes += play_episodes(
+                policy, env_id, list(seeds[k : k + batch]), env_kwargs, best_of=best_of, seed=k
+            )
+            bar.update(len(seeds[k : k + batch]))
     kl = kl_per_token(policy, reference, episodes) if reference is not None else None
     return PolicyEvaluation(name, episodes, kl)
 
@@ -432,10 +439,20 @@ def train_lm(
         context_length=recipe.context_length,
         temperature=recipe.temperature,
     )
-    results = [evaluate_policy("SFT (sampled)", start, recipe.env_id, seeds, env_kwargs)]
+    results = [
+        evaluate_policy("SFT (sampled)", start, recipe.env_id, seeds, env_kwargs, progress=progress)
+    ]
     for n in sorted({*best_of, recipe.group_size} - {1}):
         results.append(
-            evaluate_policy(f"best-of-{n}", start, recipe.env_id, seeds, env_kwargs, best_of=n)
+            evaluate_policy(
+                f"best-of-{n}",
+                start,
+                recipe.env_id,
+                seeds,
+                env_kwargs,
+                best_of=n,
+                progress=progress,
+            )
         )
     trainer = build_trainer(recipe, lm_folder, out / "trainer")
     bar = _Progress(recipe.steps, progress)
@@ -459,6 +476,7 @@ def train_lm(
             seeds,
             env_kwargs,
             reference=start.model,
+            progress=progress,
         )
     )
     with quiet_transformers():

@@ -30,7 +30,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # What the README's blocks train with -> what they train with here.
 SUBSTITUTIONS = {
     "model.learn(50_000)": "model.learn(256)",
-    "steps=340)": "steps=2, group_size=2, groups_per_step=2, max_branch_turn=2)",
+    "steps=200, horizon=4)": (
+        "steps=2, horizon=1, group_size=2, groups_per_step=2, max_branch_turn=2)"
+    ),
 }
 NOT_RUN_MARK = re.compile(r"<!-- readme-test: not run \((?P<why>.+)\) -->")
 NOT_RUN: tuple[str, ...] = ()  # the reasons of the blocks marked not run, in README order
