@@ -440,20 +440,17 @@ def train_lm(
         temperature=recipe.temperature,
     )
     results = [
-        evaluate_policy("SFT (sampled)", start, recipe.env_id, seeds, env_kwargs, progress=progress)
-    ]
-    for n in sorted({*best_of, recipe.group_size} - {1}):
-        results.append(
-            evaluate_policy(
-                f"best-of-{n}",
-                start,
-                recipe.env_id,
-                seeds,
-                env_kwargs,
-                best_of=n,
-                progress=progress,
-            )
+        evaluate_policy(
+            f"best-of-{n}" if n > 1 else "SFT (sampled)",
+            start,
+            recipe.env_id,
+            seeds,
+            env_kwargs,
+            best_of=n,
+            progress=progress,
         )
+        for n in [1, *sorted({*best_of, recipe.group_size} - {1})]
+    ]
     trainer = build_trainer(recipe, lm_folder, out / "trainer")
     bar = _Progress(recipe.steps, progress)
     trainer.add_callback(bar)

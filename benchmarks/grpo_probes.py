@@ -71,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
     from rlhf_envs.lm.build import default_lm_path
 
-    recipe = GRPORecipe(env_id=args.env, steps=args.steps, **recipe_overrides(args.set))
+    try:
+        recipe = GRPORecipe(env_id=args.env, steps=args.steps, **recipe_overrides(args.set))
+    except ValueError as exc:
+        raise SystemExit(f"grpo_probes: {exc}") from None
     lm = Path(args.lm) if args.lm else default_lm_path()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "kl_per_token": round(float(result.kl_per_token or 0.0), 3),
         "return_first": mean_of(logs[:quarter], "rewards/env_reward/mean"),
         "return_last": mean_of(logs[-quarter:], "rewards/env_reward/mean"),
-        "command": command_line(["python", "benchmarks/grpo_probes.py", *sys.argv[1:]]),
+        "command": command_line(["python", "benchmarks/grpo_probes.py", *(argv or sys.argv[1:])]),
     }
     print(json.dumps(row), flush=True)
     with open(out / "probes.jsonl", "a") as handle:
