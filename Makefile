@@ -14,7 +14,7 @@ RLLIB_STAMP := $(RLLIB_VENV)/.installed
 # its own browser here); installed when missing, as root or through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-lm check lint typecheck browser rllib-venv test-slow bench compare cross-domain proxy-vs-gold build-lm lm-rlhf train-lm overoptimisation clean
+.PHONY: demo test test-lm check lint typecheck browser rllib-venv test-slow test-properties label-soak bench compare cross-domain proxy-vs-gold build-lm lm-rlhf train-lm overoptimisation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,14 @@ rllib-venv: $(RLLIB_STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -s
+
+# The property tests with 10,000 examples each (make test runs a few dozen each).
+test-properties: $(STAMP)
+	HYPOTHESIS_PROFILE=slow $(BIN)/python -m pytest tests/test_properties.py
+
+# The label server under 8 annotators, expiring leases and a SIGKILL (README "Leases").
+label-soak: $(STAMP)
+	$(BIN)/python benchmarks/label_soak.py
 
 # The benchmark suite (tables + results/bench/benchmarks.csv), then the LM policy's PPO speed.
 bench: $(STAMP)

@@ -120,7 +120,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from rlhf_envs.env_ids import check_env_id
     from rlhf_envs.feedback.store import FeedbackStore, StoreError
+    from rlhf_envs.rewards.learned.transformer import resolve_base_model
 
     torch.set_num_threads(max(1, args.threads))
     if (
@@ -138,6 +140,17 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"rlhf-envs retrain: no database at {args.db}; label some pairs first (rlhf-envs label)"
         )
+    # Everything that can be checked is checked now, not after a reward model is trained
+    # and promoted.
+    try:
+        if args.simulate:
+            check_env_id(args.env, ("select",))
+        if args.model != "linear":
+            resolve_base_model(args.model)
+        if args.policy is not None and not args.simulate:
+            fine_tunable(args.policy)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"rlhf-envs retrain: {err}") from None
     try:
         with FeedbackStore(args.db) as store:
             if args.simulate:
@@ -187,11 +200,14 @@ def retrain_once(store: Any, args: argparse.Namespace) -> None:
     )
 
 
-def fine_tune(policy: Path, out: Path, reward: str, steps: int, seed: int) -> None:
-    """Load the agent in ``policy``, train it ``steps`` more PPO steps with ``reward``, save
-    to ``out``."""
-    from rlhf_agents.checkpoint import load_agent, read_meta, save_agent
-    from rlhf_agents.training import make_training_env
+def fine_tunable(policy: Path) -> dict[str, Any]:
+    """The metadata of the agent checkpoint ``policy`` if it can be fine-tuned.
+
+    Raises:
+        FileNotFoundError: no agent checkpoint there.
+        ValueError: an off-policy agent, or metadata of another format.
+    """
+    from rlhf_agents.checkpoint import read_meta
 
     meta = read_meta(policy)
     if meta["algo"] not in ("ppo", "a2c", "maskable-ppo"):
@@ -199,6 +215,16 @@ def fine_tune(policy: Path, out: Path, reward: str, steps: int, seed: int) -> No
             f"{policy} holds a {meta['algo']} agent; fine-tuning supports on-policy ppo, a2c, "
             "maskable-ppo"
         )
+    return meta
+
+
+def fine_tune(policy: Path, out: Path, reward: str, steps: int, seed: int) -> None:
+    """Load the agent in ``policy``, train it ``steps`` more PPO steps with ``reward``, save
+    to ``out``."""
+    from rlhf_agents.checkpoint import load_agent, save_agent
+    from rlhf_agents.training import make_training_env
+
+    meta = fine_tunable(policy)
     env_kwargs = {**meta["env_kwargs"], "reward": reward}
     # Built on the training env itself: SB3's set_env cannot change the number of envs.
     model = load_agent(policy, env=make_training_env(meta["env_id"], 4, seed, env_kwargs)).model

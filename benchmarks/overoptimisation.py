@@ -95,7 +95,9 @@ def train_proxy(n_pairs: int, out: Path, seed: int) -> str:
 
     pairs = FeedbackCollector(PAIRS_ENV, seed=seed).preferences(n_pairs, progress=False)
     result = train_reward_model(pairs, model="linear", seed=seed, progress=False)
-    folder = result.model.save(out / f"proxy-{n_pairs}")
+    folder = result.model.save(
+        out / f"proxy-{n_pairs}", overwrite=True
+    )  # (this benchmark's own earlier output)
     return f"learned:{folder}"
 
 

@@ -168,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             progress=False,
             data_info={"path": str(args.out / "pairs.jsonl"), "records_used": n},
         )
-        folder = result.model.save(args.out / f"rm-{n}")
+        folder = result.model.save(
+            args.out / f"rm-{n}", overwrite=True
+        )  # (this benchmark's own earlier output)
         report = pairwise_accuracy(result.model, test)
         print(f"  linear RM on {n:>5} pairs: {report.summary()}")
         runs.append((f"RM on {n} pairs", f"learned:{folder}", report.accuracy))

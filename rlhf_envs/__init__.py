@@ -15,6 +15,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 from rlhf_envs.dialogue import MAX_TURNS
+from rlhf_envs.env_ids import check_env_id
 
 __version__ = "0.1.0"
 
@@ -61,10 +62,12 @@ def _register_envs() -> None:
 
 _register_envs()
 
+
 from rlhf_envs.env import DialogueEnv  # noqa: E402  (after registration: cheap imports first)
 
 __all__ = [
     "DOMAIN_IDS",
+    "check_env_id",
     "DialogueEnv",
     "ENV_PRESETS",
     "MAX_REPLY_TOKENS",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.registration import EnvSpec
 
-from rlhf_envs.dialogue import ROLES, format_transcript
+from rlhf_envs.dialogue import format_transcript
 from rlhf_envs.interfaces import make_interface
 from rlhf_envs.rendering import render_transcript_image
 from rlhf_envs.rewards.protocol import Exchange
@@ -87,6 +87,28 @@ class CanonicalRewardSpecs:
     def _set_spec(self, value: EnvSpec | None) -> None:
         self._spec = with_canonical_rewards(
             value, getattr(self, "reward_model", None), getattr(self, "gold_model", None)
+        )
+
+
+RESET_OPTIONS = ("scenario_seed",)
+"""The keys ``reset(options=...)`` accepts."""
+
+
+def _check_reset_options(options: Any) -> None:
+    # An unknown key is refused, not ignored: a misspelt "scenario_seed" would silently
+    # draw a different scenario than the caller meant.
+    if options is None:
+        return
+    if not isinstance(options, Mapping):
+        raise TypeError(
+            f"reset(options=...) takes a dict or None, got {type(options).__name__}; "
+            f"accepted keys: {', '.join(RESET_OPTIONS)}"
+        )
+    unknown = sorted(map(repr, set(options) - set(RESET_OPTIONS)))
+    if unknown:
+        raise ValueError(
+            f"reset options {', '.join(unknown)} are not known; "
+            f"accepted: {', '.join(RESET_OPTIONS)}"
         )
 
 
@@ -328,6 +350,7 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
         super().reset(seed=seed)
         rng = self.np_random
         scenario_rng = rng
+        _check_reset_options(options)
         if options and options.get("scenario_seed") is not None:
             scenario_seed = options["scenario_seed"]
             if not isinstance(scenario_seed, (int, np.integer)) or isinstance(scenario_seed, bool):
@@ -470,6 +493,7 @@ class DialogueEnv(CanonicalRewardSpecs, gym.Env):
     def _print_new_turns(self) -> None:
         assert self.state is not None  # (called once reset() has started the episode)
         history = self.state.history
-        for turn in history[self._printed :]:
-            print(f"{ROLES[turn.role]}: {turn.text}")
+        # (format_transcript: a turn's own line breaks are indented, never a new speaker)
+        if len(history) > self._printed:
+            print(format_transcript(history[self._printed :]))
         self._printed = len(history)

@@ -32,3 +32,20 @@ def bootstrap_ci(
     )
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(x.mean()), float(lo), float(hi)
+
+
+def wilson_interval(successes: float, n: int, level: float = 0.95) -> tuple[float, float, float]:
+    """``(share, low, high)``: a share of ``n`` trials with the Wilson score interval.
+
+    Unlike a bootstrap, it stays honest on few trials: one correct pair of one gives
+    [0.21, 1.00], not [1.00, 1.00]. ``successes`` may be fractional (ties count one half).
+    """
+    if n < 1:
+        raise ValueError("no trials to summarise")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(p), float(max(0.0, centre - half)), float(min(1.0, centre + half))

@@ -13,6 +13,8 @@ dodge a cycle hides the cycle instead of removing it. Two things do not count, a
 The layers, bottom up (each may import only what its row allows; see ``ALLOWED``)::
 
     dialogue                      turns, roles, the transcript formats: imports nothing
+    env_ids                       which ids are registered, with which interface
+    files                         umask-respecting folders, private files
     preference_data               records and their files: dialogue only
     simulation, domains           the dialogue engine; domain folders (data + hooks)
     words, lm                     hashed-encoder words; the reference LM
@@ -37,27 +39,37 @@ PACKAGE = ROOT / "rlhf_envs"
 AGENTS = ROOT / "agents"  # installed as rlhf_agents
 
 # Group (the part after ``rlhf_envs.``) -> the groups it may import besides itself.
-_BELOW_REWARDS = {"dialogue", "preference_data", "simulation", "lm", "words", "statistics"}
+_BELOW_REWARDS = {
+    "dialogue",
+    "preference_data",
+    "simulation",
+    "lm",
+    "words",
+    "statistics",
+    "files",
+}
 ALLOWED: dict[str, set[str]] = {
     "dialogue": set(),
     "statistics": set(),
+    "env_ids": set(),
+    "files": set(),
     "preference_data": {"dialogue"},
     "simulation": {"dialogue"},
     "domains": {"simulation"},
     "words": {"simulation"},
-    "lm": {"dialogue", "simulation"},
+    "lm": {"dialogue", "simulation", "files"},
     "rewards": set(_BELOW_REWARDS),
     "interfaces": {"dialogue", "simulation", "lm", "words"},
     "rendering": {"dialogue"},
-    "feedback": _BELOW_REWARDS | {"rewards"},
+    "feedback": _BELOW_REWARDS | {"rewards", "env_ids"},
     "domain_check": {"dialogue", "simulation", "rewards"},
     "env": {"dialogue", "simulation", "lm", "rewards", "interfaces", "rendering"},
     "vector": {"dialogue", "simulation", "lm", "rewards", "interfaces", "env"},
     "sb3": {"vector", "env"},
     "rollouts": {"dialogue", "lm", "rewards", "interfaces", "vector"},
-    "cli": {"", "rewards"},
+    "cli": {"", "rewards", "env_ids"},
     "tasks": {"simulation", "domains", "domain_check"},  # the old name, kept for imports
-    "": {"dialogue", "env"},  # rlhf_envs/__init__.py
+    "": {"dialogue", "env", "env_ids"},  # rlhf_envs/__init__.py
 }
 # Modules held to less than their group allows.
 ALLOWED_MODULES: dict[str, set[str]] = {

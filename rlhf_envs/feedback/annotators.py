@@ -26,6 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rlhf_envs.env_ids import check_env_id
 from rlhf_envs.preference_data.records import RATING_SCALES, PreferencePair, Rating
 from rlhf_envs.rewards.protocol import Exchange
 from rlhf_envs.rewards.registry import RewardSpec, make_reward_model
@@ -172,7 +173,11 @@ class FeedbackCollector:
         seed: int = 0,
         env_kwargs: Mapping[str, Any] | None = None,
     ):
-        self.env = gym.make(env, **dict(env_kwargs or {})) if isinstance(env, str) else env
+        if isinstance(env, str):
+            # Before making it: a text env would first build the reference LM.
+            check_env_id(env, ("select",))
+            env = gym.make(env, **dict(env_kwargs or {}))
+        self.env = env
         base = self.env.unwrapped
         if not hasattr(base, "interface") or not hasattr(base.interface, "candidates"):
             raise ValueError(

@@ -1,11 +1,18 @@
 """The labelling web app: annotators compare two replies (or rate one) in a browser.
 
-``rlhf-envs label --db feedback.sqlite --env RLHF-Chat-v0`` serves it on 127.0.0.1:8000.
-The page (``static/label.html`` + ``label.js``) asks for the annotator's name, then shows
-the dialogue so far and two candidate replies side by side; keys ``1``/``2`` choose,
+``rlhf-envs label --db feedback.sqlite --env RLHF-Chat-v0 --invite Ada`` serves it on
+127.0.0.1:8000 and prints Ada's invitation link and the admin link. The page
+(``static/label.html`` + ``label.js``) reads the token from the link, then shows the
+dialogue so far and two candidate replies side by side; keys ``1``/``2`` choose,
 ``t`` is a tie, ``s`` skips. The rating mode shows one reply: ``u``/``d`` (thumbs) or
 ``1``-``5`` (stars). ``/admin`` lists labels per annotator, inter-annotator agreement
 (Cohen's kappa) and the reward models' accuracy against the labels over time.
+
+Access control (on unless ``open_access``): each annotator has a random token, given
+once in an invitation link and stored hashed; labels, ratings and progress need it, and a
+label is accepted only for a pair handed to that annotator (so nobody picks the held-out
+pairs that decide promotions). ``/admin`` (names beside pseudonymous ids) and
+``/api/stats`` need the admin token. The ``Host`` header must name an allowed host.
 
 Safety: the page sets every text with ``textContent`` (never parsed as HTML), the admin
 page escapes every value, and a Content-Security-Policy allows only the app's own script
@@ -16,13 +23,20 @@ half-written because every label is one transaction.
 
 JSON API (what the page uses; also scriptable):
 
-- ``POST /api/annotators`` ``{"name"}`` -> ``{"annotator_id", "name", "labels"}``
-- ``GET /api/next?annotator_id=`` -> a comparison with a fresh ``label_id``
+Every request may carry ``Authorization: Bearer TOKEN``; ``annotator_id`` may then be
+left out (it must match the token's annotator if given).
+
+- ``GET /api/config`` -> ``{"access": "tokens" | "open"}``
+- ``GET /api/me`` -> ``{"annotator_id", "labels"}`` of the token's annotator
+- ``POST /api/annotators`` ``{"name"}`` -> ``{"annotator_id", "name", "labels"}`` (open
+  access only)
+- ``GET /api/next?annotator_id=`` -> a comparison with a fresh ``label_id``, held for
+  this annotator for the lease time
 - ``POST /api/labels``
   ``{"label_id", "comparison_id", "annotator_id", "choice", "reason"?, "seconds"?}``
 - ``GET /api/next-rating?annotator_id=&scale=thumbs|stars`` -> a reply to rate
 - ``POST /api/ratings`` ``{"label_id", "item_id", "annotator_id", "scale", "value"}``
-- ``GET /api/progress?annotator_id=`` and ``GET /api/stats``
+- ``GET /api/progress?annotator_id=`` and ``GET /api/stats`` (admin)
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ import html
 import math
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any, Literal
 
@@ -45,7 +60,7 @@ from rlhf_envs.feedback.agreement import annotator_agreement, rm_accuracy_over_t
 from rlhf_envs.feedback.pairs import PairSource
 from rlhf_envs.feedback.store import FeedbackStore, LabelConflict, StoreError, UnknownItem
 
-__all__ = ["create_app"]
+__all__ = ["LOOPBACK_HOSTS", "create_app"]
 
 MAX_BODY = 64 * 1024  # bytes; a label is a few hundred
 SECURITY_HEADERS = {
@@ -58,6 +73,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 STATIC = {"label.js": "text/javascript", "style.css": "text/css"}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+"""Host names a server on this machine answers to by default."""
 
 
 class _Strict(BaseModel):
@@ -74,7 +91,7 @@ ID = Field(ge=1, le=2**63 - 1)  # SQLite row ids
 class LabelIn(_Strict):
     label_id: str = Field(min_length=8, max_length=100)
     comparison_id: int = ID
-    annotator_id: str = Field(min_length=1, max_length=100)
+    annotator_id: str | None = Field(default=None, min_length=1, max_length=100)
     choice: Literal["a", "b", "tie", "skip"]
     reason: str | None = Field(default=None, max_length=2000)
     seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
@@ -83,7 +100,7 @@ class LabelIn(_Strict):
 class RatingIn(_Strict):
     label_id: str = Field(min_length=8, max_length=100)
     item_id: int = ID
-    annotator_id: str = Field(min_length=1, max_length=100)
+    annotator_id: str | None = Field(default=None, min_length=1, max_length=100)
     scale: Literal["thumbs", "stars"]
     value: int
     reason: str | None = Field(default=None, max_length=2000)
@@ -106,19 +123,74 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=SECURITY_HEADERS)
 
 
-def create_app(store: FeedbackStore, source: PairSource, title: str | None = None) -> FastAPI:
+def create_app(
+    store: FeedbackStore,
+    source: PairSource,
+    title: str | None = None,
+    *,
+    open_access: bool = False,
+    allowed_hosts: Sequence[str] = LOOPBACK_HOSTS,
+) -> FastAPI:
     """The labelling app over ``store``, drawing new pairs from ``source``.
 
     Args:
         store: the feedback database.
         source: where comparisons and rating items come from when none is waiting.
         title: shown in the page header (default: the env id).
+        open_access: no tokens: anyone who reaches the port registers by typing a name and
+            sees ``/admin`` (for one person on their own machine). Off by default: then
+            labels, ratings and progress need an annotator's token (from
+            :meth:`FeedbackStore.invite`), ``/admin`` and ``/api/stats`` an admin token
+            (:meth:`FeedbackStore.new_admin_token`), as ``Authorization: Bearer TOKEN`` or
+            ``?token=`` on a page link; a label is accepted only for a pair handed to that
+            annotator.
+        allowed_hosts: host names the ``Host`` header may carry; anything else is refused,
+            which defeats DNS rebinding (a page elsewhere reaching a server on 127.0.0.1).
     """
     app = FastAPI(title="rlhf-envs labelling", docs_url=None, redoc_url=None, openapi_url=None)
     heading = title or source.env_id
+    hosts = {h.lower() for h in allowed_hosts}
+
+    def caller(request: Request) -> tuple[str, str | None] | None:
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        token = token or request.query_params.get("token")
+        return store.token_owner(token) if token else None
+
+    def annotator(request: Request, claimed: str | None) -> str:
+        """The annotator a request acts for: the claimed id in open mode, else the
+        token's annotator (a claimed id must match it)."""
+        if open_access:
+            if claimed is None:
+                raise Denied(422, "annotator_id is required (the id POST /api/annotators gave)")
+            if not store.has_annotator(claimed):
+                raise UnknownItem(f"unknown annotator {claimed!r}; register a name first")
+            return claimed
+        owner = caller(request)
+        if owner is None or owner[0] != "annotator" or owner[1] is None:
+            raise Denied(401, "an annotator's access token is required: open your invitation link")
+        if claimed is not None and claimed != owner[1]:
+            raise Denied(403, "this token belongs to another annotator")
+        return owner[1]
+
+    def admin_only(request: Request) -> None:
+        if not open_access:
+            owner = caller(request)
+            if owner is None or owner[0] != "admin":
+                raise Denied(
+                    401,
+                    "the admin token is required: open the admin link that `rlhf-envs label` "
+                    "printed when it started",
+                )
 
     @app.middleware("http")
     async def limits_and_headers(request: Request, call_next: Any) -> Response:
+        if _host_name(request.headers.get("host", "")) not in hosts:
+            return _error(
+                421,
+                f"host {request.headers.get('host', '')!r} is not served here; allowed: "
+                f"{', '.join(sorted(hosts))} (rlhf-envs label --allow-host adds one)",
+            )
         length = request.headers.get("content-length")
         if "transfer-encoding" in request.headers or (
             request.method in ("POST", "PUT", "PATCH") and length is None
@@ -150,6 +222,10 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         # Unknown paths and wrong methods answer in the same {"error": ...} shape.
         return _error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
+
+    @app.exception_handler(Denied)
+    async def denied(_: Request, exc: Denied) -> JSONResponse:
+        return _error(exc.status, exc.message)
 
     @app.exception_handler(UnknownItem)
     async def unknown(_: Request, exc: UnknownItem) -> JSONResponse:
@@ -183,13 +259,24 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
         return Response(_static(name), media_type=STATIC[name])
 
     @app.get("/admin", response_class=HTMLResponse)
-    def admin() -> HTMLResponse:
+    def admin(request: Request) -> HTMLResponse:
+        admin_only(request)
         return HTMLResponse(render_admin(store, heading))
 
     # --- API ------------------------------------------------------------------------------
 
+    @app.get("/api/config")
+    def config() -> dict[str, Any]:
+        return {"access": "open" if open_access else "tokens"}
+
     @app.post("/api/annotators")
     def register(body: AnnotatorIn) -> dict[str, Any]:
+        if not open_access:
+            raise Denied(
+                403,
+                "annotators are invited by an admin (rlhf-envs feedback invite, or "
+                "rlhf-envs label --invite NAME); open your invitation link",
+            )
         annotator_id = store.annotator(body.name)
         return {
             "annotator_id": annotator_id,
@@ -197,9 +284,18 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
             "labels": store.labels_by(annotator_id),
         }
 
+    @app.get("/api/me")
+    def me(request: Request) -> dict[str, Any]:
+        annotator_id = annotator(request, None) if not open_access else None
+        if annotator_id is None:
+            raise Denied(404, "open access: register a name with POST /api/annotators")
+        return {"annotator_id": annotator_id, "labels": store.labels_by(annotator_id)}
+
     @app.get("/api/next")
-    def next_pair(annotator_id: str = Query(min_length=1, max_length=100)) -> dict[str, Any]:
-        _known(store, annotator_id)
+    def next_pair(
+        request: Request, annotator_id: str | None = Query(None, min_length=1, max_length=100)
+    ) -> dict[str, Any]:
+        annotator_id = annotator(request, annotator_id)
         c = source.next_for(annotator_id)
         return {
             "comparison_id": c.id,
@@ -212,14 +308,16 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
         }
 
     @app.post("/api/labels")
-    def label(body: LabelIn) -> JSONResponse:
+    def label(request: Request, body: LabelIn) -> JSONResponse:
         stored = store.add_label(
             body.label_id,
             body.comparison_id,
-            body.annotator_id,
+            annotator(request, body.annotator_id),
             body.choice,
             reason=body.reason,
             seconds=body.seconds,
+            require_lease=not open_access,
+            limit_to_wanted=True,
         )
         return JSONResponse(
             {"stored": stored, "duplicate": not stored, "label_id": body.label_id},
@@ -228,10 +326,11 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
 
     @app.get("/api/next-rating")
     def next_rating(
-        annotator_id: str = Query(min_length=1, max_length=100),
+        request: Request,
+        annotator_id: str | None = Query(None, min_length=1, max_length=100),
         scale: Literal["thumbs", "stars"] = "thumbs",
     ) -> dict[str, Any]:
-        _known(store, annotator_id)
+        annotator_id = annotator(request, annotator_id)
         item = store.rating_item(source.next_rating_item(annotator_id, scale))
         return {
             "item_id": item.id,
@@ -243,11 +342,11 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
         }
 
     @app.post("/api/ratings")
-    def rate(body: RatingIn) -> JSONResponse:
+    def rate(request: Request, body: RatingIn) -> JSONResponse:
         stored = store.add_rating(
             body.label_id,
             body.item_id,
-            body.annotator_id,
+            annotator(request, body.annotator_id),
             body.scale,
             body.value,
             reason=body.reason,
@@ -258,12 +357,14 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
         )
 
     @app.get("/api/progress")
-    def get_progress(annotator_id: str = Query(min_length=1, max_length=100)) -> dict[str, Any]:
-        _known(store, annotator_id)
-        return progress(store, annotator_id)
+    def get_progress(
+        request: Request, annotator_id: str | None = Query(None, min_length=1, max_length=100)
+    ) -> dict[str, Any]:
+        return progress(store, annotator(request, annotator_id))
 
     @app.get("/api/stats")
-    def stats() -> dict[str, Any]:
+    def stats(request: Request) -> dict[str, Any]:
+        admin_only(request)
         agreement = annotator_agreement(store.overlapping_labels())
         return {
             "counts": store.counts(),
@@ -282,9 +383,21 @@ def create_app(store: FeedbackStore, source: PairSource, title: str | None = Non
     return app
 
 
-def _known(store: FeedbackStore, annotator_id: str) -> None:
-    if not store.has_annotator(annotator_id):
-        raise UnknownItem(f"unknown annotator {annotator_id!r}; register a name first")
+class Denied(Exception):
+    """A request without the access it needs (401: no valid token; 403: not allowed)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _host_name(host: str) -> str:
+    """The host name of a ``Host`` header, without the port (``[::1]:8000`` -> ``::1``)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _finite(x: float) -> float | None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
+from rlhf_envs.env_ids import check_env_id
 from rlhf_envs.feedback.annotators import (
     DEFAULT_BEHAVIOURS,
     DEFAULT_PANEL,
@@ -58,7 +60,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     )
     shares = ",".join(f"{name}={w:g}" for name, (_, w) in DEFAULT_BEHAVIOURS.items())
     kinds = "; ".join(
-        f"{name}: random action {eps:.0%} of turns" for name, (eps, _) in DEFAULT_BEHAVIOURS.items()
+        # argparse %-formats help strings: a literal percent sign is written %%.
+        f"{name}: random action {eps:.0%}% of turns"
+        for name, (eps, _) in DEFAULT_BEHAVIOURS.items()
     )
     p.add_argument(
         "--behaviours",
@@ -153,6 +157,34 @@ def add_label_command(subparsers: argparse._SubParsersAction) -> None:
         default=0.2,
         help="share of pairs shown to two annotators, for agreement (default 0.2)",
     )
+    p.add_argument(
+        "--invite",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="invite an annotator: print their invitation link (repeat for more)",
+    )
+    p.add_argument(
+        "--open",
+        action="store_true",
+        help="no access control: anyone reaching the port registers by name and sees /admin "
+        "(refused unless --host is this machine's loopback address)",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name the Host header may carry besides this machine's (e.g. the name of "
+        "a TLS proxy in front); others are refused",
+    )
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=600.0,
+        help="seconds a pair handed to an annotator is held for them before it returns to the "
+        "pool (default 600)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the episodes pairs are drawn from")
     p.set_defaults(func=run_label)
 
@@ -160,28 +192,73 @@ def add_label_command(subparsers: argparse._SubParsersAction) -> None:
 def run_label(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from rlhf_envs.feedback.app import create_app
+    from rlhf_envs.feedback.app import LOOPBACK_HOSTS, create_app
     from rlhf_envs.feedback.pairs import PairSource
     from rlhf_envs.feedback.store import FeedbackStore, StoreError
 
     if not 0 <= args.port <= 65535:
         raise SystemExit(f"rlhf-envs label: --port must be 0 to 65535, got {args.port}")
+    if args.pool < 1 or not 0 <= args.overlap <= 1 or not 0 < args.lease <= 604_800:
+        raise SystemExit(
+            "rlhf-envs label: --pool must be at least 1, --overlap in [0, 1] and --lease in "
+            f"(0, 604800] seconds (got {args.pool}, {args.overlap}, {args.lease})"
+        )
+    loopback = args.host in LOOPBACK_HOSTS
+    if args.open and not loopback:
+        raise SystemExit(
+            f"rlhf-envs label: --open serves anyone who reaches {args.host}:{args.port} "
+            "without a token; it is allowed on 127.0.0.1 only. Leave access control on "
+            "(invite annotators with --invite NAME) to serve other machines"
+        )
+    hosts = [*LOOPBACK_HOSTS, *args.allow_host]
+    if args.host not in ("0.0.0.0", "::", *LOOPBACK_HOSTS):
+        hosts.append(args.host)
     try:
+        check_env_id(args.env, ("select",))  # before the database file is created
         store = FeedbackStore(args.db)
         source = PairSource(
-            store, args.env, mode=args.pairs, pool=args.pool, overlap=args.overlap, seed=args.seed
+            store,
+            args.env,
+            mode=args.pairs,
+            pool=args.pool,
+            overlap=args.overlap,
+            seed=args.seed,
+            lease_seconds=args.lease,
         )
+        invitations = [(name, *store.invite(name)) for name in args.invite]
     except (StoreError, ValueError) as err:
         raise SystemExit(f"rlhf-envs label: {err}") from None
     counts = store.counts()
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    base = f"http://{'[' + shown + ']' if ':' in shown else shown}:{args.port}"
     print(
         f"feedback database {args.db}: {counts['comparisons']} comparisons, "
         f"{counts['labels']} labels"
     )
-    print(
-        f"labelling page: http://{args.host}:{args.port}/   admin: http://{args.host}:{args.port}/admin"
+    if args.open:
+        print(f"labelling page: {base}/   admin: {base}/admin   (open access: no tokens)")
+    else:
+        print(f"admin (keep it to yourself): {base}/admin?token={store.new_admin_token()}")
+        for name, _, token in invitations:
+            print(f"invitation for {name}: {base}/#token={token}")
+        if not invitations:
+            print(
+                "no annotator invited in this run: add --invite NAME, or run "
+                f"`rlhf-envs feedback invite --db {args.db} NAME` (earlier links still work)"
+            )
+        if not loopback:
+            print(
+                "warning: tokens travel in clear over plain HTTP. Serve other machines through "
+                "a TLS proxy (e.g. Caddy or nginx, forwarding to this port; add its host name "
+                "with --allow-host) or an SSH tunnel",
+                file=sys.stderr,
+            )
+    uvicorn.run(
+        create_app(store, source, open_access=args.open, allowed_hosts=hosts),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
     )
-    uvicorn.run(create_app(store, source), host=args.host, port=args.port, log_level="warning")
     source.close()
     store.close()
     return 0
@@ -215,6 +292,16 @@ def add_feedback_command(subparsers: argparse._SubParsersAction) -> None:
     exp.add_argument(
         "--ratings", choices=sorted(RATING_SCALES), help="export ratings of this scale instead"
     )
+    inv = sub.add_parser(
+        "invite", help="invite annotators to the labelling app: print a link with a new token each"
+    )
+    inv.add_argument("names", nargs="+", metavar="NAME")
+    inv.add_argument("--db", type=Path, required=True)
+    inv.add_argument(
+        "--url",
+        default="http://127.0.0.1:8000",
+        help="where the app is reached (default http://127.0.0.1:8000)",
+    )
     info = sub.add_parser("info", help="row counts, annotators, agreement and reward models")
     info.add_argument("--db", type=Path, required=True)
     p.set_defaults(func=run_feedback)
@@ -223,20 +310,30 @@ def add_feedback_command(subparsers: argparse._SubParsersAction) -> None:
 def run_feedback(args: argparse.Namespace) -> int:
     from rlhf_envs.feedback.agreement import annotator_agreement
     from rlhf_envs.feedback.store import FeedbackStore, StoreError
-    from rlhf_envs.preference_data.formats import FeedbackFormatError
+    from rlhf_envs.preference_data.formats import FeedbackFormatError, read_feedback
 
-    if args.action != "import" and not args.db.exists():
+    if args.action not in ("import", "invite") and not args.db.exists():
         raise SystemExit(f"rlhf-envs feedback {args.action}: no database at {args.db}")
     try:
+        # The file is read and checked before the database is opened (or created).
+        records = (
+            read_feedback(args.file, skip_invalid=args.skip_invalid)
+            if args.action == "import"
+            else None
+        )
         with FeedbackStore(args.db) as store:
-            if args.action == "import":
-                counts = store.import_file(
-                    args.file, annotator=args.annotator, skip_invalid=args.skip_invalid
+            if records is not None:
+                counts = store.import_records(
+                    records, annotator=args.annotator, skip_invalid=args.skip_invalid
                 )
                 print(
                     f"imported {', '.join(f'{n} {k}' for k, n in counts.items())} "
                     f"from {args.file} into {args.db}"
                 )
+            elif args.action == "invite":
+                for name in args.names:
+                    annotator_id, token = store.invite(name)
+                    print(f"{name} ({annotator_id}): {args.url.rstrip('/')}/#token={token}")
             elif args.action == "export":
                 n = (
                     store.export_ratings(args.out, args.ratings)
@@ -251,9 +348,12 @@ def run_feedback(args: argparse.Namespace) -> int:
                     + ", ".join(f"{n} {k}" for k, n in counts.items())
                 )
                 agreement = annotator_agreement(store.overlapping_labels())
-                print(
-                    f"agreement: {agreement.items} shared comparisons, kappa {agreement.kappa:.3f}"
+                kappa = (
+                    f"kappa {agreement.kappa:.3f}"
+                    if agreement.items
+                    else "kappa n/a (no comparison has two labels)"
                 )
+                print(f"agreement: {agreement.items} shared comparisons, {kappa}")
                 for a in store.annotator_summary():
                     print(f"  {a['id']}  {a['labels']:6d} labels  {a['ratings']:6d} ratings")
                 for r in store.reward_models():

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from rlhf_envs.feedback.annotators import DEFAULT_BEHAVIOURS, Context, FeedbackCollector, Policy
-from rlhf_envs.feedback.store import Comparison, FeedbackStore, is_heldout
+from rlhf_envs.feedback.store import LEASE_SECONDS, Comparison, FeedbackStore, is_heldout
 
 __all__ = ["MODES", "DrawnPair", "PairSource"]
 
@@ -60,6 +60,7 @@ class PairSource:
         behaviours: who plays the episodes (see :class:`FeedbackCollector`).
         seed: seeds episodes, pair choice and overlap.
         env_kwargs: extra ``gymnasium.make`` arguments.
+        lease_seconds: how long a pair handed out is held for its annotator.
 
     Raises:
         ValueError: an unknown mode, a pool below 1, an overlap outside [0, 1], or an
@@ -76,6 +77,7 @@ class PairSource:
         behaviours: Mapping[str, tuple[float | Policy, float]] | None = None,
         seed: int = 0,
         env_kwargs: Mapping[str, Any] | None = None,
+        lease_seconds: float = LEASE_SECONDS,
     ):
         if mode not in MODES:
             raise ValueError(f"pair mode {mode!r} is not one of {', '.join(MODES)}")
@@ -83,6 +85,9 @@ class PairSource:
             raise ValueError(f"pool must be an integer >= 1, got {pool!r}")
         if not 0.0 <= overlap <= 1.0:
             raise ValueError(f"overlap must be in [0, 1], got {overlap!r}")
+        if not 0 < lease_seconds <= 7 * 86_400:
+            raise ValueError(f"lease_seconds must be in (0, 604800], got {lease_seconds!r}")
+        self.lease_seconds = float(lease_seconds)
         self.store = store
         self.env_id = env
         self.mode = mode
@@ -190,10 +195,12 @@ class PairSource:
     def next_for(self, annotator_id: str) -> Comparison:
         """What ``annotator_id`` labels next: a stored comparison that still wants labels
         (overlap first), else a newly drawn one."""
-        waiting = self.store.next_comparison(annotator_id)
+        waiting = self.store.next_comparison(annotator_id, self.lease_seconds)
         if waiting is not None:
             return waiting
-        return self.store.comparison(self.add(self.draw()))
+        new = self.add(self.draw())
+        self.store.hold(new, annotator_id, self.lease_seconds)
+        return self.store.comparison(new)
 
     def next_rating_item(self, annotator_id: str, scale: str) -> int:
         """The id of a reply for ``annotator_id`` to rate on ``scale`` (drawn if none waits)."""

@@ -137,7 +137,7 @@ def retrain_reward_model(
             data_info={"database": str(store.path), "labels": len(train)},
             **training,
         )
-        accuracy = pairwise_accuracy(result.model, held, seed=seed).accuracy
+        accuracy = pairwise_accuracy(result.model, held).accuracy
         current = store.current_reward_model()
         served = None if current is None else Path(current["path"])
         if served is not None and served.parent == rm_dir.resolve() and served.is_dir():
@@ -147,7 +147,7 @@ def retrain_reward_model(
         if current is not None:
             try:
                 baseline = pairwise_accuracy(
-                    LearnedRewardModel.load(current["path"]), held, seed=seed
+                    LearnedRewardModel.load(current["path"]), held
                 ).accuracy
             except CheckpointError as err:
                 warnings.warn(

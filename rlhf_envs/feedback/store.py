@@ -42,7 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf_envs.preference_data.formats import read_feedback, write_preferences, write_ratings
+from rlhf_envs.files import make_private_file
+from rlhf_envs.preference_data.formats import (
+    FeedbackData,
+    read_feedback,
+    write_preferences,
+    write_ratings,
+)
 from rlhf_envs.preference_data.records import RATING_SCALES, PreferencePair, Rating
 
 __all__ = [
@@ -62,6 +68,9 @@ CHOICES: tuple[str, ...] = ("a", "b", "tie", "skip")
 
 HELDOUT_FRACTION = 0.2
 """Share of comparisons kept out of reward-model training, for promotion decisions."""
+
+LEASE_SECONDS = 600.0
+"""How long a pair handed to an annotator is held for them (then it returns to the pool)."""
 
 MAX_TEXT = 20_000  # characters per context or reply: a page must stay readable
 MAX_REASON = 2_000
@@ -151,6 +160,30 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX labels_by_comparison ON labels (comparison_id);
     CREATE INDEX labels_by_annotator ON labels (annotator_id, created_at);
     CREATE INDEX ratings_by_item ON ratings (item_id);
+    """,
+    # 3: a content hash per imported record, so importing a file twice adds nothing;
+    # leases: a pair handed out is held for its annotator until labelled or expired;
+    # access tokens (stored hashed) for the labelling app.
+    """
+    CREATE TABLE leases (
+        comparison_id INTEGER NOT NULL REFERENCES comparisons(id),
+        annotator_id TEXT NOT NULL REFERENCES annotators(id),
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (comparison_id, annotator_id)
+    );
+    CREATE INDEX leases_by_expiry ON leases (expires_at);
+    CREATE TABLE access_tokens (
+        token_hash TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'annotator')),
+        annotator_id TEXT REFERENCES annotators(id),
+        created_at REAL NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1)),
+        CHECK ((role = 'annotator') = (annotator_id IS NOT NULL))
+    );
+    ALTER TABLE labels ADD COLUMN record_hash TEXT;
+    ALTER TABLE ratings ADD COLUMN record_hash TEXT;
+    CREATE UNIQUE INDEX labels_by_record ON labels (record_hash) WHERE record_hash IS NOT NULL;
+    CREATE UNIQUE INDEX ratings_by_record ON ratings (record_hash) WHERE record_hash IS NOT NULL;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -246,6 +279,17 @@ def _optional_int(name: str, value: Any) -> int | None:
     return int(value)
 
 
+def _lease(seconds: Any) -> float:
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not math.isfinite(seconds)
+        or not 0 < seconds <= 7 * 86_400
+    ):
+        raise StoreError(f"a lease lasts more than 0 and at most 604800 seconds, got {seconds!r}")
+    return float(seconds)
+
+
 def _check_name(name: Any) -> str:
     # Control characters, bidi overrides and invisible spaces would let one name pose as
     # another; joiners (U+200C/U+200D) stay allowed, as Persian, Indic scripts and emoji need them.
@@ -295,6 +339,12 @@ class FeedbackStore:
             raise StoreError(
                 f"folder {self.path.parent} does not exist; create it or choose another --db path"
             )
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder; give the path of a database file")
+        if not self.path.exists():
+            # Names and access tokens live here: readable by their owner only, whatever
+            # the umask (SQLite gives its -wal and -shm files the same mode).
+            make_private_file(self.path)
         self._migrate()
 
     # --- connections and transactions ---------------------------------------------------
@@ -413,6 +463,59 @@ class FeedbackStore:
         )
         return annotator_id
 
+    # --- access tokens ----------------------------------------------------------------------
+
+    def invite(self, name: str) -> tuple[str, str]:
+        """Register ``name`` (or find them) and issue them a new access token.
+
+        Returns:
+            ``(annotator id, token)``. Only a hash of the token is stored: the token
+            itself is shown once, in the invitation link.
+        """
+        name = _check_name(name)
+        token = secrets.token_urlsafe(24)
+        with self._write() as conn:
+            annotator_id = self._annotator_in(conn, name)
+            self._insert_token(conn, token, "annotator", annotator_id)
+        return annotator_id, token
+
+    def new_admin_token(self) -> str:
+        """A new admin token; earlier admin tokens stop working (one admin link at a time)."""
+        token = secrets.token_urlsafe(24)
+        with self._write() as conn:
+            conn.execute("UPDATE access_tokens SET revoked = 1 WHERE role = 'admin'")
+            self._insert_token(conn, token, "admin", None)
+        return token
+
+    def revoke(self, annotator_id: str) -> int:
+        """Revoke every token of ``annotator_id``; returns how many were live."""
+        with self._write() as conn:
+            self._require_annotator(conn, annotator_id)
+            return conn.execute(
+                "UPDATE access_tokens SET revoked = 1 WHERE annotator_id = ? AND revoked = 0",
+                (annotator_id,),
+            ).rowcount
+
+    def token_owner(self, token: str) -> tuple[str, str | None] | None:
+        """``(role, annotator id or None)`` of a live token, else ``None``."""
+        if not isinstance(token, str) or not 16 <= len(token) <= 200:
+            return None
+        rows = self._read(
+            "SELECT role, annotator_id FROM access_tokens WHERE token_hash = ? AND revoked = 0",
+            (_token_hash(token),),
+        )
+        return (str(rows[0]["role"]), rows[0]["annotator_id"]) if rows else None
+
+    @staticmethod
+    def _insert_token(
+        conn: sqlite3.Connection, token: str, role: str, annotator_id: str | None
+    ) -> None:
+        conn.execute(
+            "INSERT INTO access_tokens (token_hash, role, annotator_id, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            (_token_hash(token), role, annotator_id, time.time()),
+        )
+
     def has_annotator(self, annotator_id: str) -> bool:
         return bool(self._read("SELECT 1 FROM annotators WHERE id = ?", (annotator_id,)))
 
@@ -529,18 +632,71 @@ class FeedbackStore:
             raise UnknownItem(f"no comparison with id {comparison_id}")
         return _comparison(rows[0])
 
-    def next_comparison(self, annotator_id: str) -> Comparison | None:
-        """The oldest comparison that still wants labels and that this annotator has not
-        labelled; ``None`` when there is none (the caller then adds new pairs)."""
-        rows = self._read(
-            "SELECT c.* FROM comparisons c WHERE "
-            "(SELECT COUNT(*) FROM labels l WHERE l.comparison_id = c.id) < c.wanted_labels "
-            "AND NOT EXISTS "
-            "(SELECT 1 FROM labels l WHERE l.comparison_id = c.id AND l.annotator_id = ?) "
-            "ORDER BY c.id LIMIT 1",
-            (annotator_id,),
+    def next_comparison(
+        self, annotator_id: str, lease_seconds: float = LEASE_SECONDS
+    ) -> Comparison | None:
+        """The comparison ``annotator_id`` should label next, held for them for
+        ``lease_seconds``; ``None`` when none waits (the caller then adds new pairs and
+        :meth:`hold` s one).
+
+        A pair counts its labels plus the unexpired leases of other annotators against
+        its ``wanted_labels``, so annotators working at once never get the same pair
+        beyond what it wants; a pair this annotator already holds comes back first (a
+        reloaded page shows the same pair); an expired lease returns the pair to the pool
+        (its row stays until this annotator labels the pair, as the record that it was
+        handed to them).
+        """
+        lease_seconds = _lease(lease_seconds)
+        with self._write() as conn:
+            now = time.time()
+            row = conn.execute(
+                "SELECT c.* FROM comparisons c JOIN leases h ON h.comparison_id = c.id "
+                "WHERE h.annotator_id = ? AND h.expires_at > ? AND NOT EXISTS "
+                "(SELECT 1 FROM labels l WHERE l.comparison_id = c.id AND l.annotator_id = ?) "
+                "ORDER BY c.id LIMIT 1",
+                (annotator_id, now, annotator_id),
+            ).fetchone()
+            if row is None:
+                row = conn.execute(
+                    "SELECT c.* FROM comparisons c WHERE "
+                    "(SELECT COUNT(*) FROM labels l WHERE l.comparison_id = c.id) + "
+                    "(SELECT COUNT(*) FROM leases h WHERE h.comparison_id = c.id "
+                    "AND h.annotator_id <> ? AND h.expires_at > ?) < c.wanted_labels "
+                    "AND NOT EXISTS (SELECT 1 FROM labels l "
+                    "WHERE l.comparison_id = c.id AND l.annotator_id = ?) "
+                    "ORDER BY c.id LIMIT 1",
+                    (annotator_id, now, annotator_id),
+                ).fetchone()
+            if row is None:
+                return None
+            self._hold_in(conn, int(row["id"]), annotator_id, now + lease_seconds)
+            return _comparison(row)
+
+    def hold(
+        self, comparison_id: int, annotator_id: str, lease_seconds: float = LEASE_SECONDS
+    ) -> None:
+        """Hold ``comparison_id`` for ``annotator_id`` (a pair just drawn for them)."""
+        lease_seconds = _lease(lease_seconds)
+        with self._write() as conn:
+            self._require_annotator(conn, annotator_id)
+            self._hold_in(conn, int(comparison_id), annotator_id, time.time() + lease_seconds)
+
+    @staticmethod
+    def _hold_in(
+        conn: sqlite3.Connection, comparison_id: int, annotator_id: str, expires_at: float
+    ) -> None:
+        conn.execute(
+            "INSERT INTO leases (comparison_id, annotator_id, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (comparison_id, annotator_id) "
+            "DO UPDATE SET expires_at = excluded.expires_at",
+            (comparison_id, annotator_id, expires_at),
         )
-        return _comparison(rows[0]) if rows else None
+
+    def active_leases(self) -> int:
+        """Pairs held for an annotator now (unexpired leases)."""
+        return int(
+            self._read("SELECT COUNT(*) FROM leases WHERE expires_at > ?", (time.time(),))[0][0]
+        )
 
     def add_label(
         self,
@@ -551,6 +707,8 @@ class FeedbackStore:
         *,
         reason: str | None = None,
         seconds: float | None = None,
+        require_lease: bool = False,
+        limit_to_wanted: bool = False,
     ) -> bool:
         """Record one label in its own transaction.
 
@@ -562,6 +720,12 @@ class FeedbackStore:
             choice: ``"a"``, ``"b"``, ``"tie"`` or ``"skip"``.
             reason: optional free text (up to 2,000 characters).
             seconds: time the annotator took, if known.
+            require_lease: accept the label only if the pair was handed to this annotator
+                (:meth:`next_comparison` or :meth:`hold`), so nobody labels pairs of their
+                own choosing (e.g. the held-out slice that decides promotions).
+            limit_to_wanted: refuse a label once the pair has the labels it wants (a late
+                label after the annotator's lease expired and someone else labelled it),
+                as the labelling app does; scripts may store more.
 
         Returns:
             ``True`` if stored now, ``False`` if this exact label was already stored.
@@ -603,6 +767,35 @@ class FeedbackStore:
                 raise LabelConflict(
                     f"annotator {annotator_id} already labelled comparison {checked_id}"
                 )
+            if (
+                require_lease
+                and not conn.execute(
+                    "SELECT 1 FROM leases WHERE comparison_id = ? AND annotator_id = ?",
+                    (checked_id, annotator_id),
+                ).fetchone()
+            ):
+                raise LabelConflict(
+                    f"comparison {checked_id} was not handed to annotator {annotator_id}; "
+                    "label the pairs /api/next gives you"
+                )
+            have, wanted = conn.execute(
+                "SELECT (SELECT COUNT(*) FROM labels WHERE comparison_id = c.id), "
+                "c.wanted_labels FROM comparisons c WHERE c.id = ?",
+                (checked_id,),
+            ).fetchone()
+            if limit_to_wanted and have >= wanted:
+                # Only after a lease expired and the pair went to someone else: a label
+                # beyond what the pair wants would waste effort and skew agreement.
+                raise LabelConflict(
+                    f"comparison {checked_id} already has the {wanted} label(s) it wants (the "
+                    "hold on it expired and others labelled it); this label was not stored, "
+                    "ask for the next pair"
+                )
+            # The hold has done its work: the label itself now counts against the pair.
+            conn.execute(
+                "DELETE FROM leases WHERE comparison_id = ? AND annotator_id = ?",
+                (checked_id, annotator_id),
+            )
             conn.execute(
                 "INSERT INTO labels "
                 "(label_id, comparison_id, annotator_id, choice, reason, seconds, created_at) "
@@ -815,7 +1008,29 @@ class FeedbackStore:
         skip_invalid: bool = False,
     ) -> dict[str, int]:
         """Import a JSON Lines feedback file: TRL preference pairs, Anthropic HH-RLHF pairs
-        or TRL unpaired ratings (told apart as :func:`read_feedback` does).
+        or TRL unpaired ratings (told apart as :func:`read_feedback` does); see
+        :meth:`import_records`.
+
+        Raises:
+            FileNotFoundError, FeedbackFormatError: as for :func:`read_feedback`.
+            StoreError: as for :meth:`import_records`.
+        """
+        return self.import_records(
+            read_feedback(path, skip_invalid=skip_invalid),
+            annotator=annotator,
+            seed=seed,
+            skip_invalid=skip_invalid,
+        )
+
+    def import_records(
+        self,
+        records: FeedbackData,
+        *,
+        annotator: str = "imported",
+        seed: int = 0,
+        skip_invalid: bool = False,
+    ) -> dict[str, int]:
+        """Import records read from a feedback file.
 
         A pair becomes a comparison (the chosen reply placed as A or B at random, seeded,
         so position says nothing) with one label; a rating becomes a rating item with one
@@ -824,17 +1039,20 @@ class FeedbackStore:
         nothing, unless ``skip_invalid`` (then malformed lines, and records over the store's
         limits, are left out and counted). Annotators are registered in the same transaction.
 
+        Importing is idempotent: each record's content (texts, label, annotator, metadata)
+        is hashed, and a record already in the database is counted as ``"duplicates"``
+        and not stored again, so importing the same file twice doubles nothing.
+
         Returns:
             ``{"comparisons": n, "labels": n}`` or ``{"rating_items": n, "ratings": n}``,
-            plus ``"skipped"`` lines with ``skip_invalid``.
+            plus ``"duplicates"``, and ``"skipped"`` lines with ``skip_invalid``.
 
         Raises:
-            FileNotFoundError, FeedbackFormatError: as for :func:`read_feedback`.
             StoreError: a record over the store's limits (without ``skip_invalid``).
         """
         import numpy as np
 
-        records = read_feedback(path, skip_invalid=skip_invalid)
+        path = records.path
         # Check every record against the store's own limits before writing any of them.
         accepted, skipped = [], len(records.skipped)
         for n, record in enumerate(records, start=1):
@@ -854,19 +1072,31 @@ class FeedbackStore:
                     raise StoreError(f"{path}, record {n}: {err}; nothing was imported") from None
                 skipped += 1
                 continue
-            accepted.append((record, name, meta))
+            accepted.append((record, name, meta, _record_hash(record, name, meta)))
         if not accepted:
             raise StoreError(f"{path}: no record could be imported")
         rng = np.random.default_rng(seed)
         source = f"import:{Path(path).name}"
         pairs = isinstance(accepted[0][0], PreferencePair)
         counts = {"comparisons": 0, "labels": 0} if pairs else {"rating_items": 0, "ratings": 0}
+        counts["duplicates"] = 0
+        table = "labels" if pairs else "ratings"
         with self._write() as conn:
-            for record, name, meta in accepted:
+            seen: set[str] = set()
+            for record, name, meta, digest in accepted:
+                first = bool(rng.random() < 0.5)  # drawn for every record: seeded placement
+                if (
+                    digest in seen
+                    or conn.execute(
+                        f"SELECT 1 FROM {table} WHERE record_hash = ?", (digest,)
+                    ).fetchone()
+                ):
+                    counts["duplicates"] += 1
+                    continue
+                seen.add(digest)
                 who = self._annotator_in(conn, name)
                 label_id = f"import-{secrets.token_hex(8)}"
                 if pairs:
-                    first = bool(rng.random() < 0.5)
                     a, b = (
                         (record.chosen, record.rejected)
                         if first
@@ -890,9 +1120,9 @@ class FeedbackStore:
                     )
                     conn.execute(
                         "INSERT INTO labels "
-                        "(label_id, comparison_id, annotator_id, choice, created_at) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (label_id, cid, who, "a" if first else "b", time.time()),
+                        "(label_id, comparison_id, annotator_id, choice, created_at, record_hash) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (label_id, cid, who, "a" if first else "b", time.time(), digest),
                     )
                     counts["comparisons"] += 1
                     counts["labels"] += 1
@@ -903,10 +1133,17 @@ class FeedbackStore:
                         (record.prompt, record.completion, source, _metadata(meta), time.time()),
                     )
                     conn.execute(
-                        "INSERT INTO ratings "
-                        "(label_id, item_id, annotator_id, scale, value, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (label_id, cur.lastrowid, who, record.scale, record.label, time.time()),
+                        "INSERT INTO ratings (label_id, item_id, annotator_id, scale, value, "
+                        "created_at, record_hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            label_id,
+                            cur.lastrowid,
+                            who,
+                            record.scale,
+                            record.label,
+                            time.time(),
+                            digest,
+                        ),
                     )
                     counts["rating_items"] += 1
                     counts["ratings"] += 1
@@ -1040,6 +1277,23 @@ class FeedbackStore:
             "ORDER BY id"
         )
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+def _token_hash(token: str) -> str:
+    # Tokens are 192 random bits, so a plain hash cannot be reversed by guessing: no salt
+    # or slow hash is needed (those protect low-entropy passwords).
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _record_hash(record: PreferencePair | Rating, annotator: str, meta: dict[str, Any]) -> str:
+    """What makes an imported record the same record: its texts, its label, who gave it
+    and its metadata (so two people's labels of the same pair both count)."""
+    if isinstance(record, PreferencePair):
+        content: list[Any] = ["pair", record.prompt, record.chosen, record.rejected]
+    else:
+        content = ["rating", record.prompt, record.completion, record.scale, record.label]
+    text = json.dumps([*content, annotator, meta], sort_keys=True, ensure_ascii=False)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def _comparison(row: sqlite3.Row) -> Comparison:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import numpy as np
+
 from rlhf_envs.interfaces.base import Interface
 from rlhf_envs.interfaces.select import SelectInterface
 from rlhf_envs.interfaces.text import REPLY_CHARSET, TextInterface
@@ -39,7 +41,25 @@ def make_interface(name: str, **kwargs: Any) -> Interface:
             f"argument(s) {', '.join(unknown)} do not apply to the {name} interface; it takes "
             f"{', '.join(accepted)}"
         )
+    signature = inspect.signature(INTERFACES[name].__init__)
+    for key, value in kwargs.items():
+        _check_number(key, value, signature.parameters[key])
     return INTERFACES[name](**kwargs)
+
+
+def _check_number(key: str, value: Any, parameter: inspect.Parameter) -> None:
+    """A numeric argument must be a finite real number (not a string, not a bool):
+    ``kl_coef="0.1"`` would otherwise fail deep inside numpy, or compare as text."""
+    annotation = str(parameter.annotation)
+    if not any(word in annotation.split(" | ") for word in ("int", "float")):
+        return
+    integral = "float" not in annotation
+    kinds = (int, np.integer) if integral else (int, float, np.integer, np.floating)
+    if value is None and "None" in annotation:
+        return
+    if isinstance(value, bool) or not isinstance(value, kinds) or not np.isfinite(value):
+        want = "an integer" if integral else "a finite number"
+        raise ValueError(f"{key} must be {want}, got {value!r} ({type(value).__name__})")
 
 
 __all__ = [

@@ -119,7 +119,7 @@ class SelectInterface(Interface):
     def reply(self, action: Any, state: DialogueState) -> str:
         try:
             index = int(action)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # (OverflowError: an infinite float)
             index = None
         if index is None or index != action or not 0 <= index < len(self.candidates):
             raise ValueError(

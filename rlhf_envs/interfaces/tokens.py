@@ -156,7 +156,7 @@ class TokensInterface(Interface):
     def reply(self, action: Any, state: DialogueState) -> str | None:
         try:
             token = int(action)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # (OverflowError: an infinite float)
             token = None
         if token is None or token != action or not 0 <= token < self.lm.vocab_size:
             raise ValueError(

@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import torch
 
 from rlhf_envs import dialogue, simulation
 from rlhf_envs.dialogue import EOT, Turn, format_turn, transcript_text
+from rlhf_envs.files import temporary_sibling
 from rlhf_envs.lm.reference import LM_CONFIG_FILE, quiet_transformers
 from rlhf_envs.lm.sft import SFTConfig, build_model, perplexity, train_lm, unigram_perplexity
 from rlhf_envs.lm.tokenizer import DEFAULT_VOCAB_SIZE, train_tokenizer
@@ -146,7 +146,7 @@ def default_lm_path(
                     f"CPU) into {folder}. `rlhf-envs build-lm` does this ahead of time.",
                     file=sys.stderr,
                 )
-            build_reference_lm(folder, config, progress=not quiet)
+            build_reference_lm(folder, config, progress=not quiet, overwrite=True)
     return folder
 
 
@@ -163,17 +163,30 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 def build_reference_lm(
-    out: str | Path, config: LMBuildConfig | None = None, progress: bool = True
+    out: str | Path,
+    config: LMBuildConfig | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Build the tokenizer and reference LM into ``out`` (replaced as a whole at the end).
+    """Build the tokenizer and reference LM into ``out``, written in a temporary sibling
+    folder and moved into place when complete.
+
+    Args:
+        out: a new or empty folder, or (with ``overwrite``) an earlier reference LM, whose
+            files are replaced; other files in it are kept.
 
     Returns what was measured (also saved as ``rlhf_lm.json``): corpus size, build time,
     held-out perplexity of the LM and of a unigram model.
+
+    Raises:
+        FileExistsError: ``out`` holds something else, or an LM and not ``overwrite``;
+            checked before the minutes of training.
     """
     config = config or LMBuildConfig()
     if config.threads < 1:
         raise ValueError(f"LMBuildConfig.threads must be at least 1, got {config.threads}")
     out = Path(out).expanduser().resolve()
+    _check_target(out, overwrite)
     caller_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -238,21 +251,36 @@ def _build(out: Path, config: LMBuildConfig, progress: bool) -> dict[str, Any]:
         "build_seconds": round(time.perf_counter() - started, 1),
         "torch_threads": torch.get_num_threads(),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = temporary_sibling(out)
     try:
         with quiet_transformers():
             tokenizer.save_pretrained(tmp)
             model.save_pretrained(tmp, safe_serialization=True)
         (tmp / LM_CONFIG_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        if out.exists():
-            if not (out / LM_CONFIG_FILE).is_file():
-                raise FileExistsError(
-                    f"{out} exists and is not a reference-LM folder; not overwriting it"
-                )
-            shutil.rmtree(out)
-        tmp.rename(out)
+        if not out.exists() or not any(out.iterdir()):
+            if out.exists():
+                out.rmdir()
+            tmp.rename(out)
+        else:
+            # An earlier LM (checked at the start): its files are replaced one by one,
+            # rlhf_lm.json (what marks a complete LM) last; other files stay.
+            for path in sorted(tmp.iterdir(), key=lambda p: p.name == LM_CONFIG_FILE):
+                os.replace(path, out / path.name)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     return info
+
+
+def _check_target(out: Path, overwrite: bool) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FileExistsError(f"{out} is a file; give a folder for the reference LM")
+    if not any(out.iterdir()):
+        return
+    if not (out / LM_CONFIG_FILE).is_file():
+        raise FileExistsError(f"{out} exists and is not a reference-LM folder; not overwriting it")
+    if not overwrite:
+        raise FileExistsError(
+            f"{out} already holds a reference LM; give a new folder, or --force to rebuild it"
+        )

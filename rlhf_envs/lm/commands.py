@@ -31,7 +31,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", help="build into this folder instead of the cache")
     parser.add_argument(
-        "--force", action="store_true", help="rebuild even if the cached model exists"
+        "--force",
+        action="store_true",
+        help="rebuild even if the cached model (or the LM in --out) exists",
     )
     parser.add_argument(
         "--episodes", type=int, default=LMBuildConfig.episodes, help="training transcripts"
@@ -70,12 +72,12 @@ def _run(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     if args.out:
-        info = build_reference_lm(args.out, config)
+        info = build_reference_lm(args.out, config, overwrite=args.force)
         folder = args.out
     else:
         folder = cache_dir() / "lm" / build_key(config)
         if args.force and (folder / LM_CONFIG_FILE).is_file():
-            build_reference_lm(folder, config)
+            build_reference_lm(folder, config, overwrite=True)
         folder = default_lm_path(config)  # builds it when it is not in the cache
         info = json.loads((folder / LM_CONFIG_FILE).read_text())
     print(

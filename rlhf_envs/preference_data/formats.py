@@ -538,6 +538,10 @@ def _load_lines(name: str) -> Iterator[tuple[int, Any]]:
         raise FileNotFoundError(
             f"no feedback file at {name!r} (looked for {os.path.abspath(name)})"
         ) from None
+    except IsADirectoryError:
+        raise FeedbackFormatError(
+            "is a folder; give a JSON Lines file (one preference pair or rating per line)", name
+        ) from None
     # Split on b"\n" only: str.splitlines() would also split inside JSON strings holding
     # U+2028 or form feeds, which are legal there.
     for number, raw in enumerate(data.split(b"\n"), 1):
@@ -554,14 +558,36 @@ def _load_lines(name: str) -> Iterator[tuple[int, Any]]:
         if not text.strip():
             continue
         try:
-            yield number, json.loads(text, object_pairs_hook=_no_duplicate_keys)
+            value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+            if "\\u" in text and _has_lone_surrogate(value):
+                # Only a \uXXXX escape can make one (the line itself is valid UTF-8); such a
+                # text cannot be stored, tokenised or written back out.
+                raise _Invalid(
+                    "a text holds a lone surrogate escape (e.g. \\ud800): not valid Unicode"
+                )
+            yield number, value
         except json.JSONDecodeError as exc:
             yield (
                 number,
                 _Invalid(f"not valid JSON ({exc.msg} at column {exc.colno})", structural=True),
             )
+        except RecursionError:
+            # A record is a flat object of texts; nesting this deep is never one.
+            yield number, _Invalid("JSON nested too deeply to read", structural=True)
+        except ValueError:
+            # The only other ValueError json raises: Python refuses to parse integers of more
+            # than 4,300 digits (sys.get_int_max_str_digits, a guard against slow parsing).
+            yield number, _Invalid("not readable JSON: a number with thousands of digits")
         except _Invalid as exc:
             yield number, exc
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

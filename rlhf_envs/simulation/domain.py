@@ -78,6 +78,19 @@ class Slot:
     private: bool
 
 
+def _read_yaml(name: str, path: Path) -> Any:
+    """A domain file's YAML, or a one-line :class:`DomainError` naming file and line."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise DomainError(f"domain {name!r}: {where}: not valid YAML ({problem})") from None
+    except UnicodeDecodeError as err:
+        raise DomainError(f"domain {name!r}: {path} is not UTF-8 text ({err.reason})") from None
+
+
 class Domain:
     """A loaded domain. Use ``get_domain(name_or_path)`` rather than the constructor.
 
@@ -99,10 +112,10 @@ class Domain:
                     f"domain {name!r}: missing {path}; a domain folder needs "
                     f"{', '.join(f + '.yaml' for f in _FILES)} and hooks.py"
                 )
-            data[stem] = yaml.safe_load(path.read_text()) or {}
+            data[stem] = _read_yaml(name, path)
         rubric_path = folder / "rubric.yaml"
         self.rubric: Mapping[str, Any] = (
-            (yaml.safe_load(rubric_path.read_text()) or {}) if rubric_path.exists() else {}
+            _read_yaml(name, rubric_path) if rubric_path.exists() else {}
         )
         self.data = data
         self.decisions: Mapping[str, Callable[[Mapping[str, Any]], bool]] = dict(hooks.DECISIONS)

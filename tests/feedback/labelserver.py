@@ -44,7 +44,7 @@ def label_server(
     deadline = time.time() + timeout
     while True:
         try:
-            urllib.request.urlopen(f"{url}/api/stats", timeout=2).read()
+            urllib.request.urlopen(f"{url}/api/config", timeout=2).read()
             break
         except OSError:
             if proc.poll() is not None or time.time() > deadline:

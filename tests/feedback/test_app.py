@@ -17,7 +17,12 @@ PAYLOAD = '<script>document.title="pwned"</script><img src=x onerror="alert(1)">
 def app(tmp_path):
     store = FeedbackStore(tmp_path / "feedback.sqlite")
     source = PairSource(store, "RLHF-Chat-v0", mode="random", overlap=0.0, seed=3)
-    client = TestClient(create_app(store, source), raise_server_exceptions=False)
+    # Open access (names typed in, no tokens): the API as one person on their own machine
+    # uses it; access control has tests of its own below.
+    client = TestClient(
+        create_app(store, source, open_access=True, allowed_hosts=("testserver",)),
+        raise_server_exceptions=False,
+    )
     yield client, store
     source.close()
     store.close()

@@ -51,7 +51,9 @@ def server(tmp_path):
             f"Try this: {SCRIPT}",
             source="test",
         )
-    with label_server(db, "--env", "RLHF-Chat-v0", "--pairs", "random", "--overlap", "0") as (
+    with label_server(
+        db, "--env", "RLHF-Chat-v0", "--pairs", "random", "--overlap", "0", "--open"
+    ) as (
         url,
         _,
     ):
@@ -180,3 +182,34 @@ def test_a_pair_labelled_in_another_tab_is_skipped_not_stuck(server, page):
     with FeedbackStore(db) as store:
         assert [(r["comparison_id"], r["choice"]) for r in store.labels()][:1] == [(xss, "a")]
         assert [r["choice"] for r in store.labels()] == ["a", "tie"]
+
+
+def test_an_invitation_link_signs_the_annotator_in_and_nothing_works_without_one(tmp_path, page):
+    """Access control on (the default): the link's token signs Ada in, her labels are
+    stored as hers, the token leaves the address bar; without a link the page says what to
+    do and /admin refuses."""
+    db = tmp_path / "feedback.sqlite"
+    with FeedbackStore(db) as store:
+        ada, token = store.invite("Ada")
+    with label_server(db, "--env", "RLHF-Chat-v0", "--pairs", "random", "--overlap", "0") as (
+        url,
+        _,
+    ):
+        page.goto(url)
+        page.wait_for_function(
+            "() => document.getElementById('signin-error').textContent !== ''", polling=100
+        )
+        assert "invitation link" in page.locator("#signin-error").inner_text()
+        assert page.locator("#work").is_hidden() and page.locator("#name").is_hidden()
+        page.goto("about:blank")  # (a fragment-only change would not reload the page)
+        page.goto(f"{url}/#token={token}")
+        page.wait_for_function(
+            "() => document.body.dataset.ready !== undefined", timeout=60_000, polling=100
+        )
+        assert "token" not in page.url  # taken out of the address bar
+        page.keyboard.press("1")
+        _wait_sent(page, 1)
+        page.goto(f"{url}/admin")
+        assert "admin token is required" in page.content()
+    with FeedbackStore(db) as store:
+        assert [(r["annotator_id"], r["choice"]) for r in store.labels()] == [(ada, "a")]

@@ -38,7 +38,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_label(tmp_path):
     lock = threading.Lock()
     killed = threading.Event()
 
-    with label_server(db, "--pairs", "random") as (url, proc):
+    with label_server(db, "--pairs", "random", "--open") as (url, proc):
         address = urlparse(url)
 
         def write(k: int) -> None:

@@ -21,6 +21,7 @@ from rlhf_envs.feedback.store import (
     UnknownItem,
     is_heldout,
 )
+from rlhf_envs.preference_data.formats import FeedbackFormatError
 
 
 @pytest.fixture
@@ -235,7 +236,7 @@ def test_import_trl_and_hh_rlhf_then_export_again(store, tmp_path, hh_sample):
     ]
     src = tmp_path / "pairs.jsonl"
     write_preferences(src, pairs)
-    assert store.import_file(src) == {"comparisons": 50, "labels": 50}
+    assert store.import_file(src) == {"comparisons": 50, "labels": 50, "duplicates": 0}
     choices = [r["choice"] for r in store.labels()]
     assert 10 < choices.count("a") < 40  # the chosen reply is placed as A or B at random
     out = tmp_path / "out.jsonl"
@@ -249,7 +250,7 @@ def test_import_trl_and_hh_rlhf_then_export_again(store, tmp_path, hh_sample):
     assert store.counts()["comparisons"] == 50  # nothing of it was stored
     with pytest.warns(UserWarning, match="skipped 2 invalid lines"):
         counts = store.import_file(hh_sample, skip_invalid=True)
-    assert counts == {"comparisons": 108, "labels": 108, "skipped": 2}
+    assert counts == {"comparisons": 108, "labels": 108, "duplicates": 0, "skipped": 2}
     assert store.counts()["comparisons"] == 158
     assert store.integrity_check() == "ok"
 
@@ -277,6 +278,7 @@ def test_malformed_import_stores_nothing(store, tmp_path):
     assert store.import_file(big, skip_invalid=True) == {
         "comparisons": 1,
         "labels": 1,
+        "duplicates": 0,
         "skipped": 1,
     }
     broken = tmp_path / "surrogate.jsonl"
@@ -284,7 +286,8 @@ def test_malformed_import_stores_nothing(store, tmp_path):
         '{"prompt": "p", "chosen": "fine", "rejected": "no"}\n'
         '{"prompt": "p", "chosen": "bad \\ud800", "rejected": "no"}\n'
     )
-    with pytest.raises(StoreError, match="record 2: chosen is not valid Unicode"):
+    # The reader refuses it now (before the store would), naming the line.
+    with pytest.raises(FeedbackFormatError, match="line 2: a text holds a lone surrogate"):
         store.import_file(broken)
     assert store.counts()["comparisons"] == 1
     assert [a["name"] for a in store.annotator_summary()] == ["Cy"]

@@ -4,6 +4,7 @@ unigram model, found in (or missing from) the cache, and the build-lm command.""
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 
@@ -36,6 +37,12 @@ def _digest(folder) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def test_build_is_deterministic_and_saved_without_pickles(tmp_path):
     info = build_reference_lm(tmp_path / "a", TINY_BUILD, progress=False)
     build_reference_lm(tmp_path / "b", TINY_BUILD, progress=False)
@@ -44,7 +51,14 @@ def test_build_is_deterministic_and_saved_without_pickles(tmp_path):
     assert {"config.json", "model.safetensors", "tokenizer.json", "rlhf_lm.json"} <= names
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
     assert info["vocab_size"] == 400 and info["build_seconds"] >= 0 and info["parameters"] > 0
-    # Rebuilding replaces the folder; a folder that is not a model is never overwritten.
+    # An LM is rebuilt in place only when asked; a folder that is not one never is, and
+    # either is found out before training.
+    with pytest.raises(FileExistsError, match="already holds a reference LM"):
+        build_reference_lm(tmp_path / "a", TINY_BUILD, progress=False)
+    (tmp_path / "a" / "notes.txt").write_text("mine")
+    build_reference_lm(tmp_path / "a", TINY_BUILD, progress=False, overwrite=True)
+    assert (tmp_path / "a" / "notes.txt").read_text() == "mine"
+    assert oct((tmp_path / "a").stat().st_mode & 0o777) == oct(0o777 & ~_umask())
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not a reference-LM folder"):
@@ -100,5 +114,9 @@ def test_build_lm_command_builds_into_a_folder(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "held-out perplexity" in out and "unigram" in out
     assert ReferenceLM(tmp_path / "lm").vocab_size > 256
-    with pytest.raises(SystemExit, match="--episodes must be at least 10"):
-        main(["build-lm", "--out", str(tmp_path / "x"), "--episodes", "2"])
+    assert main(["build-lm", "--out", str(tmp_path / "x"), "--episodes", "2"]) == 2
+    assert "--episodes must be at least 10" in capsys.readouterr().err
+    # An existing LM is found out before any training: status 2, one line, no traceback.
+    assert main(["build-lm", "--out", str(tmp_path / "lm"), "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a reference LM" in err and "--force" in err and len(err.splitlines()) == 1

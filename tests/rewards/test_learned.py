@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import gymnasium as gym
 import numpy as np
@@ -274,8 +275,23 @@ def test_saving_replaces_a_checkpoint_but_never_other_folders(linear_rm, tmp_pat
     model = linear_rm[0].model
     folder = model.save(tmp_path / "rm")
     first = make_reward_model(f"learned:{folder}").model
-    model.save(folder, note="second")  # an earlier checkpoint may be replaced
+    (folder / "README.md").write_text("my notes on this model")
+    with pytest.raises(CheckpointError, match="already holds a reward-model checkpoint"):
+        model.save(folder, note="second")  # not replaced without being asked
+    assert json.loads((folder / "config.json").read_text()).get("note") != "second"
+    model.save(folder, overwrite=True, note="second")
     assert json.loads((folder / "config.json").read_text())["note"] == "second"
+    # The folder's mode follows the umask, as mkdir's would (not tempfile's 0700).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~mask
+    # Only the checkpoint's own files were replaced: the user's file is still there.
+    assert (folder / "README.md").read_text() == "my notes on this model"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
     second = make_reward_model(f"learned:{folder}").model
     assert second is not first  # rewritten on disk: loaded afresh
     other = tmp_path / "notes"

@@ -1,13 +1,15 @@
 // The labelling page. Every text from the server is set with textContent, never as HTML.
 "use strict";
 
-const state = { annotator: null, item: null, mode: "compare", shownAt: 0, busy: false, loading: false, load: 0 };
+const state = { annotator: null, token: null, item: null, mode: "compare", shownAt: 0, busy: false, loading: false, load: 0 };
 const $ = (id) => document.getElementById(id);
 
 async function api(method, path, body) {
+  const headers = body ? { "Content-Type": "application/json" } : {};
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
   const response = await fetch(path, {
     method,
-    headers: body ? { "Content-Type": "application/json" } : {},
+    headers,
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
@@ -137,7 +139,38 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
-document.addEventListener("DOMContentLoaded", () => {
+async function startWork(who) {
+  state.annotator = who.annotator_id;
+  $("signin").hidden = true;
+  $("work").hidden = false;
+  document.activeElement.blur();
+  await loadNext();
+}
+
+// With access control the invitation link carries the token after "#token=": the fragment
+// never reaches the server's logs or other sites. It is kept for this tab only.
+async function signInWithToken() {
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromLink) {
+    sessionStorage.setItem("token", fromLink);
+    history.replaceState(null, "", location.pathname);  // out of the address bar and history
+  }
+  state.token = fromLink || sessionStorage.getItem("token");
+  $("name-field").hidden = true;
+  if (!state.token) {
+    $("signin-error").textContent = "Open the invitation link the organiser sent you to start labelling.";
+    return;
+  }
+  try {
+    await startWork(await api("GET", "/api/me"));
+  } catch (err) {
+    $("signin-error").textContent = `${err.message}.`;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  const config = await api("GET", "/api/config").catch(() => ({ access: "tokens" }));
+  if (config.access !== "open") await signInWithToken();
   $("signin").addEventListener("submit", async (event) => {
     event.preventDefault();
     const name = $("name").value.trim();
@@ -146,12 +179,7 @@ document.addEventListener("DOMContentLoaded", () => {
       return;
     }
     try {
-      const who = await api("POST", "/api/annotators", { name });
-      state.annotator = who.annotator_id;
-      $("signin").hidden = true;
-      $("work").hidden = false;
-      document.activeElement.blur();
-      await loadNext();
+      await startWork(await api("POST", "/api/annotators", { name }));
     } catch (err) {
       $("signin-error").textContent = err.message;
     }

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from rlhf_envs.files import temporary_sibling
 from rlhf_envs.rewards.learned.linear import LinearScorer
 from rlhf_envs.rewards.learned.transformer import TransformerScorer
 
@@ -32,13 +32,14 @@ class CheckpointError(ValueError):
     """A reward-model checkpoint is missing, incomplete or corrupt (the message says which file)."""
 
 
-def check_writable(folder: str | os.PathLike) -> Path:
+def check_writable(folder: str | os.PathLike, overwrite: bool = False) -> Path:
     """The absolute path of ``folder`` if a checkpoint may be written there: it does not
-    exist, is empty, or holds an earlier rlhf-envs reward-model checkpoint.
+    exist or is empty, or (with ``overwrite``) holds an earlier rlhf-envs reward-model
+    checkpoint.
 
     Raises:
-        CheckpointError: ``folder`` is a file or a folder with other contents (saving
-            would replace them).
+        CheckpointError: ``folder`` is a file, a folder with other contents, or an earlier
+            checkpoint and ``overwrite`` is false.
     """
     target = Path(folder).expanduser().resolve()
     if not target.exists():
@@ -49,64 +50,81 @@ def check_writable(folder: str | os.PathLike) -> Path:
         )
     if not any(target.iterdir()):
         return target
-    try:
-        config = json.loads((target / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = None
-    if not (isinstance(config, dict) and config.get("format") == FORMAT):
+    if _checkpoint_config(target) is None:
         raise CheckpointError(
             f"cannot save a reward model to {str(folder)!r}: the folder exists and is not a "
             "reward-model checkpoint, so saving would replace its contents; give a new or empty "
             "folder"
         )
+    if not overwrite:
+        raise CheckpointError(
+            f"{str(folder)!r} already holds a reward-model checkpoint; give a new folder, or "
+            "--force to replace it (only the checkpoint's own files are replaced)"
+        )
     return target
 
 
-def save_checkpoint(folder: str | os.PathLike, scorer: Scorer, config: dict[str, Any]) -> Path:
+def _checkpoint_config(folder: Path) -> dict[str, Any] | None:
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return config if isinstance(config, dict) and config.get("format") == FORMAT else None
+
+
+def save_checkpoint(
+    folder: str | os.PathLike, scorer: Scorer, config: dict[str, Any], overwrite: bool = False
+) -> Path:
     """Write ``scorer``'s weights and ``config`` (plus the scorer's own settings) to ``folder``.
 
-    The checkpoint is written in a temporary sibling folder and swapped into place, so an
-    interrupted save never leaves a half-written checkpoint where a good one was. Only a
-    new or empty folder or an earlier checkpoint is replaced (see :func:`check_writable`).
+    The checkpoint is written in a temporary sibling folder first, so a failed save leaves
+    nothing behind. A new folder is swapped into place whole. Replacing an earlier
+    checkpoint (``overwrite``) replaces only that checkpoint's own files, listed in its
+    ``config.json``, with ``config.json`` last: any other file in the folder is kept.
 
     Returns:
         The absolute path of the checkpoint folder.
+
+    Raises:
+        CheckpointError: as :func:`check_writable`.
     """
     from safetensors.torch import save_model
 
-    target = check_writable(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    target = check_writable(folder, overwrite)
+    tmp = temporary_sibling(target)
     try:
+        save_model(scorer, str(tmp / WEIGHTS_FILE))
+        save_extra = getattr(scorer, "save_extra", None)  # (files beside the weights)
+        if save_extra is not None:
+            save_extra(tmp)
         full = {
             **config,
             "format": FORMAT,
             "version": VERSION,
             "kind": scorer.kind,
             "scorer": scorer.config(),
+            "files": sorted([p.name for p in tmp.iterdir()] + [CONFIG_FILE]),
         }
-        save_model(scorer, str(tmp / WEIGHTS_FILE))
-        save_extra = getattr(scorer, "save_extra", None)  # (files beside the weights)
-        if save_extra is not None:
-            save_extra(tmp)
         (tmp / CONFIG_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if not target.exists():
-        tmp.rename(target)
+        if not target.exists() or not any(target.iterdir()):
+            if target.exists():
+                target.rmdir()
+            tmp.rename(target)
+            return target
+        old = _checkpoint_config(target) or {}
+        # Checkpoints from before the "files" key wrote the weights, the config and, for
+        # transformers, the tokenizer's files; nothing else is removed.
+        old_files = set(old.get("files") or (CONFIG_FILE, WEIGHTS_FILE))
+        for name in full["files"]:
+            if name != CONFIG_FILE:
+                os.replace(tmp / name, target / name)
+        os.replace(tmp / CONFIG_FILE, target / CONFIG_FILE)
+        for stale in old_files - set(full["files"]):
+            if "/" not in stale and stale not in ("", ".", ".."):
+                (target / stale).unlink(missing_ok=True)
         return target
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-    old.rmdir()  # a free name for the previous checkpoint
-    target.rename(old)
-    try:
-        tmp.rename(target)
-    except BaseException:
-        old.rename(target)  # put the previous checkpoint back
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-    return target
 
 
 def read_config(folder: str | os.PathLike) -> tuple[Path, dict[str, Any]]:

