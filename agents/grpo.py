@@ -181,13 +181,13 @@ class GRPORecipe:
     algo: str = "grpo"
     group_size: int = 8
     groups_per_step: int = 4
-    steps: int = 200
-    learning_rate: float = 5e-5
+    steps: int = 300
+    learning_rate: float = 1e-4
     beta: float = 0.1
     temperature: float = 1.0
     max_reply_tokens: int = 40
     context_length: int | None = None
-    max_branch_turn: int = 10
+    max_branch_turn: int = 16
     loss_type: str = "dapo"
     epsilon: float = 0.2
     num_iterations: int = 1
