@@ -321,9 +321,19 @@ def get_domain(name: str | Path) -> Domain:
         DomainError: the name is neither a built-in domain nor a folder with domain files.
     """
     name = str(name)
-    if name not in BUILTIN_DOMAINS and Path(name).expanduser().is_dir():
-        name = str(Path(name).expanduser().resolve())
+    if name not in BUILTIN_DOMAINS and _folder(name).is_dir():
+        name = str(_folder(name).resolve())
     return _load_domain(name)
+
+
+def _folder(name: str) -> Path:
+    try:
+        return Path(name).expanduser()
+    except RuntimeError:  # "~someone" for a user this machine does not know
+        raise DomainError(
+            f"domain {name!r}: no home folder for {name.split('/')[0]!r}; built-in domains: "
+            f"{', '.join(BUILTIN_DOMAINS)}, or give the path of a domain folder"
+        ) from None
 
 
 @cache
@@ -333,7 +343,7 @@ def _load_domain(name: str) -> Domain:
         hooks = importlib.import_module(f"{package}.hooks")
         assert hooks.__file__ is not None  # a built-in domain's hooks.py
         return Domain(name, Path(hooks.__file__).parent, hooks)
-    folder = Path(name).expanduser()
+    folder = _folder(name)
     if not (folder / "hooks.py").is_file():
         raise DomainError(
             f"domain {name!r} is unknown; built-in domains: {', '.join(BUILTIN_DOMAINS)}; "
