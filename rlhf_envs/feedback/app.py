@@ -286,9 +286,9 @@ def create_app(
 
     @app.get("/api/me")
     def me(request: Request) -> dict[str, Any]:
-        annotator_id = annotator(request, None) if not open_access else None
-        if annotator_id is None:
+        if open_access:
             raise Denied(404, "open access: register a name with POST /api/annotators")
+        annotator_id = annotator(request, None)
         return {"annotator_id": annotator_id, "labels": store.labels_by(annotator_id)}
 
     @app.get("/api/next")

@@ -194,14 +194,14 @@ def run_label(args: argparse.Namespace) -> int:
 
     from rlhf_envs.feedback.app import LOOPBACK_HOSTS, create_app
     from rlhf_envs.feedback.pairs import PairSource
-    from rlhf_envs.feedback.store import FeedbackStore, StoreError
+    from rlhf_envs.feedback.store import MAX_LEASE_SECONDS, FeedbackStore, StoreError
 
     if not 0 <= args.port <= 65535:
         raise SystemExit(f"rlhf-envs label: --port must be 0 to 65535, got {args.port}")
-    if args.pool < 1 or not 0 <= args.overlap <= 1 or not 0 < args.lease <= 604_800:
+    if args.pool < 1 or not 0 <= args.overlap <= 1 or not 0 < args.lease <= MAX_LEASE_SECONDS:
         raise SystemExit(
             "rlhf-envs label: --pool must be at least 1, --overlap in [0, 1] and --lease in "
-            f"(0, 604800] seconds (got {args.pool}, {args.overlap}, {args.lease})"
+            f"(0, {MAX_LEASE_SECONDS}] seconds (got {args.pool}, {args.overlap}, {args.lease})"
         )
     loopback = args.host in LOOPBACK_HOSTS
     if args.open and not loopback:

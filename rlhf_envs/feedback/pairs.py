@@ -28,7 +28,13 @@ from typing import Any
 import numpy as np
 
 from rlhf_envs.feedback.annotators import DEFAULT_BEHAVIOURS, Context, FeedbackCollector, Policy
-from rlhf_envs.feedback.store import LEASE_SECONDS, Comparison, FeedbackStore, is_heldout
+from rlhf_envs.feedback.store import (
+    LEASE_SECONDS,
+    Comparison,
+    FeedbackStore,
+    check_lease,
+    is_heldout,
+)
 
 __all__ = ["MODES", "DrawnPair", "PairSource"]
 
@@ -85,9 +91,7 @@ class PairSource:
             raise ValueError(f"pool must be an integer >= 1, got {pool!r}")
         if not 0.0 <= overlap <= 1.0:
             raise ValueError(f"overlap must be in [0, 1], got {overlap!r}")
-        if not 0 < lease_seconds <= 7 * 86_400:
-            raise ValueError(f"lease_seconds must be in (0, 604800], got {lease_seconds!r}")
-        self.lease_seconds = float(lease_seconds)
+        self.lease_seconds = check_lease(lease_seconds)
         self.store = store
         self.env_id = env
         self.mode = mode

@@ -57,9 +57,11 @@ __all__ = [
     "Comparison",
     "FeedbackStore",
     "LabelConflict",
+    "MAX_LEASE_SECONDS",
     "RatingItem",
     "StoreError",
     "UnknownItem",
+    "check_lease",
     "is_heldout",
 ]
 
@@ -71,6 +73,8 @@ HELDOUT_FRACTION = 0.2
 
 LEASE_SECONDS = 600.0
 """How long a pair handed to an annotator is held for them (then it returns to the pool)."""
+MAX_LEASE_SECONDS = 7 * 86_400
+"""The longest lease accepted: a week."""
 
 MAX_TEXT = 20_000  # characters per context or reply: a page must stay readable
 MAX_REASON = 2_000
@@ -279,14 +283,21 @@ def _optional_int(name: str, value: Any) -> int | None:
     return int(value)
 
 
-def _lease(seconds: Any) -> float:
+def check_lease(seconds: Any) -> float:
+    """``seconds`` as a lease time, if it is a number in (0, :data:`MAX_LEASE_SECONDS`].
+
+    Raises:
+        StoreError: anything else.
+    """
     if (
         isinstance(seconds, bool)
         or not isinstance(seconds, (int, float))
         or not math.isfinite(seconds)
-        or not 0 < seconds <= 7 * 86_400
+        or not 0 < seconds <= MAX_LEASE_SECONDS
     ):
-        raise StoreError(f"a lease lasts more than 0 and at most 604800 seconds, got {seconds!r}")
+        raise StoreError(
+            f"a lease lasts more than 0 and at most {MAX_LEASE_SECONDS} seconds, got {seconds!r}"
+        )
     return float(seconds)
 
 
@@ -646,7 +657,7 @@ class FeedbackStore:
         (its row stays until this annotator labels the pair, as the record that it was
         handed to them).
         """
-        lease_seconds = _lease(lease_seconds)
+        lease_seconds = check_lease(lease_seconds)
         with self._write() as conn:
             now = time.time()
             row = conn.execute(
@@ -676,7 +687,7 @@ class FeedbackStore:
         self, comparison_id: int, annotator_id: str, lease_seconds: float = LEASE_SECONDS
     ) -> None:
         """Hold ``comparison_id`` for ``annotator_id`` (a pair just drawn for them)."""
-        lease_seconds = _lease(lease_seconds)
+        lease_seconds = check_lease(lease_seconds)
         with self._write() as conn:
             self._require_annotator(conn, annotator_id)
             self._hold_in(conn, int(comparison_id), annotator_id, time.time() + lease_seconds)
@@ -690,12 +701,6 @@ class FeedbackStore:
             "ON CONFLICT (comparison_id, annotator_id) "
             "DO UPDATE SET expires_at = excluded.expires_at",
             (comparison_id, annotator_id, expires_at),
-        )
-
-    def active_leases(self) -> int:
-        """Pairs held for an annotator now (unexpired leases)."""
-        return int(
-            self._read("SELECT COUNT(*) FROM leases WHERE expires_at > ?", (time.time(),))[0][0]
         )
 
     def add_label(
