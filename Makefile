@@ -9,12 +9,16 @@ STAMP := $(VENV)/.installed
 # of its own, where the RLlib test and the env/vector tests run against that gymnasium.
 RLLIB_VENV ?= .venv-rllib
 RLLIB_STAMP := $(RLLIB_VENV)/.installed
+# verifiers 0.4 pins mcp 2.0, OpenEnv 0.10 (in .venv) needs mcp < 2: the verifiers
+# environment (rlhf_verifiers) and its test get a virtual environment of their own.
+VF_VENV ?= .venv-verifiers
+VF_STAMP := $(VF_VENV)/.installed
 
 # The labelling page's browser tests drive Debian's Chromium (Playwright never downloads
 # its own browser here); installed when missing, as root or through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-lm check lint typecheck browser rllib-venv test-slow test-properties label-soak bench compare cross-domain proxy-vs-gold build-lm lm-rlhf train-lm overoptimisation clean
+.PHONY: demo test test-lm check lint typecheck browser rllib-venv verifiers-venv test-slow test-properties label-soak bench compare cross-domain proxy-vs-gold build-lm lm-rlhf train-lm overoptimisation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +33,13 @@ $(RLLIB_STAMP): pyproject.toml
 	$(RLLIB_VENV)/bin/python -m pip install --quiet torch==2.13.0
 	$(RLLIB_VENV)/bin/python -m pip install --quiet -e '.[rllib,test]'
 	touch $(RLLIB_STAMP)
+
+$(VF_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VF_VENV)
+	$(VF_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VF_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(VF_VENV)/bin/python -m pip install --quiet -e '.[verifiers]' pytest pytest-timeout
+	touch $(VF_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/rlhf-envs demo
@@ -56,11 +67,14 @@ check: lint
 test-lm: $(STAMP)
 	$(BIN)/python tests/conftest.py
 
-test: $(STAMP) $(RLLIB_STAMP) browser lint typecheck test-lm
+test: $(STAMP) $(RLLIB_STAMP) $(VF_STAMP) browser lint typecheck test-lm
 	$(BIN)/python -m pytest -n 2 --dist worksteal
 	$(RLLIB_VENV)/bin/python -m pytest -n 2 --dist worksteal tests/test_rllib.py tests/test_vector.py tests/test_sb3.py tests/test_envs.py
+	$(VF_VENV)/bin/python -m pytest -p no:cacheprovider tests/test_verifiers.py
 
 rllib-venv: $(RLLIB_STAMP)
+
+verifiers-venv: $(VF_STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -s
@@ -106,4 +120,4 @@ overoptimisation: $(STAMP)
 	$(BIN)/python benchmarks/overoptimisation.py --states 80 --rl-steps 60 --rl-every 20 --rl-states 24 --threads 1
 
 clean:
-	rm -rf $(VENV) $(RLLIB_VENV)
+	rm -rf $(VENV) $(RLLIB_VENV) $(VF_VENV)

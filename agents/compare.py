@@ -7,7 +7,8 @@ results folder::
     leaderboard.md, leaderboard.csv   per agent, env and reward spec: mean return, gold
                                       reward, success and satisfaction with 95% bootstrap
                                       intervals; IQM of gold (rliable); P(improvement)
-                                      over a reference agent; pass^1..pass^k
+                                      over a reference agent; pass^1..pass^k, pass@k
+    pass_k.csv                        pass^k and pass@k per agent and task, and overall
     improvement.csv                   P(row agent > column agent), every pair
     curves.png                        held-out gold reward and success vs training steps
     transcripts/                      sample dialogues per agent, the same scenarios
@@ -137,8 +138,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         type=_names,
         default=_names("random,expert,ppo,a2c,dqn"),
         help="comma-separated agent names (built in: random, expert, best-of-n, ppo, ppo-mlp, "
-        "a2c, dqn, "
-        "maskable-ppo, recurrent-ppo; more from --config)",
+        "a2c, dqn, maskable-ppo, recurrent-ppo; language models on the text ids: hf:PATH "
+        "(a local causal LM folder), openai:MODEL@URL (an OpenAI-compatible endpoint, key "
+        "in OPENAI_API_KEY); more from --config)",
     )
     p.add_argument("--envs", type=_names, default=["RLHF-Chat-v0"], help="comma-separated env ids")
     p.add_argument(
@@ -161,7 +163,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--scenarios", type=int, default=100, help="held-out scenarios (default 100)")
     p.add_argument(
-        "--tries", type=int, default=4, help="tries per scenario, for pass^k (default 4)"
+        "--tries", type=int, default=4, help="tries per scenario, for pass^k and pass@k (default 4)"
     )
     p.add_argument(
         "--config",

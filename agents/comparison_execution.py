@@ -43,6 +43,7 @@ from rlhf_agents.comparison_plan import (
 )
 from rlhf_agents.comparison_report import write_outputs, write_run_json
 from rlhf_agents.evaluation import run_episode
+from rlhf_agents.lm_agents import EndpointLMAgent, LocalLMAgent, parse_endpoint
 from rlhf_agents.registry import AgentSpec
 from rlhf_agents.run_record import RunRecord, command_line
 from rlhf_agents.training import train
@@ -58,6 +59,7 @@ def play(
     """Every scenario ``tries`` times: arrays (scenarios, tries) of each metric."""
     out: dict[str, Any] = {key: np.zeros((len(seeds), tries)) for key, _ in METRICS}
     out["turns"] = np.zeros((len(seeds), tries))
+    tasks: list[str] = []
     transcripts = []
     for j, scenario in enumerate(seeds):
         for t in range(tries):
@@ -67,6 +69,8 @@ def play(
             for key, _ in METRICS:
                 out[key][j, t] = float(getattr(ep, key))
             out["turns"][j, t] = ep.turns
+            if t == 0:
+                tasks.append(ep.task)
             if t == 0 and j < keep_transcripts:
                 transcripts.append(
                     {
@@ -78,6 +82,7 @@ def play(
                     }
                 )
     result = {k: v.tolist() for k, v in out.items()}
+    result["tasks"] = tasks
     result["transcripts"] = transcripts
     return result
 
@@ -140,7 +145,8 @@ class LearningCurve(BaseCallback):
 
 
 def make_untrained_agent(spec: AgentSpec, seed: int, env: gym.Env) -> Agent:
-    """The agent of a run whose agent does not learn (random, expert, best-of-n)."""
+    """The agent of a run whose agent does not learn (random, expert, best-of-n, the
+    language-model agents)."""
     if spec.kind == "random":
         return RandomAgent(seed=seed)
     if spec.kind == "expert":
@@ -148,6 +154,13 @@ def make_untrained_agent(spec: AgentSpec, seed: int, env: gym.Env) -> Agent:
     if spec.kind == "best-of-n":
         # Without a reward spec of its own it optimises the reward the env trains with.
         return BestOfNAgent(spec.n, reward=spec.reward or env.unwrapped.reward_model, seed=seed)
+    if spec.kind in ("hf", "openai"):
+        assert spec.model is not None  # (checked by the registry)
+        settings = {"max_tokens": spec.max_tokens, "temperature": spec.temperature, "seed": seed}
+        if spec.kind == "hf":
+            return LocalLMAgent(spec.model, name=spec.name, **settings)
+        model, url = parse_endpoint(spec.model)
+        return EndpointLMAgent(model, url, name=spec.name, **settings)
     raise ValueError(f"{spec.name} is an {spec.kind} agent; it is made by training")
 
 

@@ -210,6 +210,11 @@ def plan(cfg: CompareConfig) -> list[Run]:
                     f"agent {agent.name!r} is an SB3 agent; SB3 has no policies for the text "
                     f"action space of {env_id} (use the select or tokens interface)"
                 )
+            if agent.kind in ("hf", "openai") and interface != "text":
+                raise ValueError(
+                    f"agent {agent.name!r} writes replies as text; {env_id} uses the "
+                    f"{interface!r} interface (use an RLHF-*Text-v0 id)"
+                )
             if agent.kind == "random" and interface == "text":
                 raise ValueError(
                     f"agent 'random' needs a Discrete action space; {env_id} takes text"

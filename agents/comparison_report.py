@@ -74,6 +74,8 @@ def leaderboard_rows(
             row["p_improve_over"] = ref
             for k in range(1, cfg.tries + 1):
                 row[f"pass^{k}"] = metrics.pass_hat_k(m["success_tries"], k)
+            for k in range(1, cfg.tries + 1):
+                row[f"pass@{k}"] = metrics.pass_at_k(m["success_tries"], k)
             row["train_minutes"] = (
                 float(np.mean([results[r]["train_seconds"] for r in agent_runs])) / 60
             )
@@ -89,12 +91,45 @@ def columns(cfg: CompareConfig) -> list[str]:
         cols += [label, f"{label}_lo", f"{label}_hi"]
     cols += ["gold_iqm", "gold_iqm_lo", "gold_iqm_hi", "p_improve", "p_improve_over"]
     cols += [f"pass^{k}" for k in range(1, cfg.tries + 1)]
+    cols += [f"pass@{k}" for k in range(1, cfg.tries + 1)]
     return cols + ["train_minutes", "deterministic"]
+
+
+def pass_k_rows(
+    cfg: CompareConfig, runs: list[Run], results: dict[Run, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """pass^k and pass@k per (env, reward spec, agent, task), and over all tasks
+    (``task`` = ``"all"``); a task is a subflow, over the scenarios that drew it."""
+    rows = []
+    for (env_id, reward), by_agent in _by_group(runs).items():
+        for name, agent_runs in by_agent.items():
+            tries = np.concatenate(
+                [np.array(results[r]["success"], dtype=bool) for r in agent_runs]
+            )
+            tasks = [t for r in agent_runs for t in results[r].get("tasks", [])]
+            groups = {"all": np.ones(len(tries), dtype=bool)}
+            if len(tasks) == len(tries):  # (results written before tasks were recorded lack them)
+                for task in sorted(set(tasks)):
+                    groups[task] = np.array([t == task for t in tasks])
+            for task, chosen in groups.items():
+                row: dict[str, Any] = {
+                    "env": env_id,
+                    "reward": reward or "default",
+                    "agent": name,
+                    "task": task,
+                    "scenarios": int(chosen.sum()),
+                }
+                for k in range(1, cfg.tries + 1):
+                    row[f"pass^{k}"] = metrics.pass_hat_k(tries[chosen], k)
+                for k in range(1, cfg.tries + 1):
+                    row[f"pass@{k}"] = metrics.pass_at_k(tries[chosen], k)
+                rows.append(row)
+    return rows
 
 
 def markdown(cfg: CompareConfig, rows: list[dict[str, Any]]) -> str:
     """The leaderboard as Markdown: one table per env and reward spec."""
-    passes = [f"pass^{k}" for k in range(1, cfg.tries + 1)]
+    passes = [f"pass^{k}" for k in range(1, cfg.tries + 1)] + [f"pass@{cfg.tries}"]
     parts = []
     for env_id, reward in dict.fromkeys((r["env"], r["reward"]) for r in rows):
         group = [r for r in rows if r["env"] == env_id and r["reward"] == reward]
@@ -132,7 +167,8 @@ def markdown(cfg: CompareConfig, rows: list[dict[str, Any]]) -> str:
         "Intervals: 95% bootstrap over seeds and "
         "scenarios (IQM: stratified over seeds, as rliable). P(> ref): probability that the agent "
         "beats the reference agent's gold reward on a scenario (0.5 = no difference). "
-        "pass^k: chance that k tries at the same scenario all succeed. "
+        "pass^k: chance that k tries at the same scenario all succeed; pass@k: that at least "
+        "one of k does (per task: pass_k.csv). "
         "return: the training reward; gold: the gold "
         "rubric's; satisfaction: the simulated user's, at the end."
     )
@@ -253,6 +289,10 @@ def write_outputs(
     (out / "leaderboard.md").write_text(markdown(cfg, rows) + "\n")
     (out / "leaderboard.csv").write_text(_csv(rows, columns(cfg)))
     (out / "improvement.csv").write_text(improvement_csv(runs, results))
+    pass_rows = pass_k_rows(cfg, runs, results)
+    pass_cols = ["env", "reward", "agent", "task", "scenarios"]
+    pass_cols += [f"pass{s}{k}" for s in "^@" for k in range(1, cfg.tries + 1)]
+    (out / "pass_k.csv").write_text(_csv(pass_rows, pass_cols))
     plot_curves(cfg, runs, results, out / "curves.png")
     write_transcripts(cfg, runs, results, out / "transcripts")
     return rows

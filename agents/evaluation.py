@@ -59,6 +59,7 @@ class EpisodeResult:
     turns: int
     transcript: str
     user_left: bool = False  # the user gave up before the task was done
+    task: str = ""  # the scenario's task (subflow id)
 
 
 @dataclass
@@ -85,7 +86,7 @@ def run_episode(
     ``render_mode="ansi"``."""
     if hasattr(agent, "reset"):
         agent.reset()
-    obs, _ = env.reset(seed=seed, options=options)
+    obs, start = env.reset(seed=seed, options=options)
     ret = gold = 0.0
     turns = 0
     info: dict[str, Any] = {}
@@ -105,6 +106,7 @@ def run_episode(
         turns=turns,
         transcript=env.render() or "",
         user_left=bool(info.get("user_left", False)),
+        task=str(start.get("subflow", "")),
     )
 
 

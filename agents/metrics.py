@@ -13,7 +13,9 @@ its tries, ``(runs, scenarios, tries)``, for pass^k.
 * :func:`probability_of_improvement`: P(X > Y), the Mann-Whitney statistic per scenario
   averaged over scenarios, as ``rliable``'s.
 * :func:`pass_hat_k`: the chance that k tries at the same scenario all succeed
-  (tau-bench's pass^k, Yao et al. 2024), unbiased from n >= k tries.
+  (tau-bench's pass^k, Yao et al. 2024), unbiased from n >= k tries;
+* :func:`pass_at_k`: the chance that at least one of k tries succeeds (pass@k, Chen et
+  al. 2021), unbiased from n >= k tries.
 """
 
 from __future__ import annotations
@@ -110,11 +112,33 @@ def pass_hat_k(successes, k: int) -> float:
             scenario.
         k: tries that must all succeed, ``1 <= k <= tries``.
     """
+    n, counts = _successes_per_scenario(successes, k)
+    return float(np.mean([comb(int(c), k) / comb(n, k) for c in counts]))
+
+
+def pass_at_k(successes, k: int) -> float:
+    """pass@k: the probability that at least one of ``k`` tries at a scenario, drawn
+    without replacement from its ``n`` recorded tries, succeeds, averaged over runs and
+    scenarios.
+
+    Per scenario with ``c`` successes in ``n`` tries it is ``1 - C(n - c, k) / C(n, k)``;
+    pass@1 is the success rate (= pass^1), and pass@k rises with k.
+
+    Args:
+        successes: booleans of shape ``(..., tries)``; the last axis holds the tries at one
+            scenario.
+        k: tries, ``1 <= k <= tries``.
+    """
+    n, counts = _successes_per_scenario(successes, k)
+    return float(np.mean([1 - comb(n - int(c), k) / comb(n, k) for c in counts]))
+
+
+def _successes_per_scenario(successes, k: int) -> tuple[int, np.ndarray]:
+    """Tries per scenario and each scenario's successes, with ``k`` checked against them."""
     s = np.asarray(successes, dtype=bool)
     if s.ndim < 1 or s.shape[-1] == 0:
         raise ValueError(f"successes needs a last axis of tries, got shape {s.shape}")
     n = s.shape[-1]
     if not 1 <= k <= n:
         raise ValueError(f"k must be between 1 and the number of tries ({n}), got {k}")
-    counts = s.sum(axis=-1).ravel()
-    return float(np.mean([comb(int(c), k) / comb(n, k) for c in counts]))
+    return n, s.sum(axis=-1).ravel()

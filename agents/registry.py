@@ -1,10 +1,14 @@
 """Agents by short name: what the comparison harness, the CLI and YAML files refer to.
 
 Every agent the suite knows is an :class:`AgentSpec`: a name, a kind (``random``,
-``expert``, ``best-of-n`` or ``sb3``), and for SB3 agents the algorithm, the policy kind
-and hyperparameters. Built in::
+``expert``, ``best-of-n``, ``sb3``, ``hf`` or ``openai``), and for SB3 agents the
+algorithm, the policy kind and hyperparameters. Built in::
 
     random, expert, best-of-n, ppo, ppo-mlp, a2c, dqn, maskable-ppo, recurrent-ppo
+
+Language-model agents for the text interface are named by what they run
+(:mod:`rlhf_agents.lm_agents`): ``hf:PATH`` (a local causal LM folder) and
+``openai:MODEL@URL`` (an OpenAI-compatible chat endpoint, key in ``OPENAI_API_KEY``).
 
 A YAML file changes their hyperparameters or adds agents of its own; each top-level key is
 an agent name, and a new name says which agent it starts from (``base``)::
@@ -17,6 +21,10 @@ an agent name, and a new name says which agent it starts from (``base``)::
     best-of-16:
       base: best-of-n
       n: 16
+    my-model:                 # a local model, greedy
+      base: hf
+      model: path/to/folder
+      temperature: 0
 
 Hyperparameters are passed to the SB3 constructor and replace the suite's defaults
 (:data:`rlhf_agents.training.HYPERPARAMS`) key by key.
@@ -34,7 +42,10 @@ import yaml
 
 from rlhf_agents.training import ALGORITHMS, HYPERPARAMS, POLICIES
 
-KINDS = ("random", "expert", "best-of-n", "sb3")
+KINDS = ("random", "expert", "best-of-n", "sb3", "hf", "openai")
+# Agents named on the fly: ``hf:PATH`` (a local causal LM folder) and
+# ``openai:MODEL@URL`` (an OpenAI-compatible endpoint); both write text replies.
+LM_KINDS = ("hf", "openai")
 
 
 class _Loader(yaml.SafeLoader):
@@ -62,6 +73,9 @@ _YAML_KEYS = {
     "hyperparams": "a mapping of SB3 constructor arguments",
     "n": "best-of-n: replies compared per turn",
     "reward": "best-of-n: the reward spec that picks the best reply (default: the env's)",
+    "model": "hf: the model folder; openai: MODEL@URL",
+    "temperature": "hf/openai: sampling temperature (0 = greedy; default 1)",
+    "max_tokens": "hf/openai: the longest reply in tokens (default 64)",
 }
 
 
@@ -78,6 +92,10 @@ class AgentSpec:
         n: best-of-n: candidates compared per turn (on the select interface, the
             env's proposals are the candidates and ``n`` is ignored).
         reward: best-of-n: the reward spec that ranks them; ``None`` = the env's reward.
+        model: ``hf``: the model folder; ``openai``: ``MODEL@URL`` (see
+            :mod:`rlhf_agents.lm_agents`).
+        temperature, max_tokens: ``hf`` and ``openai``: sampling temperature and the
+            longest reply in tokens.
     """
 
     name: str
@@ -87,6 +105,9 @@ class AgentSpec:
     hyperparams: Mapping[str, Any] = field(default_factory=dict, hash=False)
     n: int = 4
     reward: str | None = None
+    model: str | None = None
+    temperature: float = 1.0
+    max_tokens: int = 64
 
     @property
     def trains(self) -> bool:
@@ -108,6 +129,9 @@ class AgentSpec:
             "hyperparams": dict(self.hyperparams),
             "n": self.n,
             "reward": self.reward,
+            "model": self.model,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
         }
 
 
@@ -146,7 +170,34 @@ def _check(spec: AgentSpec, where: str) -> AgentSpec:
         )
     if spec.kind == "best-of-n" and (not isinstance(spec.n, int) or spec.n < 1):
         raise ValueError(f"{where}: n must be a positive integer, got {spec.n!r}")
+    if spec.kind in LM_KINDS:
+        if not isinstance(spec.model, str) or not spec.model:
+            raise ValueError(f"{where}: a {spec.kind} agent needs model (a folder or MODEL@URL)")
+        if (
+            isinstance(spec.temperature, bool)
+            or not isinstance(spec.temperature, int | float)
+            or not 0 <= spec.temperature <= 2
+        ):
+            raise ValueError(
+                f"{where}: temperature must be a number from 0 to 2, got {spec.temperature!r}"
+            )
+        if (
+            isinstance(spec.max_tokens, bool)
+            or not isinstance(spec.max_tokens, int)
+            or spec.max_tokens < 1
+        ):
+            raise ValueError(
+                f"{where}: max_tokens must be a positive integer, got {spec.max_tokens!r}"
+            )
     return spec
+
+
+def lm_agent_spec(name: str) -> AgentSpec | None:
+    """The spec a name like ``hf:PATH`` or ``openai:MODEL@URL`` stands for (None otherwise)."""
+    kind, sep, model = name.partition(":")
+    if not sep or kind not in LM_KINDS:
+        return None
+    return _check(AgentSpec(name, kind, model=model), f"agent {name!r}")
 
 
 def load_agent_config(path: str | Path | None) -> dict[str, AgentSpec]:
@@ -181,14 +232,17 @@ def load_agent_config(path: str | Path | None) -> dict[str, AgentSpec]:
             accepted = "; ".join(f"{k} ({v})" for k, v in _YAML_KEYS.items())
             raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; accepted: {accepted}")
         base_name = entry.get("base", name)
-        if base_name not in specs:
+        # `base: hf` or `base: openai` (with `model:`) starts a language-model agent.
+        lm_base = AgentSpec(base_name, base_name) if base_name in LM_KINDS else None
+        if base_name not in specs and lm_base is None:
             raise ValueError(
                 f"{where}: no agent {base_name!r} to start from; known: {sorted(specs)}"
                 + ("" if "base" in entry else " (a new agent needs `base:`)")
             )
-        base = specs[base_name]
+        base = specs.get(base_name) or lm_base
+        assert base is not None
         changes: dict[str, Any] = {"name": str(name)}
-        for key in ("algo", "policy", "n", "reward"):
+        for key in ("algo", "policy", "n", "reward", "model", "temperature", "max_tokens"):
             if key in entry:
                 changes[key] = entry[key]
         if "hyperparams" in entry:
@@ -209,9 +263,16 @@ def resolve_agents(names: list[str], config: str | Path | None = None) -> list[A
         ValueError: a name is unknown (the message lists the known ones) or repeated.
     """
     specs = load_agent_config(config)
+    for name in names:
+        spec = None if name in specs else lm_agent_spec(name)
+        if spec is not None:
+            specs[name] = spec
     unknown = [n for n in names if n not in specs]
     if unknown:
-        raise ValueError(f"unknown agent(s) {unknown}; known: {', '.join(sorted(specs))}")
+        raise ValueError(
+            f"unknown agent(s) {unknown}; known: {', '.join(sorted(specs))}, "
+            "hf:PATH (a local causal LM folder) and openai:MODEL@URL (a chat endpoint)"
+        )
     if len(set(names)) != len(names):
         raise ValueError(f"agents are listed twice: {names}")
     return [specs[n] for n in names]

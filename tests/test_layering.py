@@ -23,6 +23,7 @@ The layers, bottom up (each may import only what its row allows; see ``ALLOWED``
     feedback, domain_check        the human-feedback loop; check-domain
     env, vector, sb3, cli         the env and what wraps it
     rollouts                      LM policies playing whole conversations (vector env)
+    serving                       servers: an id over OpenEnv, an LM over the chat API
     rlhf_agents (agents/)         never imported by rlhf_envs
 """
 
@@ -67,6 +68,7 @@ ALLOWED: dict[str, set[str]] = {
     "vector": {"dialogue", "simulation", "lm", "rewards", "interfaces", "env"},
     "sb3": {"vector", "env"},
     "rollouts": {"dialogue", "lm", "rewards", "interfaces", "vector"},
+    "serving": {"dialogue", "env_ids", "lm"},
     "cli": {"", "rewards", "env_ids"},
     "tasks": {"simulation", "domains", "domain_check"},  # the old name, kept for imports
     "": {"dialogue", "env", "env_ids"},  # rlhf_envs/__init__.py

@@ -23,7 +23,12 @@ def test_every_package_folder_is_installed():
     mapped = PYPROJECT["tool"]["setuptools"]["package-dir"]
     assert mapped == {"rlhf_agents": "agents"}
     found = set()
-    for name, folder in (("rlhf_envs", ROOT / "rlhf_envs"), ("rlhf_agents", ROOT / "agents")):
+    folders = (
+        ("rlhf_envs", ROOT / "rlhf_envs"),
+        ("rlhf_agents", ROOT / "agents"),
+        ("rlhf_verifiers", ROOT / "rlhf_verifiers"),
+    )
+    for name, folder in folders:
         for init in folder.rglob("__init__.py"):
             parts = init.parent.relative_to(folder).parts
             found.add(".".join((name, *parts)))

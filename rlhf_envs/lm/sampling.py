@@ -49,11 +49,12 @@ def sample_replies(
         max_new_tokens: the length cap of a reply.
         stop_ids: tokens that end a reply (kept as its last token).
         pad_id: the padding id of the left-padded batch (never attended to).
-        temperature: the sampling temperature (> 0).
+        temperature: the sampling temperature; 0 picks the most likely token (greedy
+            decoding; the log-probabilities are then those of ``softmax(logits)``).
         generator: the random source (a seeded ``torch.Generator`` for reproducibility).
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
     if not prompts:
         return []
     if any(len(p) == 0 for p in prompts):
@@ -74,8 +75,13 @@ def sample_replies(
             **{keyword: cache},
         )
         cache = cache_of(result)
-        logp = torch.log_softmax(result.logits[:, -1, :].float() / float(temperature), dim=-1)
-        token = torch.multinomial(logp.exp(), 1, generator=generator)[:, 0]
+        logits = result.logits[:, -1, :].float()
+        if temperature == 0:
+            logp = torch.log_softmax(logits, dim=-1)
+            token = logp.argmax(dim=-1)
+        else:
+            logp = torch.log_softmax(logits / float(temperature), dim=-1)
+            token = torch.multinomial(logp.exp(), 1, generator=generator)[:, 0]
         chosen = logp.gather(-1, token[:, None])[:, 0]
         for i in range(n):
             if not done[i]:

@@ -87,6 +87,8 @@ def test_compare_writes_every_output_and_resumes(tmp_path):
         "p_improve_over",
         "pass^1",
         "pass^2",
+        "pass@1",
+        "pass@2",
         "train_minutes",
         "deterministic",
     }

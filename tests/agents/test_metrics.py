@@ -20,6 +20,20 @@ def test_pass_hat_k_on_a_hand_made_table():
     assert metrics.pass_hat_k(np.stack([successes, ~successes]), 1) == pytest.approx(0.5)
 
 
+def test_pass_at_k_on_a_hand_made_table_and_by_drawing():
+    successes = np.array([[1, 1, 1, 1], [1, 0, 1, 0], [0, 0, 0, 0]], dtype=bool)
+    # Scenario 2: pass@1 = 1/2, pass@2 = 1 - C(2,2)/C(4,2) = 5/6, pass@3 = pass@4 = 1.
+    assert metrics.pass_at_k(successes, 1) == pytest.approx(metrics.pass_hat_k(successes, 1))
+    assert metrics.pass_at_k(successes, 2) == pytest.approx((1 + 5 / 6 + 0) / 3)
+    assert metrics.pass_at_k(successes, 3) == pytest.approx(2 / 3)
+    rng = np.random.default_rng(1)
+    row = np.array([0, 0, 1, 0, 0, 1], dtype=bool)
+    draws = [row[rng.choice(6, size=2, replace=False)].any() for _ in range(40_000)]
+    assert metrics.pass_at_k(row, 2) == pytest.approx(np.mean(draws), abs=0.01)  # 1 - 6/15
+    with pytest.raises(ValueError, match="k must be between 1 and the number of tries"):
+        metrics.pass_at_k(successes, 5)
+
+
 def test_pass_hat_k_matches_drawing_tries_without_replacement():
     rng = np.random.default_rng(0)
     row = np.array([1, 1, 1, 0, 1, 0], dtype=bool)
