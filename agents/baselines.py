@@ -25,8 +25,12 @@ class Agent(Protocol):
     def act(self, obs: Any, env: gym.Env) -> Any: ...
 
 
+MAX_RANDOM_REPLY = 80
+
+
 class RandomAgent:
-    """Uniformly random actions, from its own seeded generator.
+    """Uniformly random actions, from its own seeded generator: an index of a Discrete
+    space, or on a Text space a reply of 1 to ``MAX_RANDOM_REPLY`` random characters.
 
     Args:
         seed: seeds the agent's generator (independent of the env's).
@@ -38,10 +42,17 @@ class RandomAgent:
     def __init__(self, seed: int = 0):
         self.rng = np.random.default_rng(seed)
 
-    def act(self, obs: Any, env: gym.Env) -> int:
+    def act(self, obs: Any, env: gym.Env) -> int | str:
         space = env.action_space
+        if isinstance(space, gym.spaces.Text):
+            # A reply of random characters from the space's charset (at most
+            # MAX_RANDOM_REPLY long): the floor for agents that write text.
+            length = int(self.rng.integers(1, min(space.max_length, MAX_RANDOM_REPLY) + 1))
+            chars = sorted(space.character_set)
+            reply = "".join(chars[i] for i in self.rng.integers(len(chars), size=length))
+            return reply if reply.strip() else "?"
         if not isinstance(space, gym.spaces.Discrete):
-            raise TypeError(f"RandomAgent supports Discrete action spaces, got {space}")
+            raise TypeError(f"RandomAgent supports Discrete and Text action spaces, got {space}")
         return int(space.start + self.rng.integers(space.n))
 
 

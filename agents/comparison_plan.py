@@ -215,10 +215,6 @@ def plan(cfg: CompareConfig) -> list[Run]:
                     f"agent {agent.name!r} writes replies as text; {env_id} uses the "
                     f"{interface!r} interface (use an RLHF-*Text-v0 id)"
                 )
-            if agent.kind == "random" and interface == "text":
-                raise ValueError(
-                    f"agent 'random' needs a Discrete action space; {env_id} takes text"
-                )
     for kind, names, to_folder in (
         ("agent", [a.name for a in cfg.agents], slug),
         ("env", cfg.envs, slug),

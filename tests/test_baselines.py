@@ -70,3 +70,17 @@ def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_data():
     assert small[1] < small[0] < small[2]
     assert (large[2] - large[1]) < (small[2] - small[1])
     assert large[1] < 1.0 < large[2]
+
+
+@pytest.mark.lm
+def test_random_agent_writes_random_replies_on_the_text_interface():
+    env = gym.make("RLHF-ChatText-v0")
+    obs, _ = env.reset(seed=0)
+    agent, again = RandomAgent(seed=3), RandomAgent(seed=3)
+    replies = [agent.act(obs, env) for _ in range(20)]
+    assert replies == [again.act(obs, env) for _ in range(20)]
+    assert len(set(replies)) == 20
+    for reply in replies:
+        assert 1 <= len(reply) <= 80 and reply.strip()
+        assert env.action_space.contains(reply)
+    env.step(replies[0])  # the env accepts it

@@ -8,8 +8,9 @@ README trains (``rlhf-envs train-rm ... --out runs/rm``) before its blocks name 
 
 A block that truly cannot run alone is preceded in the README by the line
 ``<!-- readme-test: not run (WHY) -->``: it is reported as skipped with its reason, and
-``NOT_RUN`` lists the reasons, so every such exception is counted and seen here. There are
-none today. Other fenced blocks (bash, toml, yaml) are not run.
+``NOT_RUN`` lists the reasons, so every such exception is counted and seen here. There is
+one: the OpenEnv client, which needs a server. Other fenced blocks (bash, toml, yaml) are
+not run.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ SUBSTITUTIONS = {
     ),
 }
 NOT_RUN_MARK = re.compile(r"<!-- readme-test: not run \((?P<why>.+)\) -->")
-NOT_RUN: tuple[str, ...] = ()  # the reasons of the blocks marked not run, in README order
+# The reasons of the blocks marked not run, in README order.
+NOT_RUN: tuple[str, ...] = (
+    "needs the server of the block above running; tests/serving/test_serve_openenv.py "
+    "drives it the same way",
+)
 LM_IDS = {i for i, kw in rlhf_envs.ENV_PRESETS.items() if kw["interface"] in ("tokens", "text")}
 
 

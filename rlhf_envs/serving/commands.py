@@ -112,6 +112,12 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="close a session's env after this long without a reset or step (default: never)",
     )
+    parser.add_argument(
+        "--no-info",
+        action="store_true",
+        help="leave the env's info (gold reward, rubric components, steps missed) out of the "
+        "observations' metadata: for clients that show a model the whole observation",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.set_defaults(func=_run_serve)
 
@@ -153,7 +159,11 @@ def _run_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     app = create_openenv_app(
-        args.env_id, args.reward, max_sessions=args.max_sessions, idle_timeout=args.idle_timeout
+        args.env_id,
+        args.reward,
+        max_sessions=args.max_sessions,
+        idle_timeout=args.idle_timeout,
+        info=not args.no_info,
     )
     print(
         f"serving {args.env_id} (up to {args.max_sessions} sessions) at "

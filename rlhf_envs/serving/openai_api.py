@@ -11,7 +11,8 @@ Routes:
 - ``POST /v1/chat/completions``: ``model``, ``messages`` (roles system, developer, user,
   assistant; string or text-part content), ``max_tokens`` or ``max_completion_tokens``
   (default 64), ``temperature`` (0-2, default 1; 0 = greedy), ``n`` (1-64), ``seed``
-  (replies are reproducible from it; default 0), ``stop`` (a string or up to 4),
+  (replies are reproducible from it; without it each request draws anew), ``stop`` (a
+  string or up to 4),
   ``logprobs`` (the sampled tokens' log-probabilities), ``stream`` (server-sent events
   in the API's chunk format, ending ``data: [DONE]``; ``stream_options.include_usage``
   adds the usage chunk; the whole reply arrives in one content chunk, since replies are
@@ -198,7 +199,11 @@ def create_app(
             max_tokens = _number(body, "max_tokens", DEFAULT_MAX_TOKENS, int)
         temperature = _number(body, "temperature", 1.0, float)
         n = _number(body, "n", 1, int)
-        seed = _number(body, "seed", 0, int)
+        # Without a seed each request draws anew (n rollouts of a prompt must differ);
+        # with one, the same request gives the same replies.
+        seed = _number(body, "seed", None, int)
+        if seed is None:
+            seed = secrets.randbits(63)
         stop = body.get("stop") or []
         stop = [stop] if isinstance(stop, str) else stop
         if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) for s in stop):

@@ -16,11 +16,15 @@ Action Space (the typed action of the id's interface):
 
 Observation (:class:`DialogueObservation`): ``transcript`` (the dialogue as ``Role: text``
 lines, ending ``"Agent:"`` while the agent is to speak), ``candidates`` (select ids: the
-proposals' texts), ``observation`` (the Gymnasium observation itself, as JSON lists; the
-text ids' is the transcript), ``turn``, ``done`` and ``reward`` (the env's training reward
-for the step), and ``metadata``: the step's ``info`` (``gold_reward``,
-``reward_components``, ``success``, ``satisfaction``, ...) with ``terminated`` and
-``truncated``; after ``reset``, the reset ``info`` (domain, flow, subflow, persona).
+proposals' texts), ``observation`` (select and tokens ids: the Gymnasium observation as
+JSON lists; on text ids it is the transcript, sent once), ``turn``, ``done`` and
+``reward`` (the env's training reward for the step), and ``metadata``: the step's ``info``
+(``gold_reward``, ``reward_components``, ``success``, ``satisfaction``, the policy steps
+done and missed, ...) with ``terminated`` and ``truncated``; after ``reset``, the reset
+``info`` (domain, flow, subflow, persona). OpenEnv sends ``metadata`` inside the
+observation, so a client that shows the whole observation to a model shows it the
+grading too: serve such clients with ``info=False`` (``rlhf-envs serve --no-info``), which
+leaves ``metadata`` empty.
 
 Episode End: as the Gymnasium env; ``done`` is ``terminated or truncated``.
 
@@ -32,7 +36,8 @@ session (``EXECUTION_ERROR``, with a message that says what to do).
 Arguments of :func:`create_openenv_app`: ``env_id``, ``reward`` (a reward spec for the
 training reward; default the id's), ``max_sessions`` (concurrent sessions, default 8),
 ``idle_timeout`` (seconds after which an idle session's env is closed; default off),
-``make_kwargs`` (more ``gymnasium.make`` arguments).
+``info`` (whether ``metadata`` carries the env's ``info``; default true), ``make_kwargs``
+(more ``gymnasium.make`` arguments).
 """
 
 from __future__ import annotations
@@ -124,6 +129,7 @@ class DialogueEnvironment(Environment):
         env_id: a registered id.
         make_kwargs: ``gymnasium.make`` arguments (a ``reward`` spec, ...).
         idle_timeout: the server's idle limit, named in the error after a reaped session.
+        info: whether observations carry the env's ``info`` in ``metadata``.
     """
 
     SUPPORTS_CONCURRENT_SESSIONS = True  # every session makes its own env
@@ -133,9 +139,10 @@ class DialogueEnvironment(Environment):
         env_id: str,
         make_kwargs: dict[str, Any] | None = None,
         idle_timeout: float | None = None,
+        info: bool = True,
     ):
         super().__init__()
-        self.env_id, self.idle_timeout = env_id, idle_timeout
+        self.env_id, self.idle_timeout, self.info = env_id, idle_timeout, info
         self.env = gym.make(env_id, render_mode="ansi", **(make_kwargs or {}))
         dialogue: Any = self.env.unwrapped  # (the DialogueEnv: its state and interface)
         self.dialogue = dialogue
@@ -241,11 +248,11 @@ class DialogueEnvironment(Environment):
         return DialogueObservation(
             transcript=transcript,
             candidates=candidates,
-            observation=_jsonable(obs),
+            observation=None if isinstance(obs, str) else _jsonable(obs),
             turn=sum(1 for t in state.history if t.role == "agent"),
             done=done,
             reward=reward,
-            metadata=_jsonable(metadata),
+            metadata=_jsonable(metadata) if self.info else {},
         )
 
 
@@ -255,6 +262,7 @@ def create_openenv_app(
     max_sessions: int = DEFAULT_MAX_SESSIONS,
     idle_timeout: float | None = None,
     make_kwargs: dict[str, Any] | None = None,
+    info: bool = True,
 ) -> Any:
     """The OpenEnv FastAPI app serving ``env_id`` (see the module docstring).
 
@@ -273,7 +281,7 @@ def create_openenv_app(
     probe = DialogueEnvironment(env_id, kwargs)  # a bad spec fails here, not in a session
     action_cls = ACTIONS[probe.interface]
     probe.close()
-    factory = functools.partial(DialogueEnvironment, env_id, kwargs, idle_timeout)
+    factory = functools.partial(DialogueEnvironment, env_id, kwargs, idle_timeout, info)
     return create_app(
         factory,
         action_cls,

@@ -126,6 +126,15 @@ def test_chat_completions_answer_in_the_api_shape_and_reproducibly(client: TestC
     assert [c["message"] for c in again["choices"]] == [c["message"] for c in data["choices"]]
     other = client.post("/v1/chat/completions", json={**body, "seed": 8}).json()
     assert [c["message"] for c in other["choices"]] != [c["message"] for c in data["choices"]]
+    # Without a seed every request draws anew (rollouts of one prompt must differ).
+    unseeded = {k: v for k, v in body.items() if k != "seed"} | {"n": 1, "max_tokens": 30}
+    replies = {
+        client.post("/v1/chat/completions", json=unseeded).json()["choices"][0]["message"][
+            "content"
+        ]
+        for _ in range(4)
+    }
+    assert len(replies) > 1
     assert client.get("/v1/models").json()["data"][0]["id"] == "test-lm"
     assert client.get("/health").json() == {"status": "ok"}
 

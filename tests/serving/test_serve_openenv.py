@@ -94,6 +94,7 @@ def _local_episode(seed: int) -> list[dict]:
 async def _remote_episode(url: str, seed: int, local: list[dict]) -> list[dict]:
     async with GenericEnvClient(base_url=url) as client:
         result = await client.reset(seed=seed)
+        assert result.observation["observation"] is None  # text ids send the transcript once
         steps = [
             {
                 "obs": result.observation["transcript"],
@@ -174,6 +175,21 @@ def test_a_reaped_session_says_so():
         env.step(ReplyAction(message="Hello"))
     with pytest.raises(RuntimeError, match="open a new session"):
         env.reset(seed=0)
+
+
+def test_no_info_keeps_the_grading_out_of_the_observation():
+    """For clients that show a model the whole observation (verifiers' openenv taskset):
+    no gold reward, rubric components or missed steps to read the answer from."""
+    from rlhf_envs.serving.openenv_server import DialogueEnvironment, ReplyAction
+
+    shown, hidden = DialogueEnvironment(ENV_ID), DialogueEnvironment(ENV_ID, info=False)
+    for env in (shown, hidden):
+        env.reset(seed=4)
+    a = shown.step(ReplyAction(message="Hello! How can I help?"))
+    b = hidden.step(ReplyAction(message="Hello! How can I help?"))
+    assert "gold_reward" in a.metadata and "steps_missed" in a.metadata
+    assert b.metadata == {}
+    assert (a.transcript, a.reward, a.done) == (b.transcript, b.reward, b.done)
 
 
 def test_the_deployment_files_match_the_server():
