@@ -88,6 +88,55 @@ def test_the_role_text_prompt_is_the_sft_window(model: ChatModel, test_lm_folder
     )
 
 
+CHATML = (
+    "{% for m in messages %}{{ m['role'] }}:\n{{ m['content'] }}<|endofturn|>\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:\n{% endif %}"
+)
+NO_SYSTEM = (  # a template that refuses a system message, as some do
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}"
+    "{% endif %}{{ m['role'] }}:\n{{ m['content'] }}<|endofturn|>\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:\n{% endif %}"
+)
+
+
+def _templated(test_lm_folder: Path, folder: Path, template: str) -> Path:
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    shutil.copytree(test_lm_folder, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_a_chat_template_renders_the_messages_and_drops_the_oldest_first(
+    test_lm_folder: Path, tmp_path: Path
+):
+    model = ChatModel(_templated(test_lm_folder, tmp_path / "chatml", CHATML))
+    assert model.format.name == "chat-template"
+    tok = model.lm.tokenizer
+    messages = chat_messages(TURNS, "Be brief.")
+    ids = model.prompt_ids(messages, 20)
+    rendered = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert tok.decode(ids) == rendered
+    text = tok.decode(ids)
+    assert text.startswith("system:\nBe brief.") and text.endswith("assistant:\n")
+    # Too long for the window: the oldest turns go first, the instructions stay.
+    long = chat_messages(TURNS * 10, "Be brief.")
+    cut = tok.decode(model.prompt_ids(long, 40))
+    assert cut.startswith("system:\nBe brief.") and cut.endswith("assistant:\n")
+    assert len(model.prompt_ids(long, 40)) <= model.max_positions - 40
+    refusing = ChatModel(_templated(test_lm_folder, tmp_path / "nosys", NO_SYSTEM))
+    folded = refusing.lm.tokenizer.decode(
+        refusing.prompt_ids(chat_messages(TURNS[:1], "Be brief."), 20)
+    )
+    assert folded.startswith("user:\nBe brief.\n\nHi, I'd like to renew my book.")
+    reply, _ = model.complete(messages, max_tokens=8, temperature=0)
+    assert reply[0].finish_reason in ("stop", "length")
+
+
 def test_the_instructions_cover_every_task_and_rule():
     for domain in ("customer_service", "finance", "medical", "tiny"):
         text = agent_instructions(domain)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -66,8 +67,11 @@ def server(test_lm_folder: Path):
                 raise AssertionError(process.stdout.read().decode()) from None  # type: ignore[union-attr]
             time.sleep(0.3)
     yield url, process
+    # SIGTERM: uvicorn shuts down gracefully, then exits by the signal (status -15).
     process.terminate()
-    assert process.wait(timeout=30) is not None
+    assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
 
 
 def _local_episode(seed: int) -> list[dict]:
