@@ -23,8 +23,10 @@ as ``"..."`` (a turn the rubric scores as saying nothing).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -33,13 +35,14 @@ from typing import Any
 
 import gymnasium as gym
 
-from rlhf_envs.dialogue import AGENT_PREFIX, parse_transcript
+from rlhf_envs.dialogue import AGENT_PREFIX, ROLES, parse_transcript
 from rlhf_envs.domains.instructions import agent_instructions
 from rlhf_envs.interfaces.text import REPLY_CHARSET, UNKNOWN_CHARACTER
 from rlhf_envs.lm.chat import ChatModel, chat_messages
 from rlhf_envs.words import stable_hash
 
 EMPTY_REPLY = "..."
+_TURN_START = re.compile(rf"^(?:{'|'.join(ROLES.values())}):", re.MULTILINE)
 DEFAULT_URL = "https://api.openai.com/v1"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 
@@ -90,8 +93,12 @@ class _ChatAgent:
                 f"{self.name} acts on the text interface (a transcript string); got "
                 f"{type(obs).__name__}: use an RLHF-*Text-v0 id"
             )
-        transcript = obs.rstrip()
-        transcript = transcript.removesuffix(AGENT_PREFIX)
+        transcript = obs.rstrip().removesuffix(AGENT_PREFIX)
+        if len(obs) >= env.unwrapped.interface.max_context_chars:
+            # The oldest text was cut, mid-turn: start at the first whole turn, so a cut
+            # agent or system line is never read as the user speaking.
+            first = _TURN_START.search(transcript)
+            transcript = transcript[first.start() :] if first else transcript
         instructions = None
         if self.instructions:
             domain = env.unwrapped.domain
@@ -159,9 +166,10 @@ class EndpointLMAgent(_ChatAgent):
         key_env: the environment variable holding the API key (sent as a bearer token
             when set; a local server may need none).
         timeout: seconds to wait for one answer.
-        retries: further tries after a failed request (connection refused, a timeout,
-            429 or a 5xx answer), waiting ``backoff * 2**attempt`` seconds between them;
-            a 4xx answer other than 429 is not retried (the request itself is wrong).
+        retries: further tries after a failed request (connection refused or reset, a 429
+            or a 5xx answer), waiting ``backoff * 2**attempt`` seconds between them; a 4xx
+            answer other than 429 (the request itself is wrong) and a timeout (the server
+            is still busy with it) are not retried.
         name: how the leaderboard calls it (default ``openai:MODEL@URL``).
         max_tokens, temperature, instructions, seed: as :class:`_ChatAgent`.
     """
@@ -205,28 +213,37 @@ class EndpointLMAgent(_ChatAgent):
             "temperature": self.temperature,
             "seed": seed,
         }
-        problem = ""
+        problem, attempts = "", 0
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
+            attempts += 1
             try:
                 answer = self._post(body)
             except urllib.error.HTTPError as exc:
                 detail = exc.read().decode(errors="replace")[:300]
                 problem = f"HTTP {exc.code}: {detail}"
                 if exc.code != 429 and exc.code < 500:
-                    break
+                    break  # the request itself is wrong: asking again cannot help
                 continue
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                problem = str(getattr(exc, "reason", exc))
+            except TimeoutError:
+                # A slow server is still generating: asking again would queue more work.
+                problem = f"no answer within {self.timeout:g} s"
+                break
+            except (urllib.error.URLError, ConnectionError, http.client.HTTPException) as exc:
+                problem = str(getattr(exc, "reason", exc)) or type(exc).__name__
                 continue
+            except ValueError as exc:  # (a 200 whose body is not JSON)
+                raise LMEndpointError(
+                    f"{self.url} answered with something not JSON: {exc}"
+                ) from exc
             try:
                 return str(answer["choices"][0]["message"]["content"] or "")
             except (KeyError, IndexError, TypeError) as exc:
                 raise LMEndpointError(
                     f"{self.url} answered without choices[0].message.content: {str(answer)[:300]}"
                 ) from exc
-        tries = "1 try" if self.retries == 0 else f"{self.retries + 1} tries"
+        tries = "1 try" if attempts == 1 else f"{attempts} tries"
         raise LMEndpointError(
             f"chat endpoint {self.url} (model {self.model!r}) failed after {tries}: {problem}; "
             "is the server running (`rlhf-envs serve-lm PATH --port PORT`) and the URL right?"

@@ -41,6 +41,7 @@ class ChatHarness(vf.Harness[vf.HarnessConfig]):
             messages.append({"role": "user", "content": prompt})
         elif prompt:
             messages += [message_to_wire(m) for m in prompt]
-        async with AsyncOpenAI(base_url=endpoint, api_key=secret, max_retries=0) as client:
+        # Two retries: a transient failure should not cost the whole conversation.
+        async with AsyncOpenAI(base_url=endpoint, api_key=secret, max_retries=2) as client:
             await client.chat.completions.create(model=ctx.model, messages=messages)
         return vf.ProgramResult(exit_code=0, stdout="", stderr="")

@@ -113,30 +113,36 @@ class RLHFEnv(vf.Env[RLHFEnvConfig]):
         # that also carries the model calls of concurrent episodes.
         env = await asyncio.to_thread(gym.make, data.env_id, **kwargs)
         dialogue: Any = env.unwrapped
-        await asyncio.to_thread(
-            env.reset, seed=data.scenario_seed, options={"scenario_seed": data.scenario_seed}
-        )
-        total = gold = 0.0
-        success, turns = False, 0
-        async with agents.agent.interaction(task) as chat:
-            sent = len(dialogue.state.history)
-            segment = await chat.turn(_user_message(dialogue.state.history))
-            while not segment.terminated:
-                reply = valid_reply(segment.last_reply or "", dialogue.interface.max_reply_chars)
-                _, reward, terminated, truncated, info = await asyncio.to_thread(env.step, reply)
-                total += float(reward)
-                gold += float(info["gold_reward"])
-                success, turns = bool(info["success"]), turns + 1
-                if terminated or truncated:
-                    break
-                history = dialogue.state.history
-                segment = await chat.turn(_user_message(history[sent + 1 :]))
-                sent = len(history)
-            chat.trace.info.update(
-                env_return=total,
-                gold=gold,
-                success=float(success),
-                turns=turns,
-                task=dialogue.state.scenario.subflow,
+        try:
+            await asyncio.to_thread(
+                env.reset, seed=data.scenario_seed, options={"scenario_seed": data.scenario_seed}
             )
-        env.close()
+            total = gold = 0.0
+            success, turns = False, 0
+            async with agents.agent.interaction(task) as chat:
+                sent = len(dialogue.state.history)
+                segment = await chat.turn(_user_message(dialogue.state.history))
+                while not segment.terminated:
+                    reply = valid_reply(
+                        segment.last_reply or "", dialogue.interface.max_reply_chars
+                    )
+                    _, reward, terminated, truncated, info = await asyncio.to_thread(
+                        env.step, reply
+                    )
+                    total += float(reward)
+                    gold += float(info["gold_reward"])
+                    success, turns = bool(info["success"]), turns + 1
+                    if terminated or truncated:
+                        break
+                    history = dialogue.state.history
+                    segment = await chat.turn(_user_message(history[sent + 1 :]))
+                    sent = len(history)
+                chat.trace.info.update(
+                    env_return=total,
+                    gold=gold,
+                    success=float(success),
+                    turns=turns,
+                    task=dialogue.state.scenario.subflow,
+                )
+        finally:
+            env.close()

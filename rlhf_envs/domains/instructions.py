@@ -2,7 +2,7 @@
 
 The scripted expert reads the policy book as data; a chat model reads it as text. This
 module writes that text, the system prompt of the language-model agents
-(:mod:`rlhf_agents.lm_agents`), the OpenEnv server and the verifiers environment: every
+(:mod:`rlhf_agents.lm_agents`) and of the verifiers environment (``rlhf_verifiers``): every
 task with its steps in order (branches as "if ... otherwise ..."), what each step asks,
 does or says, the rules of conduct, and the figures the policy itself states. The
 scenario's facts are not in it: the agent learns them from the user and from the system's

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from rlhf_envs.dialogue import ROLES, Turn
-from rlhf_envs.lm.chat_format import turn_format
+from rlhf_envs.lm.chat_format import RoleTextFormat
 from rlhf_envs.lm.reference import ReferenceLM, load_reference_lm
 from rlhf_envs.lm.sampling import sample_replies
 
@@ -111,6 +111,18 @@ def split_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[str | None, l
     return ("\n\n".join(instructions) or None), turns
 
 
+def _alternating(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Neighbouring messages of one role joined (an env's system line after the user's
+    words are both ``user``), since many chat templates require the roles to alternate."""
+    out: list[dict[str, str]] = []
+    for message in messages:
+        if out and out[-1]["role"] == message["role"]:
+            out[-1] = {**out[-1], "content": f"{out[-1]['content']}\n{message['content']}"}
+        else:
+            out.append(dict(message))
+    return out
+
+
 @dataclass
 class Completion:
     """One generated reply.
@@ -147,9 +159,21 @@ class ChatModel:
     def __init__(self, path: str | Path, max_positions: int | None = None):
         self.lm: ReferenceLM = load_reference_lm(path)
         self.path = self.lm.path
-        self.format = turn_format(self.lm.tokenizer)
+        tokenizer: Any = self.lm.tokenizer
+        # The whole conversation is rendered for every reply, so a template need not be
+        # prefix-stable (as token-exact rollouts need: rlhf_envs.lm.chat_format).
+        self._template = bool(getattr(tokenizer, "chat_template", None))
+        self.format_name = "chat-template" if self._template else "role-text"
+        self._role_text = None if self._template else RoleTextFormat(tokenizer)
+        # A reply ends at end-of-sequence or at any end-of-turn token the model's
+        # generation config names (<end_of_turn>, <|end|>, <|eot_id|>, ...).
+        stops = {self.lm.eot_id}
+        config_eos = getattr(
+            getattr(self.lm.model, "generation_config", None), "eos_token_id", None
+        )
+        stops.update([config_eos] if isinstance(config_eos, int) else list(config_eos or []))
+        self.stop_ids = frozenset(int(i) for i in stops)
         self.max_positions = int(max_positions or min(self.lm.max_positions, 4096))
-        self._template = self.format.name == "chat-template"
 
     @property
     def name(self) -> str:
@@ -176,10 +200,12 @@ class ChatModel:
         self, instructions: str | None, turns: list[Turn], budget: int
     ) -> list[int]:
         # (RoleTextFormat writes any role's turn, the agent's included.)
-        ids = [i for role, text in turns for i in self.format.turn_ids(role, text)]
-        ids += self.format.reply_prefix
+        fmt = self._role_text
+        assert fmt is not None
+        ids = [i for role, text in turns for i in fmt.turn_ids(role, text)]
+        ids += fmt.reply_prefix
         if instructions:
-            head = self.format.turn_ids("system", instructions)
+            head = fmt.turn_ids("system", instructions)
             if len(head) + len(ids) <= budget:
                 ids = head + ids
         return ids[-budget:]
@@ -209,13 +235,17 @@ class ChatModel:
         self, instructions: str | None, turns: list[Turn], budget: int
     ) -> list[int]:
         head = [{"role": "system", "content": instructions}] if instructions else []
-        body = chat_messages(turns)
+        body = _alternating(chat_messages(turns))
         while True:
             ids = self._render(head + body)
             if len(ids) <= budget:
                 return ids
             if len(body) > 1:
-                body = body[1:]  # the oldest message first
+                # The oldest message first; a conversation restarts with a user message
+                # (templates that want user/assistant alternation refuse anything else).
+                body = body[1:]
+                while len(body) > 1 and body[0]["role"] != "user":
+                    body = body[1:]
             elif head:
                 head = []
             else:
@@ -238,10 +268,12 @@ class ChatModel:
         Args:
             messages: OpenAI-style chat messages (see the module docstring).
             max_tokens: the longest reply, in tokens.
-            temperature: sampling temperature; 0 = greedy.
+            temperature: sampling temperature; 0 (or below 1e-5) = greedy.
             n: replies drawn (independently) for the same prompt.
             seed: the random seed; the same seed and messages give the same replies.
-            stop: strings that end a reply (the reply is cut before the first).
+            stop: strings that end a reply (the reply is cut before the first; the
+                reply's ids, log-probabilities and token count still cover what was
+                generated past it).
 
         Raises:
             ChatRequestError: the messages or settings are not accepted (the message says
@@ -258,14 +290,15 @@ class ChatModel:
                 self.lm.model,
                 [prompt] * n,
                 int(max_tokens),
-                self.format.stop_ids,
+                self.stop_ids,
                 self.lm.pad_id,
-                temperature=float(temperature),
+                # (Dividing logits by a tiny temperature overflows: that is greedy.)
+                temperature=float(temperature) if temperature >= 1e-5 else 0.0,
                 generator=generator,
             )
         out = []
         for sample in samples:
-            reply_ids = [i for i in sample.ids if i not in self.format.stop_ids]
+            reply_ids = [i for i in sample.ids if i not in self.stop_ids]
             text = self.lm.decode(reply_ids).strip()
             reason = "stop" if sample.stopped else "length"
             cut = min((text.find(s) for s in stop if s and s in text), default=-1)

@@ -76,7 +76,7 @@ def _run_serve_lm(args: argparse.Namespace) -> int:
     model = ChatModel(args.path)
     name = args.name or model.name
     print(
-        f"serving {model.path} as model {name!r} ({model.format.name} format, "
+        f"serving {model.path} as model {name!r} ({model.format_name} format, "
         f"{model.max_positions} positions) at http://{args.host}:{args.port}/v1",
         file=sys.stderr,
         flush=True,

@@ -16,9 +16,11 @@ Routes:
   ``logprobs`` (the sampled tokens' log-probabilities), ``stream`` (server-sent events
   in the API's chunk format, ending ``data: [DONE]``; ``stream_options.include_usage``
   adds the usage chunk; the whole reply arrives in one content chunk, since replies are
-  generated in a batch). Settings the server cannot honour (tools, ``top_p`` below 1,
-  penalties, ``logit_bias``, more than 0 ``top_logprobs``) are refused with a 400 naming
-  them, never silently ignored.
+  generated in a batch). The OpenAI settings the server cannot honour (tools, ``top_p``
+  below 1, penalties, ``logit_bias``, more than 0 ``top_logprobs``, a ``response_format``)
+  are refused with a 400 naming them; other engines' extras (``top_k``, ...) are ignored.
+  ``n`` x ``max_tokens`` is at most 8,192. ``stop`` strings cut the reply after generation
+  (``usage`` counts what was generated).
 - ``GET /v1/models``: the one model served.
 - ``GET /health``: ``{"status": "ok"}``.
 
@@ -43,6 +45,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rlhf_envs.lm.chat import ChatModel, ChatRequestError
 
 DEFAULT_MAX_TOKENS = 64
+# One request holds the model while it generates: n x max_tokens is bounded so that no
+# request can keep the others waiting for long.
+MAX_BATCH_TOKENS = 8192
 # Settings whose effect the server does not implement, with the value that means "off".
 _UNSUPPORTED = {
     "tools": None,
@@ -97,6 +102,11 @@ def _unsupported(body: dict[str, Any]) -> list[str]:
             continue
         if key == "top_p" and isinstance(value, int | float) and value >= 1:
             continue
+        # The values that ask for plain text replies, as this server gives anyway.
+        if (key == "response_format" and value == {"type": "text"}) or (
+            key == "tool_choice" and value in ("none", "auto") and not body.get("tools")
+        ):
+            continue
         bad.append(f"{key}={value!r}")
     return bad
 
@@ -141,6 +151,12 @@ def create_app(
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
         return _error(exc.status, exc.message, exc.param, exc.kind)
 
+    @app.exception_handler(Exception)
+    async def _failed(request: Request, exc: Exception) -> JSONResponse:
+        return _error(
+            500, f"the server failed to answer: {type(exc).__name__}: {exc}", kind="server_error"
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(400, f"the request is not valid JSON of the expected shape: {exc.errors()}")
@@ -165,12 +181,13 @@ def create_app(
                 )
         return await call_next(request)
 
+    # Async: answered on the event loop, never queued behind replies being generated.
     @app.get("/health")
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/v1/models")
-    def models() -> dict[str, Any]:
+    async def models() -> dict[str, Any]:
         return {
             "object": "list",
             "data": [{"id": name, "object": "model", "created": 0, "owned_by": "rlhf-envs"}],
@@ -211,6 +228,13 @@ def create_app(
                 400,
                 f"stop must be a string or a list of at most 4 strings, got {body.get('stop')!r}",
                 "stop",
+            )
+        if isinstance(n, int) and isinstance(max_tokens, int) and n * max_tokens > MAX_BATCH_TOKENS:
+            raise APIError(
+                400,
+                f"n x max_tokens is {n * max_tokens}; this server generates at most "
+                f"{MAX_BATCH_TOKENS} tokens per request",
+                "n",
             )
         want_logprobs = bool(body.get("logprobs"))
         try:

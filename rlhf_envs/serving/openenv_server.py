@@ -3,9 +3,10 @@
 OpenEnv clients (``openenv.core.EnvClient``/``GenericEnvClient``, TRL's OpenEnv
 integration, verifiers' ``openenv`` taskset) drive an environment over a WebSocket
 (``/ws``): one session per connection, each with its own env, ``reset``/``step``/``state``
-messages. This module builds that server from OpenEnv's own classes (``Environment``,
-``Action``, ``Observation``, ``State``, ``create_app``); it needs the ``openenv`` extra
-(``pip install 'rlhf-envs[openenv]'``).
+messages. (OpenEnv's HTTP ``/reset`` and ``/step`` make a fresh env per request, so an
+episode cannot be played over HTTP: use the WebSocket.) This module builds that server
+from OpenEnv's own classes (``Environment``, ``Action``, ``Observation``, ``State``,
+``create_app``); it needs the ``openenv`` extra (``pip install 'rlhf-envs[openenv]'``).
 
 Action Space (the typed action of the id's interface):
 
@@ -15,8 +16,9 @@ Action Space (the typed action of the id's interface):
 - tokens ids: :class:`TokenAction` ``{"token": int}``, one token of the reference LM.
 
 Observation (:class:`DialogueObservation`): ``transcript`` (the dialogue as ``Role: text``
-lines, ending ``"Agent:"`` while the agent is to speak), ``candidates`` (select ids: the
-proposals' texts), ``observation`` (select and tokens ids: the Gymnasium observation as
+lines; on text ids the interface's observation, which ends ``"Agent:"`` even after the
+last step; on the others ``"Agent:"`` ends it while the agent is to speak), ``candidates``
+(select ids: the proposals' texts), ``observation`` (select and tokens ids: the Gymnasium observation as
 JSON lists; on text ids it is the transcript, sent once), ``turn``, ``done`` and
 ``reward`` (the env's training reward for the step), and ``metadata``: the step's ``info``
 (``gold_reward``, ``reward_components``, ``success``, ``satisfaction``, the policy steps
@@ -43,6 +45,7 @@ training reward; default the id's), ``max_sessions`` (concurrent sessions, defau
 from __future__ import annotations
 
 import functools
+import uuid
 from typing import Any
 
 import gymnasium as gym
@@ -168,7 +171,7 @@ class DialogueEnvironment(Environment):
         obs, info = self.env.reset(seed=seed, options=options)
         self._started = True
         self._state = DialogueState(
-            episode_id=episode_id or self._state.episode_id,
+            episode_id=episode_id or uuid.uuid4().hex,
             step_count=0,
             env_id=self.env_id,
             done=False,

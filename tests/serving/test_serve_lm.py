@@ -92,6 +92,13 @@ CHATML = (
     "{% for m in messages %}{{ m['role'] }}:\n{{ m['content'] }}<|endofturn|>\n{% endfor %}"
     "{% if add_generation_prompt %}assistant:\n{% endif %}"
 )
+ALTERNATING = (  # a template that wants user, assistant, user, ... (as Llama-2's does)
+    "{% set body = messages[1:] if messages[0]['role'] == 'system' else messages %}"
+    "{% for m in body %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('roles must alternate user/assistant') }}{% endif %}{% endfor %}"
+    "{% for m in messages %}{{ m['role'] }}:\n{{ m['content'] }}<|endofturn|>\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:\n{% endif %}"
+)
 NO_SYSTEM = (  # a template that refuses a system message, as some do
     "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}"
     "{% endif %}{{ m['role'] }}:\n{{ m['content'] }}<|endofturn|>\n{% endfor %}"
@@ -115,11 +122,16 @@ def test_a_chat_template_renders_the_messages_and_drops_the_oldest_first(
     test_lm_folder: Path, tmp_path: Path
 ):
     model = ChatModel(_templated(test_lm_folder, tmp_path / "chatml", CHATML))
-    assert model.format.name == "chat-template"
+    assert model.format_name == "chat-template"
     tok = model.lm.tokenizer
     messages = chat_messages(TURNS, "Be brief.")
     ids = model.prompt_ids(messages, 20)
-    rendered = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    # The env's system line joins the user's words: many templates need alternating roles.
+    joined = [
+        *messages[:3],
+        {"role": "user", "content": "It's 55123.\nSystem: Account found for Ana Diaz."},
+    ]
+    rendered = tok.apply_chat_template(joined, tokenize=False, add_generation_prompt=True)
     assert tok.decode(ids) == rendered
     text = tok.decode(ids)
     assert text.startswith("system:\nBe brief.") and text.endswith("assistant:\n")
@@ -135,6 +147,11 @@ def test_a_chat_template_renders_the_messages_and_drops_the_oldest_first(
     assert folded.startswith("user:\nBe brief.\n\nHi, I'd like to renew my book.")
     reply, _ = model.complete(messages, max_tokens=8, temperature=0)
     assert reply[0].finish_reason in ("stop", "length")
+    strict = ChatModel(_templated(test_lm_folder, tmp_path / "strict", ALTERNATING))
+    for turns in (TURNS, TURNS * 10):  # whole, and cut to the window (restarting at a user)
+        ids = strict.prompt_ids(chat_messages(turns, "Be brief."), 40)
+        text = strict.lm.tokenizer.decode(ids)
+        assert text.startswith("system:\nBe brief.") and "\nuser:\n" in text
 
 
 def test_the_instructions_cover_every_task_and_rule():
@@ -227,6 +244,7 @@ def test_greedy_replies_match_the_model_in_process(client: TestClient, model: Ch
         ({"max_tokens": 0}, 400, "max_tokens must be between 1 and"),
         ({"n": 0}, 400, "n must be an integer from 1 to 64"),
         ({"stop": [1]}, 400, "stop must be a string or a list of at most 4 strings"),
+        ({"n": 64, "max_tokens": 200}, 400, "n x max_tokens is 12800; this server generates"),
         ({"messages": [{"role": "robot", "content": "x"}]}, 400, "messages[0].role is 'robot'"),
         ({"messages": None}, 400, "messages must be a list"),
     ],
@@ -237,6 +255,25 @@ def test_bad_requests_get_clear_errors(client: TestClient, change, status, says)
     assert answer.status_code == status
     error = answer.json()["error"]
     assert says in error["message"] and error["type"]
+
+
+def test_plain_text_settings_pass_and_a_failure_keeps_the_api_shape(
+    client: TestClient, model: ChatModel, monkeypatch
+):
+    body = {"model": "test-lm", "messages": chat_messages(TURNS[:1]), "max_tokens": 4}
+    plain = {**body, "response_format": {"type": "text"}, "tool_choice": "none", "top_k": 5}
+    assert client.post("/v1/chat/completions", json=plain).status_code == 200
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(model, "complete", broken)
+    failed = TestClient(create_app(model, "test-lm"), raise_server_exceptions=False).post(
+        "/v1/chat/completions", json=body
+    )
+    assert failed.status_code == 500
+    assert failed.json()["error"]["type"] == "server_error"
+    assert "RuntimeError: out of memory" in failed.json()["error"]["message"]
 
 
 def test_an_api_key_is_required_when_set(model: ChatModel):
@@ -275,6 +312,23 @@ def test_the_local_agent_plays_a_text_episode_reproducibly(test_lm_folder: Path)
     assert play(agent) == first and play(agent) != first  # the next try draws anew
     with pytest.raises(TypeError, match="RLHF-\\*Text-v0"):
         agent.act([1, 2, 3], env)
+
+
+def test_a_cut_observation_starts_at_a_whole_turn():
+    """The text observation keeps the newest characters; the agent must not read the cut
+    remains of an agent or system line as the user speaking."""
+    from rlhf_agents.lm_agents import LocalLMAgent
+
+    env = gym.make("RLHF-ChatText-v0", max_context_chars=120)
+    obs, _ = env.reset(seed=1)
+    for _ in range(3):
+        obs, *_ = env.step(env.unwrapped.expert_action())
+    assert len(obs) == 120
+    agent = LocalLMAgent.__new__(LocalLMAgent)  # (the prompt side only: no model needed)
+    agent.name, agent.instructions = "probe", False
+    messages = agent.messages(obs, env)
+    whole = chat_messages(env.unwrapped.state.history)
+    assert messages == whole[-len(messages) :]
 
 
 def test_an_unreachable_endpoint_fails_with_the_url():
