@@ -18,8 +18,8 @@ Action Space (the typed action of the id's interface):
 Observation (:class:`DialogueObservation`): ``transcript`` (the dialogue as ``Role: text``
 lines; on text ids the interface's observation, which ends ``"Agent:"`` even after the
 last step; on the others ``"Agent:"`` ends it while the agent is to speak), ``candidates``
-(select ids: the proposals' texts), ``observation`` (select and tokens ids: the Gymnasium observation as
-JSON lists; on text ids it is the transcript, sent once), ``turn``, ``done`` and
+(select ids: the proposals' texts), ``observation`` (select and tokens ids: the Gymnasium
+observation as JSON lists; on text ids it is the transcript, sent once), ``turn``, ``done`` and
 ``reward`` (the env's training reward for the step), and ``metadata``: the step's ``info``
 (``gold_reward``, ``reward_components``, ``success``, ``satisfaction``, the policy steps
 done and missed, ...) with ``terminated`` and ``truncated``; after ``reset``, the reset
