@@ -74,8 +74,22 @@ def test_sampling_is_reproducible_from_the_generator(lm):
     assert draw(5) != draw(6)
 
 
+def test_temperature_zero_is_greedy(lm):
+    prompt = [[1, 2, 3]]
+    one, two = (
+        sample_replies(
+            lm.model, prompt, 6, {lm.eot_id}, lm.pad_id, 0.0, torch.Generator().manual_seed(s)
+        )
+        for s in (1, 2)
+    )
+    assert one[0].ids == two[0].ids  # no randomness left
+    logits = lm.model(input_ids=torch.tensor(prompt)).logits[0, -1]
+    assert one[0].ids[0] == int(logits.argmax())
+    assert one[0].logprobs[0] == pytest.approx(float(torch.log_softmax(logits, -1).max()), abs=1e-5)
+
+
 def test_bad_arguments_are_named(lm):
     with pytest.raises(ValueError, match="temperature"):
-        sample_replies(lm.model, [[1]], 3, {lm.eot_id}, lm.pad_id, 0.0)
+        sample_replies(lm.model, [[1]], 3, {lm.eot_id}, lm.pad_id, -1.0)
     with pytest.raises(ValueError, match="at least one token"):
         sample_replies(lm.model, [[]], 3, {lm.eot_id}, lm.pad_id)
