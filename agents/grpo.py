@@ -181,7 +181,7 @@ class GRPORecipe:
     algo: str = "grpo"
     group_size: int = 8
     groups_per_step: int = 4
-    steps: int = 300
+    steps: int = 370
     learning_rate: float = 1e-4
     beta: float = 0.1
     temperature: float = 1.0

@@ -31,7 +31,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # What the README's blocks train with -> what they train with here.
 SUBSTITUTIONS = {
     "model.learn(50_000)": "model.learn(256)",
-    "steps=300, horizon=4)": (
+    "steps=370, horizon=4)": (
         "steps=2, horizon=1, group_size=2, groups_per_step=2, max_branch_turn=2)"
     ),
 }

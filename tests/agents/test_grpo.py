@@ -150,7 +150,7 @@ def test_train_lm_writes_a_results_folder(cli, test_lm_folder):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # 120 steps with the 4-turn horizon: ~7.5 s each
 def test_a_short_grpo_run_gains_over_sft_on_the_reference_lm(tmp_path, monkeypatch):
-    """The recipe, shortened (120 steps instead of 300): with the project's reference LM
+    """The recipe, shortened (120 steps instead of 370): with the project's reference LM
     on RLHF-ChatText-v0, the training return per reply rises and the trained policy's
     held-out gold per episode is above the sampled SFT start (paired, same seeds)."""
     from rlhf_agents.grpo import train_lm
