@@ -8,59 +8,22 @@ file in ``.venv-verifiers`` (``pip install -e '.[verifiers]'``); elsewhere it is
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import gymnasium as gym
 import pytest
 
 vf = pytest.importorskip("verifiers.v1", reason="needs the verifiers extra (.venv-verifiers)")
+from servers import cli_server  # noqa: E402
 
 pytestmark = [pytest.mark.lm, pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
 def endpoint(test_lm_folder: Path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rlhf_envs.cli",
-            "serve-lm",
-            str(test_lm_folder),
-            "--port",
-            str(port),
-            "--name",
-            "test-lm",
-            "--threads",
-            "1",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise AssertionError(server.stdout.read().decode()) from None  # type: ignore[union-attr]
-            time.sleep(0.3)
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
+    serve = ("serve-lm", str(test_lm_folder), "--name", "test-lm", "--threads", "1")
+    with cli_server(*serve) as (url, _):
+        yield f"{url}/v1"
 
 
 def test_the_loader_finds_the_taskset_env_and_harness():

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from rlhf_envs.dialogue import ROLES, Turn
-from rlhf_envs.lm.chat_format import RoleTextFormat
+from rlhf_envs.lm.chat_format import RoleTextFormat, render_chat
 from rlhf_envs.lm.reference import ReferenceLM, load_reference_lm
 from rlhf_envs.lm.sampling import sample_replies
 
@@ -133,14 +133,12 @@ class Completion:
             ``"length"`` (cut at ``max_tokens``).
         ids: the generated token ids (the stop token included when drawn).
         logprobs: the log-probability of each id under the sampling distribution.
-        tokens: each id as text.
     """
 
     text: str
     finish_reason: str
     ids: list[int]
     logprobs: list[float]
-    tokens: list[str]
 
 
 class ChatModel:
@@ -211,9 +209,8 @@ class ChatModel:
         return ids[-budget:]
 
     def _render(self, messages: list[dict[str, str]]) -> list[int]:
-        tok: Any = self.lm.tokenizer
         try:
-            ids = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+            return render_chat(self.lm.tokenizer, messages, generation=True)
         except Exception as exc:  # (templates raise their own errors, e.g. on a system role)
             if messages and messages[0]["role"] == "system" and len(messages) > 1:
                 # A template without a system role: the instructions open the first message.
@@ -227,9 +224,6 @@ class ChatModel:
             raise ChatRequestError(
                 f"the model's chat template cannot render these messages: {exc}"
             ) from exc
-        if isinstance(ids, dict) or hasattr(ids, "keys"):  # (a BatchEncoding in transformers 5)
-            ids = ids["input_ids"]
-        return [int(i) for i in ids]
 
     def _template_prompt(
         self, instructions: str | None, turns: list[Turn], budget: int
@@ -304,6 +298,5 @@ class ChatModel:
             cut = min((text.find(s) for s in stop if s and s in text), default=-1)
             if cut >= 0:
                 text, reason = text[:cut].rstrip(), "stop"
-            tokens = [str(self.lm.tokenizer.decode([i])) for i in sample.ids]
-            out.append(Completion(text, reason, list(sample.ids), list(sample.logprobs), tokens))
+            out.append(Completion(text, reason, list(sample.ids), list(sample.logprobs)))
         return out, len(prompt)

@@ -57,6 +57,15 @@ class TurnFormat(Protocol):
         ...
 
 
+def render_chat(tokenizer: Any, messages: list[dict[str, str]], generation: bool) -> list[int]:
+    """The token ids of ``messages`` under the tokenizer's chat template (with the
+    assistant header after them when ``generation``)."""
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation)
+    if isinstance(ids, dict) or hasattr(ids, "keys"):  # (a BatchEncoding in transformers 5)
+        ids = ids["input_ids"]
+    return [int(i) for i in ids]
+
+
 def _encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False))
 
@@ -130,12 +139,7 @@ class ChatTemplateFormat:
         self.close_cut = [int(eos)]
 
     def _render(self, messages: list[dict[str, str]], generation: bool) -> list[int]:
-        ids = self.tokenizer.apply_chat_template(
-            messages, tokenize=True, add_generation_prompt=generation
-        )
-        if isinstance(ids, dict) or hasattr(ids, "keys"):  # (a BatchEncoding in transformers 5)
-            ids = ids["input_ids"]
-        return [int(i) for i in ids]
+        return render_chat(self.tokenizer, messages, generation)
 
     @staticmethod
     def _check_prefix(shorter: list[int], longer: list[int]) -> None:

@@ -111,6 +111,11 @@ def _unsupported(body: dict[str, Any]) -> list[str]:
     return bad
 
 
+def _token_texts(model: ChatModel, ids: list[int]) -> list[str]:
+    """Each generated id as text (only when log-probabilities are asked for)."""
+    return [str(model.lm.tokenizer.decode([i])) for i in ids]
+
+
 def _chunks(answer: dict[str, Any], usage: bool) -> Iterator[str]:
     """A finished answer as the API's stream: per choice a role chunk, a content chunk and
     a finish chunk; then the usage chunk when asked for; then ``[DONE]``."""
@@ -260,7 +265,7 @@ def create_app(
                 choice["logprobs"] = {
                     "content": [
                         {"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []}
-                        for t, lp in zip(c.tokens, c.logprobs, strict=True)
+                        for t, lp in zip(_token_texts(model, c.ids), c.logprobs, strict=True)
                     ]
                 }
             choices.append(choice)

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import gymnasium as gym
 import pytest
 from fastapi.testclient import TestClient
+from servers import cli_server, free_port
 
 from rlhf_agents.lm_agents import EndpointLMAgent, LMEndpointError, LocalLMAgent, valid_reply
 from rlhf_envs.dialogue import Turn
@@ -35,12 +30,6 @@ def model(test_lm_folder: Path) -> ChatModel:
 @pytest.fixture(scope="module")
 def client(model: ChatModel) -> TestClient:
     return TestClient(create_app(model, "test-lm"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 TURNS = [
@@ -332,7 +321,7 @@ def test_a_cut_observation_starts_at_a_whole_turn():
 
 
 def test_an_unreachable_endpoint_fails_with_the_url():
-    port = _free_port()  # (nothing listens there)
+    port = free_port()  # (nothing listens there)
     agent = EndpointLMAgent("m", f"http://127.0.0.1:{port}/v1", retries=1, backoff=0.01)
     env = gym.make("RLHF-ChatText-v0")
     obs, _ = env.reset(seed=0)
@@ -340,44 +329,11 @@ def test_an_unreachable_endpoint_fails_with_the_url():
         agent.act(obs, env)
 
 
-def _serve(folder: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rlhf_envs.cli",
-            "serve-lm",
-            str(folder),
-            "--port",
-            str(port),
-            "--name",
-            "test-lm",
-            "--threads",
-            "1",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                return server
-        except OSError:
-            if server.poll() is not None:
-                raise AssertionError(server.stdout.read().decode()) from None  # type: ignore[union-attr]
-            time.sleep(0.3)
-    server.kill()
-    raise AssertionError("serve-lm did not answer /health within 120 s")
-
-
 @pytest.mark.integration
 def test_compare_runs_the_local_and_the_served_model_on_the_same_scenarios(
     test_lm_folder: Path, tmp_path: Path, cli
 ):
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
     config = tmp_path / "agents.yaml"
     config.write_text(
@@ -399,8 +355,8 @@ def test_compare_runs_the_local_and_the_served_model_on_the_same_scenarios(
         "--config",
         str(config),
     ]
-    server = _serve(test_lm_folder, port)
-    try:
+    serve = ("serve-lm", str(test_lm_folder), "--name", "test-lm", "--threads", "1")
+    with cli_server(*serve, port=port):
         out = cli(
             *args,
             "--agents",
@@ -411,9 +367,6 @@ def test_compare_runs_the_local_and_the_served_model_on_the_same_scenarios(
             str(tmp_path / "cmp"),
         )
         assert out.returncode == 0, out.stderr
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     rows = {r["agent"]: r for r in csv.DictReader((tmp_path / "cmp" / "leaderboard.csv").open())}
     assert {"pass^1", "pass^2", "pass@2"} <= set(rows["local"])
     # Greedy, same prompts, same model: the served model plays exactly as the local one.

@@ -9,13 +9,10 @@ cleanly.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import gymnasium as gym
@@ -23,55 +20,23 @@ import pytest
 
 openenv_core = pytest.importorskip("openenv.core")
 from openenv.core import GenericEnvClient  # noqa: E402
+from servers import cli_server  # noqa: E402
 
 pytestmark = [pytest.mark.lm, pytest.mark.integration]
 
 ENV_ID = "RLHF-ChatText-v0"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(test_lm_folder: Path):
-    port = _free_port()
-    env = {**os.environ, "RLHF_ENVS_LM": str(test_lm_folder), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rlhf_envs.cli",
-            "serve",
-            ENV_ID,
-            "--port",
-            str(port),
-            "--max-sessions",
-            "8",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError(process.stdout.read().decode()) from None  # type: ignore[union-attr]
-            time.sleep(0.3)
-    yield url, process
+    lm = {"RLHF_ENVS_LM": str(test_lm_folder)}
+    with cli_server("serve", ENV_ID, "--max-sessions", "8", timeout=180, env=lm) as running:
+        yield running
+    url, process = running
     # SIGTERM: uvicorn shuts down gracefully, then exits by the signal (status -15).
-    process.terminate()
-    assert process.wait(timeout=30) in (0, -signal.SIGTERM)
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+    assert process.returncode in (0, -signal.SIGTERM)
+    with socket.socket() as probe:  # nothing listens any more
+        assert probe.connect_ex(("127.0.0.1", int(url.rsplit(":", 1)[1]))) != 0
 
 
 def _local_episode(seed: int) -> list[dict]:
