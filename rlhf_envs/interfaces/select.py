@@ -8,6 +8,7 @@ observation is a ``Dict`` of flat float32 arrays, so Stable-Baselines3's
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -15,10 +16,9 @@ from gymnasium import spaces
 
 from rlhf_envs.dialogue import MAX_TURNS
 from rlhf_envs.interfaces.base import Interface
-from rlhf_envs.interfaces.hashed_encoder import HashedTextEncoder
+from rlhf_envs.interfaces.hashed_encoder import HashedTextEncoder, normalise_rows
 from rlhf_envs.simulation.candidates import CORRECT, Candidate, propose
 from rlhf_envs.simulation.state import DialogueState
-from rlhf_envs.simulation.values import extract_values
 
 CANDIDATE_STATS = ("repetition", "length", "new_values")
 _LENGTH_SCALE = 80.0  # words at which the "length" statistic reaches 1
@@ -70,44 +70,55 @@ class SelectInterface(Interface):
     def reset(self) -> None:
         self._history_sum = np.zeros(self.encoder.dim, dtype=np.float32)
         self._turn_vectors: list[np.ndarray] = []  # raw encoding of each turn so far
-        self._agent_vectors: list[np.ndarray] = []  # normalised, of the agent's turns
+        # Normalised encodings of the agent's turns, the first ``_agent_turns`` rows.
+        self._agent_matrix = np.zeros((8, self.encoder.dim), dtype=np.float32)
+        self._agent_turns = 0
         self.candidates = []
 
     def observe(self, state: DialogueState, rng: np.random.Generator) -> dict[str, np.ndarray]:
         enc = self.encoder
         d = enc.dim
+        self.candidates = propose(state, self.k, rng) if state.current_step is not None else []
+        texts = [c.text for c in self.candidates]
+        seen = state.seen_values
         # Incremental: only the turns added since the last observation are encoded, so a
-        # step costs the same at turn 2 and turn 20.
-        for turn in state.history[len(self._turn_vectors) :]:
-            vec = enc.raw(turn.text, turn.role)
+        # step costs the same at turn 2 and turn 20. One batch holds those turns and the
+        # candidates twice: with values marked against the dialogue (the observation)
+        # and by kind only (for the repetition statistic).
+        new_turns = state.history[len(self._turn_vectors) :]
+        candidates = [enc.parts(text, "agent", seen) for text in texts]
+        rows = enc.count(
+            [enc.parts(t.text, t.role, None).plain for t in new_turns]
+            + [c.marked for c in candidates]
+            + [c.plain for c in candidates]
+        )
+        for turn, vec in zip(new_turns, rows[: len(new_turns)], strict=True):
             self._turn_vectors.append(vec)
             self._history_sum += vec
             if turn.role == "agent":
-                self._agent_vectors.append(_normalised(vec))
+                self._add_agent_vector(_normalised(vec))
         last = np.zeros(d, dtype=np.float32)
         for i in range(len(state.history) - 1, -1, -1):
             if state.history[i].role == "agent":
                 break
             last += self._turn_vectors[i]
 
-        self.candidates = propose(state, self.k, rng) if state.current_step is not None else []
         cand = np.zeros((self.k, d), dtype=np.float32)
         stats = np.zeros((self.k, len(CANDIDATE_STATS)), dtype=np.float32)
-        earlier = np.stack(self._agent_vectors) if self._agent_vectors else None
-        for i, c in enumerate(self.candidates):
-            cand[i] = enc.encode(c.text, "agent", state.seen_values)
-            values = extract_values(c.text)
-            new = len(values - state.seen_values) / len(values) if values else 0.0
-            # Repetition: cosine similarity with the closest earlier agent reply, both
-            # encoded alike (values by kind only), so a verbatim repeat scores 1.
-            repetition = (
-                float((earlier @ enc.encode(c.text, "agent")).max()) if earlier is not None else 0.0
-            )
-            stats[i] = (
-                min(1.0, max(0.0, repetition)),
-                min(1.0, len(c.text.split()) / _LENGTH_SCALE),
-                new,
-            )
+        if texts:
+            n = len(texts)
+            encoded = normalise_rows(rows[len(new_turns) :])
+            cand[:n] = encoded[:n]
+            if self._agent_turns:
+                # Repetition: cosine similarity with the closest earlier agent reply, both
+                # encoded alike (values by kind only), so a verbatim repeat scores 1. (One
+                # matrix-vector product per candidate: a matrix product rounds differently.)
+                earlier = self._agent_matrix[: self._agent_turns]
+                stats[:n, 0] = [(earlier @ row).max() for row in encoded[n:]]
+            stats[:n, 1] = [len(t.split()) / _LENGTH_SCALE for t in texts]
+            new = [len(c.values - seen) / len(c.values) if c.values else 0.0 for c in candidates]
+            stats[:n, 2] = new
+            np.clip(stats, 0.0, 1.0, out=stats)
         return {
             "dialogue": _normalised(self._history_sum),
             "last_turn": _normalised(last),
@@ -115,6 +126,14 @@ class SelectInterface(Interface):
             "candidate_stats": stats.reshape(-1),
             "turn": np.array([min(1.0, len(state.agent_words) / MAX_TURNS)], dtype=np.float32),
         }
+
+    def _add_agent_vector(self, vec: np.ndarray) -> None:
+        if self._agent_turns == len(self._agent_matrix):
+            grown = np.zeros((2 * len(self._agent_matrix), vec.shape[0]), dtype=np.float32)
+            grown[: self._agent_turns] = self._agent_matrix
+            self._agent_matrix = grown
+        self._agent_matrix[self._agent_turns] = vec
+        self._agent_turns += 1
 
     def reply(self, action: Any, state: DialogueState) -> str:
         try:
@@ -137,6 +156,9 @@ class SelectInterface(Interface):
 
 
 def _normalised(vec: np.ndarray) -> np.ndarray:
-    norm = float(np.sqrt(vec @ vec))
+    # (math.sqrt of the float32 dot product rounds to the float32 square root: dividing
+    # by it gives what numpy's float32 sqrt would)
+    norm = math.sqrt(float(vec @ vec))
     out = vec / norm if norm > 0 else vec.copy()
-    return np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
+    np.minimum(out, 1.0, out=out)
+    return np.maximum(out, -1.0, out=out)

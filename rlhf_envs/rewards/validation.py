@@ -88,6 +88,13 @@ def check_scores(values: Any, n: int, label: str) -> np.ndarray:
             1-D array of 3 finite floats`` or ``reward model 'my_rm' returned nan at
             index 2; expected a 1-D array of 3 finite floats``.
     """
+    if (
+        type(values) is np.ndarray
+        and values.dtype == np.float64
+        and values.shape == (n,)
+        and np.isfinite(values.sum())  # (a NaN or an infinity anywhere makes the sum one)
+    ):
+        return values  # the common case, checked in a few microseconds
     try:
         arr = np.asarray(values)
     except Exception as err:  # e.g. ragged lists, tensors that require grad

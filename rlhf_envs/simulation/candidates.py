@@ -196,15 +196,7 @@ def _invented_fact(
         for name in stated:
             text = text.replace(str(facts[name]), perturb(facts[name], rng, state.grounded_values))
         return text
-    usable = [
-        t
-        for t in state.domain.agent["distractors"]["invented"]
-        if all(
-            facts.get(f[len("fake_") :]) is not None
-            for f in template_fields(t)
-            if f.startswith("fake_")
-        )
-    ]
+    usable = _usable_templates(state, "invented")
     if not usable:
         return None
     template = pick(rng, usable)
@@ -233,6 +225,20 @@ def _off_policy(
     state: DialogueState, correct: str, rng: np.random.Generator, label: str | None = None
 ) -> str | None:
     domain = state.domain
+    other_branch, promises = state.episode_fact("off_policy_options", _off_policy_options)
+    if other_branch and (rng.random() < 0.6 or not promises):
+        text = domain.fill(pick(rng, pick(rng, other_branch).say), state.scenario)
+    elif promises:
+        text = pick(rng, promises)
+    else:
+        return None
+    return compose(opening(state, rng), text)
+
+
+def _off_policy_options(state: DialogueState) -> tuple[list[Step], list[str]]:
+    # The other branch's actions and the promises of actions not on the path: the same
+    # for the whole episode.
+    domain = state.domain
     in_path = {s.id for s in state.path}
     path_actions = {s.action for s in state.path if s.kind == "act"}
     other_branch = [
@@ -245,13 +251,7 @@ def _off_policy(
         for action, spec in domain.actions.items()
         if action not in path_actions and "promise" in spec
     ]
-    if other_branch and (rng.random() < 0.6 or not promises):
-        text = domain.fill(pick(rng, pick(rng, other_branch).say), state.scenario)
-    elif promises:
-        text = pick(rng, promises)
-    else:
-        return None
-    return compose(opening(state, rng), text)
+    return other_branch, promises
 
 
 def _missing_disclosure(
@@ -267,6 +267,27 @@ def _missing_disclosure(
     return text if kept and text != correct else None
 
 
+def _usable_templates(state: DialogueState, kind: str) -> list[str]:
+    """The distractor templates of ``kind`` that this scenario has facts for (the same
+    for the whole episode): those of its invented values (``{fake_...}``), and of
+    every other field besides the core and the opening for a rule's templates."""
+    rule = kind != "invented"
+
+    def usable(state: DialogueState) -> list[str]:
+        facts = state.scenario.facts
+        return [
+            t
+            for t in state.domain.agent["distractors"][kind]
+            if all(
+                facts.get(f.removeprefix("fake_")) is not None
+                for f in template_fields(t)
+                if (f not in ("core", "opening") if rule else f.startswith("fake_"))
+            )
+        ]
+
+    return state.episode_fact(f"usable_{kind}", usable)
+
+
 def _rule_breach(
     state: DialogueState, correct: str, rng: np.random.Generator, rule_id: str
 ) -> str | None:
@@ -277,15 +298,7 @@ def _rule_breach(
     if not rule_applies(rule, state.scenario.facts, done, domain.decisions):
         return None
     facts = state.scenario.facts
-    usable = [
-        t
-        for t in domain.agent["distractors"][rule_id]
-        if all(
-            facts.get(f.removeprefix("fake_")) is not None
-            for f in template_fields(t)
-            if f not in ("core", "opening")
-        )
-    ]
+    usable = _usable_templates(state, rule_id)
     if not usable:
         return None
     template = pick(rng, usable)

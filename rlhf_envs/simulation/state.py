@@ -9,8 +9,9 @@ reply was judged in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rlhf_envs.dialogue import Turn
 from rlhf_envs.simulation.assessment import Assessment, assess
@@ -20,6 +21,9 @@ from rlhf_envs.simulation.values import extract_values, mentions
 
 if TYPE_CHECKING:
     from rlhf_envs.simulation.domain import Domain
+
+T = TypeVar("T")
+_MISSING = object()
 
 # What the previous agent turn achieved; the next reply opens accordingly
 # ("Thanks, Crystal." after an answer, "Sorry about that." after a complaint).
@@ -63,6 +67,7 @@ class DialogueState:
     last_event: str = "start"
     ended: bool = False
     _assessed: dict[str, Assessment] = field(default_factory=dict, compare=False, repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     # Shared by every state of one episode (``replace`` keeps the same dict): facts that
     # are costly to derive and never change, computed when first needed.
     _episode: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -81,13 +86,24 @@ class DialogueState:
             return None
         return self.path[self.pos]
 
+    def episode_fact(self, name: str, derive: Callable[[DialogueState], T]) -> T:
+        """``derive(self)``, computed once per episode: for facts that depend only on the
+        scenario and its path (the candidates' options, the grounded values)."""
+        found = self._episode.get(name, _MISSING)
+        if found is _MISSING:
+            found = self._episode[name] = derive(self)
+        return found
+
     @property
     def grounded_values(self) -> frozenset[str]:
         """Values a reply may state: the scenario's, the policy's and the dialogue's."""
-        base = self._episode.get("base_values")
-        if base is None:
-            base = self._episode["base_values"] = self.domain.grounded_values(self.scenario)
-        return base | self.seen_values
+        found = self._memo.get("grounded_values")
+        if found is None:
+            base = self.episode_fact(
+                "base_values", lambda state: state.domain.grounded_values(state.scenario)
+            )
+            found = self._memo["grounded_values"] = base | self.seen_values
+        return found
 
     @property
     def success(self) -> bool:
@@ -134,26 +150,29 @@ class DialogueState:
     def _heard(self, turns: tuple[Turn, ...], **changes: Any) -> DialogueState:
         """A new state with ``turns`` added to the transcript (noting what the user and
         the systems disclosed) and the other ``changes`` made."""
-        values = set(self.seen_values)
-        revealed = set(self.revealed)
-        facts = self.scenario.facts
+        seen = self.seen_values
+        revealed = self.revealed
+        private = self.episode_fact("private_facts", _private_facts)
         for turn in turns:
             if turn.role == "agent":
                 continue
-            values |= extract_values(turn.text)
-            revealed.update(
+            stated = extract_values(turn.text)
+            if not stated <= seen:  # (unchanged sets stay the same object: cheap cache keys)
+                seen = seen | stated
+            disclosed = [
                 name
-                for name in self.domain.private_facts
-                if name not in revealed
-                and facts.get(name) is not None
-                and mentions(facts[name], turn.text)
-            )
+                for name, value in private
+                if name not in revealed and mentions(value, turn.text, stated)
+            ]
+            if disclosed:
+                revealed = revealed.union(disclosed)
         return replace(
             self,
             history=self.history + turns,
-            seen_values=frozenset(values),
-            revealed=frozenset(revealed),
+            seen_values=seen,
+            revealed=revealed,
             _assessed={},
+            _memo={},
             **changes,
         )
 
@@ -165,3 +184,11 @@ class DialogueState:
             "steps_missed": self.steps_missed,
             "violations": self.violations,
         }
+
+
+def _private_facts(state: DialogueState) -> tuple[tuple[str, Any], ...]:
+    """The scenario's private facts that have a value, with it."""
+    facts = state.scenario.facts
+    return tuple(
+        (name, facts[name]) for name in state.domain.private_facts if facts.get(name) is not None
+    )
