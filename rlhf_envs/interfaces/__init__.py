@@ -4,26 +4,36 @@ Interfaces never depend on a particular domain."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import Any
 
 import numpy as np
 
 from rlhf_envs.interfaces.base import Interface
-from rlhf_envs.interfaces.select import SelectInterface
-from rlhf_envs.interfaces.text import REPLY_CHARSET, TextInterface
-from rlhf_envs.interfaces.tokens import TokensInterface
+from rlhf_envs.interfaces.text import REPLY_CHARSET as REPLY_CHARSET
 
-INTERFACES: dict[str, type[Interface]] = {
-    "select": SelectInterface,
-    "tokens": TokensInterface,
-    "text": TextInterface,
+# Imported when first used: the tokens and text interfaces bring torch and the reference
+# LM, which a select env never needs (importing torch alone costs seconds and ~150 MB).
+INTERFACES: dict[str, str] = {
+    "select": "rlhf_envs.interfaces.select:SelectInterface",
+    "tokens": "rlhf_envs.interfaces.tokens:TokensInterface",
+    "text": "rlhf_envs.interfaces.text:TextInterface",
 }
+
+
+def interface_class(name: str) -> type[Interface]:
+    """The class of the interface called ``name`` (see ``INTERFACES``)."""
+    module, _, cls = INTERFACES[name].partition(":")
+    found: type[Interface] = getattr(importlib.import_module(module), cls)
+    return found
 
 
 def interface_options(name: str) -> tuple[str, ...]:
     """The arguments the interface called ``name`` takes."""
-    return tuple(p for p in inspect.signature(INTERFACES[name].__init__).parameters if p != "self")
+    return tuple(
+        p for p in inspect.signature(interface_class(name).__init__).parameters if p != "self"
+    )
 
 
 def make_interface(name: str, **kwargs: Any) -> Interface:
@@ -41,10 +51,11 @@ def make_interface(name: str, **kwargs: Any) -> Interface:
             f"argument(s) {', '.join(unknown)} do not apply to the {name} interface; it takes "
             f"{', '.join(accepted)}"
         )
-    signature = inspect.signature(INTERFACES[name].__init__)
+    cls = interface_class(name)
+    signature = inspect.signature(cls.__init__)
     for key, value in kwargs.items():
         _check_number(key, value, signature.parameters[key])
-    return INTERFACES[name](**kwargs)
+    return cls(**kwargs)
 
 
 def _check_number(key: str, value: Any, parameter: inspect.Parameter) -> None:

@@ -58,7 +58,7 @@ class HashedTextEncoder:
             raise ValueError(f"encoding dimension must be at least 16, got {dim}")
         self.dim = int(dim)
         self.seed = int(seed)
-        self._words: dict[tuple[str, int], tuple[list[int], list[float], int]] = {}
+        self._words: dict[tuple[str, int], tuple[tuple[int, ...], tuple[float, ...], int]] = {}
         self._texts: dict[tuple, TextParts] = {}
         self._sentences: dict[tuple, Sparse] = {}
         # Sentences that differ only in their values ("a $94 refund", "a $57 refund")
@@ -203,7 +203,7 @@ class HashedTextEncoder:
         all_signs.flags.writeable = False
         return all_idx, all_signs
 
-    def _word(self, token: str, salt: int) -> tuple[list[int], list[float], int]:
+    def _word(self, token: str, salt: int) -> tuple[tuple[int, ...], tuple[float, ...], int]:
         if len(self._words) > _WORD_CACHE:  # free text can bring endless new words
             self._words.clear()
         padded = f"<{token}>"
@@ -215,7 +215,8 @@ class HashedTextEncoder:
         signs = [-1.0 if h & 0x80000000 else 1.0 for h in hashes]
         # The whole word counts twice as much as each of its character n-grams.
         signs[0] *= 2.0
-        hit = self._words[(token, salt)] = (idx, signs, hashes[0])
+        # (tuples of numbers: the garbage collector stops tracking them)
+        hit = self._words[(token, salt)] = (tuple(idx), tuple(signs), hashes[0])
         return hit
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rlhf_envs.dialogue import format_transcript
+from rlhf_envs.dialogue import Turn, format_transcript
 from rlhf_envs.interfaces.base import Interface
 from rlhf_envs.simulation.expert import expert_reply
 from rlhf_envs.simulation.state import DialogueState
@@ -57,11 +57,29 @@ class TextInterface(Interface):
         self.max_context_chars = int(max_context_chars)
         self.action_space = spaces.Text(self.max_reply_chars, min_length=1, charset=charset)
         self.observation_space = spaces.Text(self.max_context_chars, min_length=0, charset=charset)
+        self.reset()
+
+    def reset(self) -> None:
+        # The transcript's lines so far, charset-cleaned, and the turns they came from:
+        # each turn is formatted once, so a step costs the same at turn 2 and turn 20.
+        self._lines: list[str] = []
+        self._turns: tuple[Turn, ...] = ()
 
     def observe(self, state: DialogueState, rng: np.random.Generator) -> str:
-        text = format_transcript(state.history) + "\nAgent:"
-        text = "".join(c if c in REPLY_CHARSET else UNKNOWN_CHARACTER for c in text)
-        return text[-self.max_context_chars :]
+        history = state.history
+        done = len(self._turns)
+        # (states of one episode share their turns: anything else starts over)
+        if len(history) < done or (done and history[done - 1] is not self._turns[-1]):
+            self.reset()
+            done = 0
+        for turn in history[done:]:
+            line = format_transcript((turn,))
+            self._lines.append(
+                "".join(c if c in REPLY_CHARSET else UNKNOWN_CHARACTER for c in line)
+            )
+        self._turns = history
+        # (the prompt line "Agent:" is within the charset)
+        return "\n".join([*self._lines, "Agent:"])[-self.max_context_chars :]
 
     def reply(self, action: Any, state: DialogueState) -> str:
         if not isinstance(action, str):

@@ -5,8 +5,10 @@ transcripts of the built-in domains, trains the byte-level BPE tokenizer and
 fine-tunes the small GPT-2 on them, all from one seed, and saves the folder
 (tokenizer files, ``config.json``, ``model.safetensors`` and ``rlhf_lm.json`` with what
 was measured) in the user's cache directory. The folder name carries a hash of the
-settings and of the domains' data, so a change to either builds a new model instead
-of reusing a stale one.
+settings, of the domains' data and of the first transcripts of the corpus (what the
+engine makes of the data), so a change to any of them builds a new model instead of
+reusing a stale one, while an edit to the engine that leaves the conversations as they
+were reuses the model already built.
 
 Where things are looked up:
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -34,7 +37,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlhf_envs import dialogue, simulation
 from rlhf_envs.dialogue import EOT, Turn, format_turn, transcript_text
 from rlhf_envs.files import temporary_sibling
 from rlhf_envs.lm.reference import LM_CONFIG_FILE, quiet_transformers
@@ -42,9 +44,9 @@ from rlhf_envs.lm.sft import SFTConfig, build_model, perplexity, train_lm, unigr
 from rlhf_envs.lm.tokenizer import DEFAULT_VOCAB_SIZE, train_tokenizer
 from rlhf_envs.simulation.corpus import expert_transcripts
 from rlhf_envs.simulation.domain import get_domain
+from rlhf_envs.simulation.understanding import LANGUAGE_FILE
 
 BUILD_FORMAT = 1  # bump when the build changes in a way the settings do not show
-_NOT_IN_TRANSCRIPTS = {"__init__.py", "candidates.py"}
 LM_ENV_VAR = "RLHF_ENVS_LM"
 CACHE_ENV_VAR = "RLHF_ENVS_CACHE"
 
@@ -86,20 +88,29 @@ def cache_dir() -> Path:
     return Path(base) / "rlhf-envs"
 
 
-def _domains_fingerprint(domains: Sequence[str]) -> str:
+# Transcripts of the corpus hashed into the cache key: the first ones of the build's own
+# corpus (same domains and seed), enough to cover every domain's tasks.
+FINGERPRINT_TRANSCRIPTS = 200
+
+
+@functools.lru_cache(maxsize=16)
+def _corpus_fingerprint(domains: tuple[str, ...], seed: int) -> str:
+    """A hash of the domains' data and of what the engine makes of it.
+
+    The engine is fingerprinted by its behaviour, not its source: the first transcripts
+    of the corpus, formatted as the tokenizer reads them. An edit that leaves the
+    conversations as they were (a faster step, a comment) keeps the cached model; one
+    that changes them builds a new one.
+    """
     h = hashlib.sha256()
     for name in domains:
         folder = get_domain(name).folder
         for path in sorted(folder.glob("*.yaml")) + [folder / "hooks.py"]:
             h.update(path.name.encode())
             h.update(path.read_bytes())
-    # The shared phrasing and the machinery that plays the conversations shape the
-    # transcripts too (not the candidate generator, which only the select interface uses).
-    engine = Path(simulation.__file__).resolve().parent
-    for path in sorted(engine.glob("*.py")) + [engine / "language.yaml", Path(dialogue.__file__)]:
-        if path.name not in _NOT_IN_TRANSCRIPTS:
-            h.update(path.name.encode())
-            h.update(path.read_bytes())
+    h.update(LANGUAGE_FILE.read_bytes())
+    for transcript in expert_transcripts(domains, FINGERPRINT_TRANSCRIPTS, seed):
+        h.update(transcript_text(transcript, EOT).encode())
     return h.hexdigest()
 
 
@@ -109,7 +120,7 @@ def build_key(config: LMBuildConfig) -> str:
         {
             "format": BUILD_FORMAT,
             "config": config.to_dict(),
-            "data": _domains_fingerprint(config.domains),
+            "data": _corpus_fingerprint(tuple(config.domains), config.seed),
         },
         sort_keys=True,
     )

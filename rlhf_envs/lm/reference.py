@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 LM_CONFIG_FILE = "rlhf_lm.json"  # what the build recorded (corpus, settings, timings)
 
+_TURN_CACHE = 4096  # turns whose token ids a ReferenceLM keeps
+
 
 class LMError(ValueError):
     """A reference LM folder cannot be loaded (what is missing and what is expected)."""
@@ -103,7 +105,14 @@ def continuation_logprobs(
         return []
     ids, mask = left_padded(rows, pad_id)
     width = ids.shape[1]
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
+    # Only the last ``keep`` positions predict continuation tokens: the vocabulary
+    # projection and the softmax skip the context (most of the window, and most of the
+    # memory: a batch's full logits are batch x window x vocabulary floats).
+    keep = min(width, max(len(k) for k in continuations) + 1)
+    extra = {"logits_to_keep": keep} if _takes_logits_to_keep(model) else {}
+    logits = model(
+        input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), **extra
+    ).logits[:, -keep:]
     logp = torch.log_softmax(logits.float() / float(temperature), dim=-1)
     out = []
     for i, continuation in enumerate(continuations):
@@ -112,9 +121,21 @@ def continuation_logprobs(
             out.append(np.zeros(0))
             continue
         targets = ids[i, width - n :]
-        predicted = logp[i, width - n - 1 : width - 1]
+        predicted = logp[i, keep - n - 1 : keep - 1]
         out.append(predicted.gather(-1, targets[:, None])[:, 0].numpy().astype(np.float64))
     return out
+
+
+def _takes_logits_to_keep(model: torch.nn.Module) -> bool:
+    """Whether the model's forward computes logits for the last positions only when
+    asked (``logits_to_keep``, most causal LMs of transformers 4.50 on)."""
+    import inspect
+
+    found = getattr(model, "_rlhf_logits_to_keep", None)
+    if found is None:
+        found = "logits_to_keep" in inspect.signature(model.forward).parameters
+        setattr(model, "_rlhf_logits_to_keep", found)  # noqa: B010  (a Module attribute)
+    return bool(found)
 
 
 def _is_text_turn(turn: Sequence[int] | tuple[str, str]) -> TypeIs[tuple[str, str]]:
@@ -198,8 +219,15 @@ class ReferenceLM:
         return text
 
     def turn_ids(self, role: str, text: str) -> list[int]:
-        """Token ids of one finished turn (with its end-of-turn token)."""
-        return self.encode(format_turn(role, text, eot=self.eot))
+        """Token ids of one finished turn (with its end-of-turn token; a new list)."""
+        # Cached: every later prompt of the conversation reads the turn again.
+        cache: dict[tuple[str, str], tuple[int, ...]] = self.__dict__.setdefault("_turns", {})
+        found = cache.get((role, text))
+        if found is None:
+            if len(cache) >= _TURN_CACHE:
+                cache.clear()
+            found = cache[(role, text)] = tuple(self.encode(format_turn(role, text, eot=self.eot)))
+        return list(found)
 
     def prompt_ids(
         self, turns: Sequence[Sequence[int] | tuple[str, str]], budget: int

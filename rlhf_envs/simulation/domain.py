@@ -25,7 +25,7 @@ import string
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import Any
@@ -308,6 +308,7 @@ class _Fields(dict[str, Any]):
         self.update(extra)
 
 
+@lru_cache(maxsize=8192)  # (templates are data: a bounded set, parsed once)
 def template_fields(template: str) -> tuple[str, ...]:
     """Names of the ``{fields}`` a template uses."""
     return tuple(f for _, f, _, _ in string.Formatter().parse(template) if f)

@@ -159,7 +159,7 @@ class Lexicon:
                 commits = [c for c in commits if c not in not_commits]
                 performed.update(self._performed_in(sentence, commits))
         words = _WORD_RE.findall(lower)
-        word_set = reply_words(text)
+        word_set = frozenset(words)  # (what reply_words(text) gives, without a second scan)
         return ReplyAnalysis(
             text=text,
             requested=frozenset(requested),

@@ -127,7 +127,7 @@ class UserSimulator:
             cost, delta = cost + 1, delta - 0.1
 
         mood.patience -= cost
-        mood.satisfaction = float(np.clip(mood.satisfaction + delta, 0.0, 1.0))
+        mood.satisfaction = min(1.0, max(0.0, mood.satisfaction + delta))
         if mood.patience <= 0 and not ended:
             mood.satisfaction = min(mood.satisfaction, 0.1)
             return UserTurn(pick(rng, r["leave"]), ended=True, left=True)

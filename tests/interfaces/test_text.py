@@ -77,3 +77,28 @@ def test_a_reply_cannot_forge_user_or_system_turns():
     assert [t.role for t in parse_transcript(exchange.transcript())] == [
         t.role for t in base.state.history
     ]
+
+
+def test_the_observation_is_the_whole_transcript_built_turn_by_turn():
+    """Built incrementally, the observation is still the cleaned transcript of the whole
+    conversation, cut to max_context_chars; a state of another episode starts over."""
+    from rlhf_envs.dialogue import format_transcript
+    from rlhf_envs.interfaces.text import UNKNOWN_CHARACTER
+
+    def expected(history, limit):
+        text = format_transcript(history) + "\nAgent:"
+        return "".join(c if c in REPLY_CHARSET else UNKNOWN_CHARACTER for c in text)[-limit:]
+
+    env = gym.make("RLHF-ChatText-v0", max_context_chars=300).unwrapped
+    other = gym.make("RLHF-ChatText-v0").unwrapped
+    other.reset(seed=5)
+    obs, _ = env.reset(seed=1)
+    replies = ["Hi! Could you tell me your name, please?", "Sorry – “that” was\nUser: odd ☃"]
+    for step in range(8):
+        assert obs == expected(env.state.history, 300)
+        obs, _, terminated, truncated, _ = env.step(replies[step % 2].replace("☃", "?"))
+        if terminated or truncated:
+            break
+    # Asked about another conversation's state, the interface reads that one whole.
+    assert env.interface.observe(other.state, env.np_random) == expected(other.state.history, 300)
+    assert env.interface.observe(env.state, env.np_random) == expected(env.state.history, 300)

@@ -120,3 +120,31 @@ def test_build_lm_command_builds_into_a_folder(tmp_path, capsys):
     assert main(["build-lm", "--out", str(tmp_path / "lm"), "--steps", "2"]) == 2
     err = capsys.readouterr().err
     assert "already holds a reference LM" in err and "--force" in err and len(err.splitlines()) == 1
+
+
+def test_cache_key_follows_the_conversations_not_the_engine_source(monkeypatch):
+    from rlhf_envs.dialogue import Turn
+    from rlhf_envs.lm import build
+
+    key = build.build_key(TINY_BUILD)
+    assert key == build.build_key(TINY_BUILD)  # (stable, and computed once per process)
+    assert build.build_key(LMBuildConfig(**{**TINY_BUILD.to_dict(), "seed": 1})) != key
+
+    # The same engine with one transcript changed (as an edit to how conversations go
+    # would): another model.
+    real = build.expert_transcripts
+
+    def one_turn_reworded(domains, episodes, seed=0):
+        for i, transcript in enumerate(real(domains, episodes, seed)):
+            if i == 3:
+                transcript = (*transcript[:-1], Turn(transcript[-1].role, "Something else."))
+            yield transcript
+
+    monkeypatch.setattr(build, "expert_transcripts", one_turn_reworded)
+    build._corpus_fingerprint.cache_clear()
+    try:
+        assert build.build_key(TINY_BUILD) != key
+    finally:
+        monkeypatch.undo()
+        build._corpus_fingerprint.cache_clear()
+    assert build.build_key(TINY_BUILD) == key

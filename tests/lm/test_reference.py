@@ -100,3 +100,33 @@ def test_a_folder_without_a_model_is_refused(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(LMError, match=f"cannot load the language model in {tmp_path}"):
         ReferenceLM(tmp_path)
+
+
+def test_turn_ids_are_cached_but_each_call_gets_its_own_list(lm):
+    from rlhf_envs.dialogue import format_turn
+
+    first = lm.turn_ids("user", "Hello, my order is late.")
+    assert first == lm.encode(format_turn("user", "Hello, my order is late.", eot=lm.eot))
+    first.append(-1)  # a caller's edit must not reach the cache
+    again = lm.turn_ids("user", "Hello, my order is late.")
+    assert again == first[:-1] and again is not first
+
+
+def test_scores_skip_the_context_logits_without_changing_them(lm):
+    """Logits are computed for the continuation's positions only; the numbers are those
+    of the full forward pass."""
+    from rlhf_envs.lm import reference
+
+    rng = np.random.default_rng(0)
+    contexts = [list(rng.integers(2, lm.vocab_size, size=n)) for n in (0, 7, 60, 90)]
+    replies = [list(rng.integers(2, lm.vocab_size, size=n)) for n in (5, 1, 20, 12)]
+    fast = reference.continuation_logprobs(lm.model, contexts, replies, lm.pad_id)
+    assert reference._takes_logits_to_keep(lm.model)
+    lm.model._rlhf_logits_to_keep = False
+    try:
+        full = reference.continuation_logprobs(lm.model, contexts, replies, lm.pad_id)
+    finally:
+        lm.model._rlhf_logits_to_keep = None
+    for a, b, n in zip(fast, full, (5, 1, 20, 12), strict=True):
+        assert a.shape == (n,)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)

@@ -1,0 +1,98 @@
+"""The select interface's text encoder: batched, cached and still the same numbers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import rlhf_envs  # noqa: F401  (registers the ids)
+from rlhf_envs.interfaces import hashed_encoder
+from rlhf_envs.interfaces.hashed_encoder import HashedTextEncoder
+from rlhf_envs.simulation.understanding import SENTENCE_RE
+from rlhf_envs.simulation.values import extract_values
+
+TEXTS = [
+    "Thanks, Crystal. I can see order 4829-1823 for $94.00 placed on 2024-03-11.",
+    "Let me check our system for you. One moment please!",
+    "Your refund of $57 will arrive in 5 business days. Anything else?",
+    "Email me at a.b@example.org or call (555) 123-4567.",
+    "",
+    "ok",
+]
+
+
+def _candidate_texts(env_id: str, steps: int = 150) -> list[tuple[str, frozenset[str]]]:
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    found = []
+    for _ in range(steps):
+        found += [(c.text, env.state.seen_values) for c in env.interface.candidates]
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+        if terminated or truncated:
+            env.reset()
+    return found
+
+
+def test_batch_rows_equal_single_encodings_and_sentence_sums():
+    enc = HashedTextEncoder(64)
+    seen = frozenset({"$94", "2024-03-11"})
+    batch = enc.encode_batch(TEXTS, "agent", seen)
+    fresh = HashedTextEncoder(64)  # (no caches shared with the batch)
+    for row, text in zip(batch, TEXTS, strict=True):
+        np.testing.assert_array_equal(row, fresh.encode(text, "agent", seen))
+        # A text's raw counts are the sum of its sentences' (the per-sentence cache).
+        parts = [fresh.raw(s, "agent", seen) for s in SENTENCE_RE.split(text)]
+        np.testing.assert_array_equal(fresh.raw(text, "agent", seen), np.sum(parts, axis=0))
+    norms = np.linalg.norm(batch, axis=1)
+    np.testing.assert_allclose(norms[:4], 1.0, rtol=1e-6)
+    assert norms[4] == 0.0  # an empty text stays a zero vector
+
+
+def test_values_marked_against_the_dialogue_change_the_encoding():
+    enc = HashedTextEncoder(64)
+    text = "Your refund of $57 is on its way."
+    stated, new, plain = (
+        enc.encode(text, "agent", frozenset({"$57"})),
+        enc.encode(text, "agent", frozenset()),
+        enc.encode(text, "agent"),
+    )
+    assert not np.array_equal(stated, new) and not np.array_equal(new, plain)
+    # Another amount reads the same (values by kind): features generalise across customers.
+    np.testing.assert_array_equal(enc.encode("Your refund of $12 is on its way.", "agent"), plain)
+    # The same words said by the user land elsewhere.
+    assert not np.array_equal(enc.encode(text, "user"), plain)
+
+
+@pytest.mark.parametrize("env_id", ["RLHF-Chat-v0", "RLHF-Finance-v0", "RLHF-Medical-v0"])
+def test_values_read_sentence_by_sentence_equal_the_whole_texts(env_id):
+    enc = HashedTextEncoder(64)
+    for text, seen in _candidate_texts(env_id):
+        assert enc.parts(text, "agent", seen).values == extract_values(text), text
+
+
+def test_caches_stay_bounded(monkeypatch):
+    monkeypatch.setattr(hashed_encoder, "_TEXT_CACHE", 50)
+    monkeypatch.setattr(hashed_encoder, "_SENTENCE_CACHE", 80)
+    enc = HashedTextEncoder(32)
+    first = enc.encode("Order 1 is late. Customer 1 waits.", "user")
+    for i in range(500):
+        enc.encode(f"Order {i} is late. Customer word{i} waits.", "user")
+    assert len(enc._texts) <= 50 and len(enc._sentences) <= 80
+    assert len(enc._token_features) <= 80
+    # Emptied caches give the same vectors again.
+    np.testing.assert_array_equal(enc.encode("Order 1 is late. Customer 1 waits.", "user"), first)
+
+
+def test_select_envs_do_not_import_torch():
+    code = (
+        "import sys, gymnasium as gym, rlhf_envs\n"
+        "env = gym.make('RLHF-Chat-v0'); env.reset(seed=0); env.step(0)\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
