@@ -264,6 +264,26 @@ def _execute_in_worker(run: Run, cfg: CompareConfig, folder: str, position: int)
     return execute(run, cfg, Path(folder), position)
 
 
+def prepare_reference_lm(env_ids: set[str], progress: bool = True) -> None:
+    """Build the default reference LM first when an env needs it (tokens and text ids),
+    as a step of its own with its progress bar and its own threads, not inside a run
+    that would wait for it (and count the minutes as training time)."""
+    from rlhf_envs.env import FREE_TEXT_INTERFACES
+
+    if not any(
+        gym.spec(env_id).kwargs.get("interface") in FREE_TEXT_INTERFACES
+        and gym.spec(env_id).kwargs.get("lm") is None
+        for env_id in env_ids
+    ):
+        return
+    from rlhf_envs.lm.build import default_lm_path
+
+    started = time.perf_counter()
+    path = default_lm_path(quiet=not progress)
+    if progress:
+        print(f"reference LM: {path} ({time.perf_counter() - started:.0f} s)")
+
+
 def run_comparison(
     cfg: CompareConfig, out: str | Path, command: str | None = None, progress: bool = True
 ) -> dict[str, Any]:
@@ -291,6 +311,8 @@ def run_comparison(
             todo.append(run)
         else:
             results[run] = done
+    if todo:
+        prepare_reference_lm({run.env_id for run in todo}, progress)
     if progress:
         print(
             f"{len(runs)} runs: {len(results)} finished before, {len(todo)} to do, "

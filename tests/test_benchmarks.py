@@ -31,6 +31,9 @@ def test_benchmark_suite_prints_tables_and_writes_csv(tmp_path):
     run = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "## kl" in run.stdout and "## length" in run.stdout and "| case | value |" in run.stdout
+    # The tokens and text ids need the reference LM: it is found (or built) first, as a
+    # step of its own, before any section times anything.
+    assert run.stdout.index("## reference LM") < run.stdout.index("## kl")
     with open(tmp_path / "benchmarks.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert {r["section"] for r in rows} == {"kl", "length"}
