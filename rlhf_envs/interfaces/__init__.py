@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rlhf_envs.interfaces.base import Interface
 from rlhf_envs.interfaces.text import REPLY_CHARSET as REPLY_CHARSET
+
+if TYPE_CHECKING:
+    from rlhf_envs.interfaces.select import SelectInterface as SelectInterface
+    from rlhf_envs.interfaces.text import TextInterface as TextInterface
+    from rlhf_envs.interfaces.tokens import TokensInterface as TokensInterface
 
 # Imported when first used: the tokens and text interfaces bring torch and the reference
 # LM, which a select env never needs (importing torch alone costs seconds and ~150 MB).
@@ -20,6 +25,14 @@ INTERFACES: dict[str, str] = {
     "tokens": "rlhf_envs.interfaces.tokens:TokensInterface",
     "text": "rlhf_envs.interfaces.text:TextInterface",
 }
+
+
+def __getattr__(attribute: str) -> type[Interface]:
+    # ``from rlhf_envs.interfaces import TokensInterface`` still works, importing it then.
+    for name, target in INTERFACES.items():
+        if target.endswith(f":{attribute}"):
+            return interface_class(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
 
 
 def interface_class(name: str) -> type[Interface]:
@@ -80,6 +93,7 @@ __all__ = [
     "SelectInterface",
     "TextInterface",
     "TokensInterface",
+    "interface_class",
     "interface_options",
     "make_interface",
 ]

@@ -91,8 +91,11 @@ def test_caches_stay_bounded(monkeypatch):
 def test_select_envs_do_not_import_torch():
     code = (
         "import sys, gymnasium as gym, rlhf_envs\n"
+        "from rlhf_envs.interfaces import SelectInterface\n"
         "env = gym.make('RLHF-Chat-v0'); env.reset(seed=0); env.step(0)\n"
         "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
+        "from rlhf_envs.interfaces import TokensInterface\n"  # (loaded when asked for)
+        "print('torch' in sys.modules, TokensInterface.__name__)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
+    assert out.stdout.split() == ["False", "False", "True", "TokensInterface"], out.stdout
