@@ -109,11 +109,8 @@ def assess(state: DialogueState, reply: str) -> Assessment:
     allowed = set(step.mention) if step is not None else set()
     leaked = tuple(
         name
-        for name in domain.private_facts
-        if name not in state.revealed
-        and name not in allowed
-        and facts.get(name) is not None
-        and mentions(facts[name], reply, a.values)
+        for name, value in state.private_facts
+        if name not in state.revealed and name not in allowed and mentions(value, reply, a.values)
     )
     if leaked:
         violations.append("privacy_leak")

@@ -95,6 +95,12 @@ class DialogueState:
         return found
 
     @property
+    def private_facts(self) -> tuple[tuple[str, Any], ...]:
+        """The domain's private facts that this scenario has, with their values, in the
+        domain's order (the same for the whole episode)."""
+        return self.episode_fact("private_facts", _private_facts)
+
+    @property
     def grounded_values(self) -> frozenset[str]:
         """Values a reply may state: the scenario's, the policy's and the dialogue's."""
         found = self._memo.get("grounded_values")
@@ -152,7 +158,7 @@ class DialogueState:
         the systems disclosed) and the other ``changes`` made."""
         seen = self.seen_values
         revealed = self.revealed
-        private = self.episode_fact("private_facts", _private_facts)
+        private = self.private_facts
         for turn in turns:
             if turn.role == "agent":
                 continue
