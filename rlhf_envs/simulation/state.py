@@ -67,6 +67,7 @@ class DialogueState:
     last_event: str = "start"
     ended: bool = False
     _assessed: dict[str, Assessment] = field(default_factory=dict, compare=False, repr=False)
+    # This state's own derived values (its grounded values), computed when first needed.
     _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     # Shared by every state of one episode (``replace`` keeps the same dict): facts that
     # are costly to derive and never change, computed when first needed.
