@@ -13,28 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
-
-import gymnasium as gym
-import numpy as np
 
 import rlhf_envs  # noqa: F401  (registers the ids)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.suite import random_actor  # noqa: E402
-
-
-def steps_per_second(env_id: str, steps: int) -> float:
-    env = gym.make(env_id)
-    env.reset(seed=0)
-    act = random_actor(env, np.random.default_rng(0))
-    start = time.perf_counter()
-    for _ in range(steps):
-        _, _, terminated, truncated, _ = env.step(act())
-        if terminated or truncated:
-            env.reset()
-    return steps / (time.perf_counter() - start)
+from benchmarks.suite import steps_per_second  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

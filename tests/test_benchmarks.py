@@ -45,6 +45,27 @@ def test_benchmark_suite_prints_tables_and_writes_csv(tmp_path):
     assert bad.returncode == 2 and "unknown sections ['nope']" in bad.stderr
 
 
+def test_step_ratio_prints_the_ratio_to_cartpole():
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "step_ratio.py"),
+            "RLHF-Tiny-v0",
+            "--rounds",
+            "1",
+            "--steps",
+            "50",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    ratio = float(run.stdout.split("ratio ")[1].split(",")[0])
+    assert "CartPole-v1" in run.stdout and "RLHF-Tiny-v0" in run.stdout and 0 < ratio < 1
+
+
 def test_cross_domain_benchmark_trains_on_each_domain_and_evaluates_on_all(tmp_path):
     """A smoke run with a tiny budget: every train x eval cell is filled and the table has
     a row per training domain (the figures are for `make cross-domain`)."""

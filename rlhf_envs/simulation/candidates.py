@@ -267,11 +267,10 @@ def _missing_disclosure(
     return text if kept and text != correct else None
 
 
-def _usable_templates(state: DialogueState, kind: str) -> list[str]:
+def _usable_templates(state: DialogueState, kind: str, rule: bool = False) -> list[str]:
     """The distractor templates of ``kind`` that this scenario has facts for (the same
-    for the whole episode): those of its invented values (``{fake_...}``), and of
-    every other field besides the core and the opening for a rule's templates."""
-    rule = kind != "invented"
+    for the whole episode): those of its invented values (``{fake_...}``), and with
+    ``rule`` (a rule's templates) of every other field besides the core and the opening."""
 
     def usable(state: DialogueState) -> list[str]:
         facts = state.scenario.facts
@@ -285,7 +284,7 @@ def _usable_templates(state: DialogueState, kind: str) -> list[str]:
             )
         ]
 
-    return state.episode_fact(f"usable_{kind}", usable)
+    return state.episode_fact(f"usable_{kind}_{rule}", usable)
 
 
 def _rule_breach(
@@ -298,7 +297,7 @@ def _rule_breach(
     if not rule_applies(rule, state.scenario.facts, done, domain.decisions):
         return None
     facts = state.scenario.facts
-    usable = _usable_templates(state, rule_id)
+    usable = _usable_templates(state, rule_id, rule=True)
     if not usable:
         return None
     template = pick(rng, usable)
