@@ -8,7 +8,9 @@ two of the env's candidate replies in the same context form a pair.
 
 An annotator scores both replies with a rubric persona and picks one through a
 Bradley-Terry choice, ``P(a preferred) = sigmoid((r_a - r_b) / temperature)``, then flips
-its answer with probability ``flip_rate`` (a slip, a misread). For a rating it adds
+its answer with probability ``flip_rate`` (a slip, a misread). An annotator with a
+``tie_strength`` ``nu > 0`` may also call a pair a tie, by Davidson's model (ties likeliest
+when the replies are close). For a rating it adds
 Gaussian noise to one reply's score and thresholds it (thumbs up above
 ``thumbs_threshold``; stars by ``star_cutpoints``). A panel mixes annotators of several
 personas. Every pair records the noise-free gold margin (gold score of chosen minus
@@ -48,6 +50,8 @@ class SimulatedAnnotator:
         rating_noise: standard deviation of the noise added to a score before rating it.
         thumbs_threshold: a noisy score above this is a thumbs up.
         star_cutpoints: four increasing scores separating 1..5 stars.
+        tie_strength: Davidson's ``nu`` (>= 0): with ``z = (r_a - r_b) / temperature``,
+            ``P(tie) = nu e^(-z/2) / (1 + e^-z + nu e^(-z/2))``. 0 (the default) never ties.
     """
 
     name: str = "balanced"
@@ -57,8 +61,18 @@ class SimulatedAnnotator:
     rating_noise: float = 0.3
     thumbs_threshold: float = 0.0
     star_cutpoints: tuple[float, float, float, float] = (-2.0, -0.75, 0.0, 1.0)
+    tie_strength: float = 0.0
 
     def __post_init__(self) -> None:
+        if not (
+            isinstance(self.tie_strength, (int, float))
+            and 0 <= self.tie_strength
+            and math.isfinite(self.tie_strength)
+        ):
+            raise ValueError(
+                f"annotator {self.name!r}: tie_strength must be a finite number >= 0, "
+                f"got {self.tie_strength!r}"
+            )
         if not (
             isinstance(self.temperature, (int, float))
             and self.temperature > 0
@@ -100,6 +114,18 @@ class SimulatedAnnotator:
         if rng.random() < self.flip_rate:
             prefers_a = not prefers_a
         return prefers_a
+
+    def judge(self, score_a: float, score_b: float, rng: np.random.Generator) -> str:
+        """``"a"``, ``"b"`` or ``"tie"``: a tie by Davidson's model, else :meth:`choose`.
+
+        Without ties (``tie_strength`` 0) this draws exactly what :meth:`choose` draws.
+        """
+        if self.tie_strength > 0:
+            z = min(max((score_a - score_b) / self.temperature, -700.0), 700.0)
+            tie = self.tie_strength * math.exp(-z / 2)
+            if rng.random() < tie / (1.0 + math.exp(-z) + tie):
+                return "tie"
+        return "a" if self.choose(score_a, score_b, rng) else "b"
 
     def rate(self, score: float, scale: str, rng: np.random.Generator) -> int:
         """A rating of one reply on ``scale`` (``"thumbs"``: 0/1, ``"stars"``: 1-5)."""
@@ -240,7 +266,10 @@ class FeedbackCollector:
                     break
 
     def preferences(self, n: int, progress: bool = True) -> list[PreferencePair]:
-        """``n`` labelled pairs, one per visited turn (two distinct candidates there)."""
+        """``n`` labelled pairs, one per visited turn (two distinct candidates there).
+
+        Annotators with a ``tie_strength`` also label ties (``tie=True``; margins are then
+        for the first reply over the second)."""
         from tqdm.auto import tqdm
 
         out: list[PreferencePair] = []
@@ -258,15 +287,16 @@ class FeedbackCollector:
                 batch = (ctx.exchange(a), ctx.exchange(b))
                 ra, rb = self._models[annotator.name].score(batch)
                 ga, gb = self.gold.score(batch)
-                prefers_a = annotator.choose(float(ra), float(rb), self.rng)
-                chosen, rejected = (a, b) if prefers_a else (b, a)
-                sign = 1.0 if prefers_a else -1.0
+                verdict = annotator.judge(float(ra), float(rb), self.rng)
+                chosen, rejected = (b, a) if verdict == "b" else (a, b)
+                sign = -1.0 if verdict == "b" else 1.0
                 out.append(
                     PreferencePair(
                         ctx.prompt(),
                         chosen,
                         rejected,
-                        {
+                        tie=verdict == "tie",
+                        metadata={
                             "annotator": annotator.name,
                             "episode": ctx.episode,
                             "turn": ctx.turn,

@@ -1,5 +1,10 @@
 """Retrain the reward model on everything labelled so far; promote it only if not worse.
 
+Every label is used: A/B choices and ties train the model (Davidson's Bradley-Terry with
+ties), and stored ratings join them in one joint loss (see
+:mod:`rlhf_envs.rewards.learned.training`); skips say nothing about the replies and are
+only counted.
+
 The labels of a fixed held-out slice of comparisons (:func:`store.is_heldout`, 20% by a
 hash of the pair's content) never train any model; they judge each new model against the
 current one. The labelling app draws held-out pairs at random, never actively, so neither
@@ -45,6 +50,9 @@ class RetrainResult:
     train_labels: int
     heldout_labels: int
     seconds: float
+    ties: int = 0
+    ratings: int = 0
+    skips: int = 0
 
     def summary(self) -> str:
         against = (
@@ -53,8 +61,13 @@ class RetrainResult:
             else f"current v{self.baseline_version} {self.baseline_accuracy:.3f}"
         )
         verdict = "promoted" if self.promoted else "kept the current model (the new one is worse)"
+        used = f"{self.train_labels} labels"
+        if self.ties or self.ratings or self.skips:
+            used += (
+                f" ({self.ties} ties, {self.ratings} ratings; {self.skips} skips not trained on)"
+            )
         return (
-            f"RM v{self.version}: trained on {self.train_labels} labels in {self.seconds:.1f} s; "
+            f"RM v{self.version}: trained on {used} in {self.seconds:.1f} s; "
             f"held-out accuracy {self.accuracy:.3f} on {self.heldout_labels} labels "
             f"vs {against}: {verdict}"
         )
@@ -88,8 +101,9 @@ def retrain_reward_model(
     progress: bool = False,
     **training: Any,
 ) -> RetrainResult:
-    """Train a reward model on all A/B labels outside the held-out slice, compare it with
-    the current one on the held-out labels, and promote it if it is not worse.
+    """Train a reward model on all labels outside the held-out slice (A/B choices, ties
+    and every stored rating), compare it with the current one on the held-out A/B labels,
+    and promote it if it is not worse.
 
     Args:
         store: the feedback database.
@@ -112,13 +126,17 @@ def retrain_reward_model(
 
     rm_dir = Path(rm_dir)
     rm_dir.mkdir(parents=True, exist_ok=True)
-    train = store.preference_pairs(heldout=False)
+    pairs = store.preference_pairs(heldout=False, ties=True)
+    ratings = store.ratings()
+    train: list[Any] = [*pairs, *ratings]
     held = store.preference_pairs(heldout=True)
-    if len(train) < MIN_TRAIN_LABELS or len(held) < MIN_HELDOUT_LABELS:
+    ties = sum(p.tie for p in pairs)
+    skips = sum(label["choice"] == "skip" for label in store.labels())
+    if len(pairs) - ties < MIN_TRAIN_LABELS or len(held) < MIN_HELDOUT_LABELS:
         raise StoreError(
-            f"{store.path} has {len(train)} training and {len(held)} held-out A/B labels; "
-            f"retraining needs at least {MIN_TRAIN_LABELS} and {MIN_HELDOUT_LABELS} "
-            "(ties and skips do not count)"
+            f"{store.path} has {len(pairs) - ties} training and {len(held)} held-out A/B "
+            f"labels; retraining needs at least {MIN_TRAIN_LABELS} and {MIN_HELDOUT_LABELS} "
+            "(ties, ratings and skips do not count toward these)"
         )
     started = time.perf_counter()
     with _exclusive(rm_dir):
@@ -134,7 +152,13 @@ def retrain_reward_model(
             model,
             seed=seed,
             progress=progress,
-            data_info={"database": str(store.path), "labels": len(train)},
+            data_info={
+                "database": str(store.path),
+                "labels": len(train),
+                "ties": ties,
+                "ratings": len(ratings),
+                "skips": skips,
+            },
             **training,
         )
         accuracy = pairwise_accuracy(result.model, held).accuracy
@@ -185,4 +209,7 @@ def retrain_reward_model(
         len(train),
         len(held),
         time.perf_counter() - started,
+        ties=ties,
+        ratings=len(ratings),
+        skips=skips,
     )

@@ -828,11 +828,16 @@ class FeedbackStore:
         return [dict(r) for r in rows]
 
     def preference_pairs(
-        self, heldout: bool | None = None, fraction: float = HELDOUT_FRACTION
+        self,
+        heldout: bool | None = None,
+        fraction: float = HELDOUT_FRACTION,
+        *,
+        ties: bool = False,
     ) -> list[PreferencePair]:
         """Labels that prefer one reply, as :class:`PreferencePair` records.
 
-        Ties and skips say nothing about which reply is better and are left out. Each
+        Skips say nothing about the replies and are always left out; ties are left out
+        unless ``ties`` (then as pairs with ``tie=True``, reply A first). Each
         pair's metadata has the pseudonymous annotator, the label and comparison ids
         (``episode``: the comparison, so splits keep a comparison's labels together) and
         the comparison's own metadata (e.g. ``gold_margin``, signed for the chosen reply).
@@ -845,16 +850,18 @@ class FeedbackStore:
             "SELECT l.label_id, l.annotator_id, l.choice, l.created_at, c.id AS cid, c.context, "
             "c.reply_a, c.reply_b, c.metadata "
             "FROM labels l JOIN comparisons c ON c.id = l.comparison_id "
-            "WHERE l.choice IN ('a', 'b') ORDER BY l.id"
+            "WHERE l.choice IN ('a', 'b', 'tie') ORDER BY l.id"
         )
         out = []
         for r in rows:
+            if r["choice"] == "tie" and not ties:
+                continue
             if (
                 heldout is not None
                 and is_heldout(r["context"], r["reply_a"], r["reply_b"], fraction) != heldout
             ):
                 continue
-            first = r["choice"] == "a"
+            first = r["choice"] != "b"
             chosen, rejected = (
                 (r["reply_a"], r["reply_b"]) if first else (r["reply_b"], r["reply_a"])
             )
@@ -870,7 +877,7 @@ class FeedbackStore:
                     "labelled_at": r["created_at"],
                 }
             )
-            out.append(PreferencePair(r["context"], chosen, rejected, meta))
+            out.append(PreferencePair(r["context"], chosen, rejected, meta, r["choice"] == "tie"))
         return out
 
     # --- ratings ----------------------------------------------------------------------------
@@ -1038,8 +1045,8 @@ class FeedbackStore:
         """Import records read from a feedback file.
 
         A pair becomes a comparison (the chosen reply placed as A or B at random, seeded,
-        so position says nothing) with one label; a rating becomes a rating item with one
-        rating. Each record's ``annotator`` key, if any, names its annotator, else
+        so position says nothing) with one label (``tie`` for a tie); a rating becomes a
+        rating item with one rating. A file may mix pairs and ratings. Each record's ``annotator`` key, if any, names its annotator, else
         ``annotator``. The whole file goes in one transaction: a malformed line stores
         nothing, unless ``skip_invalid`` (then malformed lines, and records over the store's
         limits, are left out and counted). Annotators are registered in the same transaction.
@@ -1082,14 +1089,18 @@ class FeedbackStore:
             raise StoreError(f"{path}: no record could be imported")
         rng = np.random.default_rng(seed)
         source = f"import:{Path(path).name}"
-        pairs = isinstance(accepted[0][0], PreferencePair)
-        counts = {"comparisons": 0, "labels": 0} if pairs else {"rating_items": 0, "ratings": 0}
+        counts: dict[str, int] = {}
+        if any(isinstance(r, PreferencePair) for r, *_ in accepted):
+            counts.update(comparisons=0, labels=0)
+        if any(isinstance(r, Rating) for r, *_ in accepted):
+            counts.update(rating_items=0, ratings=0)
         counts["duplicates"] = 0
-        table = "labels" if pairs else "ratings"
         with self._write() as conn:
             seen: set[str] = set()
             for record, name, meta, digest in accepted:
                 first = bool(rng.random() < 0.5)  # drawn for every record: seeded placement
+                pairs = isinstance(record, PreferencePair)
+                table = "labels" if pairs else "ratings"
                 if (
                     digest in seen
                     or conn.execute(
@@ -1107,6 +1118,7 @@ class FeedbackStore:
                         if first
                         else (record.rejected, record.chosen)
                     )
+                    choice = "tie" if record.tie else "a" if first else "b"
                     if isinstance(meta.get("gold_margin"), (int, float)) and not first:
                         meta["gold_margin"] = -meta["gold_margin"]
                     cid = self._insert_comparison(
@@ -1127,7 +1139,7 @@ class FeedbackStore:
                         "INSERT INTO labels "
                         "(label_id, comparison_id, annotator_id, choice, created_at, record_hash) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
-                        (label_id, cid, who, "a" if first else "b", time.time(), digest),
+                        (label_id, cid, who, choice, time.time(), digest),
                     )
                     counts["comparisons"] += 1
                     counts["labels"] += 1
@@ -1157,16 +1169,18 @@ class FeedbackStore:
         return counts
 
     def export_preferences(self, path: str | os.PathLike) -> int:
-        """Write every A/B label as a TRL preference pair (JSON Lines); returns the count.
-        Annotators appear only by pseudonymous id."""
+        """Write every A/B label as a TRL preference pair and every tie as a pair with
+        ``"tie": true`` (JSON Lines); returns the count. Annotators appear only by
+        pseudonymous id."""
         pairs = [
             PreferencePair(
                 p.prompt,
                 p.chosen,
                 p.rejected,
                 {k: v for k, v in p.metadata.items() if k not in ("episode", "labelled_at")},
+                p.tie,
             )
-            for p in self.preference_pairs()
+            for p in self.preference_pairs(ties=True)
         ]
         if not pairs:
             raise StoreError(f"{self.path} has no A/B labels to export")
@@ -1295,6 +1309,8 @@ def _record_hash(record: PreferencePair | Rating, annotator: str, meta: dict[str
     and its metadata (so two people's labels of the same pair both count)."""
     if isinstance(record, PreferencePair):
         content: list[Any] = ["pair", record.prompt, record.chosen, record.rejected]
+        if record.tie:  # (only then: hashes of strict pairs stay as they were)
+            content.append("tie")
     else:
         content = ["rating", record.prompt, record.completion, record.scale, record.label]
     text = json.dumps([*content, annotator, meta], sort_keys=True, ensure_ascii=False)

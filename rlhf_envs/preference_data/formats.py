@@ -40,6 +40,7 @@ from rlhf_envs.dialogue import Turn, format_transcript
 from rlhf_envs.preference_data.records import (
     PAIR_KEYS,
     RATING_SCALES,
+    TIE_KEY,
     PreferencePair,
     Rating,
     scale_description,
@@ -262,13 +263,14 @@ def _parse_hh_pair(obj: dict[str, Any]) -> PreferencePair:
             f"({_first_difference(chosen_turns, rejected_turns)}); HH-RLHF pairs share the "
             "dialogue before the last '\\n\\nAssistant:' and differ only in the final reply"
         )
-    extra = {k: v for k, v in obj.items() if k not in PAIR_KEYS}
+    extra = {k: v for k, v in obj.items() if k not in (*PAIR_KEYS, TIE_KEY)}
     return _make(
         PreferencePair,
         _format_turns(chosen_turns),
         chosen,
         rejected,
         {"source": "hh-rlhf", **extra},
+        _tie(obj),
     )
 
 
@@ -344,8 +346,17 @@ def _parse_trl_pair(obj: dict[str, Any]) -> PreferencePair:
     _require_keys(obj, PAIR_KEYS)
     prompt = _prompt_text(obj)
     chosen, rejected = _reply_text(obj, "chosen"), _reply_text(obj, "rejected")
-    extra = {k: v for k, v in obj.items() if k not in PAIR_KEYS}
-    return _make(PreferencePair, prompt, chosen, rejected, extra)
+    extra = {k: v for k, v in obj.items() if k not in (*PAIR_KEYS, TIE_KEY)}
+    return _make(PreferencePair, prompt, chosen, rejected, extra, _tie(obj))
+
+
+def _tie(obj: dict[str, Any]) -> bool:
+    value = obj.get(TIE_KEY, False)
+    if not isinstance(value, bool):
+        raise _Invalid(
+            f"'tie' is {_json_type(value)}; it is true for a tie, false or absent otherwise"
+        )
+    return value
 
 
 def _parse_pair(obj: Any, fmt: str) -> PreferencePair:
@@ -432,17 +443,25 @@ def _read_preferences(path: PathLike, fmt: str, skip_invalid: bool) -> FeedbackD
         accepted = ", ".join(repr(f) for f in PAIR_FORMATS)
         raise ValueError(f"format must be one of {accepted}, got {fmt!r}")
     name = os.fspath(path)
+    return _finish(
+        _pairs_from(_load_lines(name), name, fmt, skip_invalid), "pairs", _EXPECTED_PAIR[fmt]
+    )
+
+
+def _pairs_from(
+    lines: Iterable[tuple[int, Any]], name: str, fmt: str, skip_invalid: bool
+) -> FeedbackData:
     expected = _EXPECTED_PAIR[fmt]
     records: list[PreferencePair] = []
     skipped: list[tuple[int, str]] = []
-    for line, obj in _load_lines(name):
+    for line, obj in lines:
         try:
             if isinstance(obj, _Invalid):
                 raise obj
             records.append(_parse_pair(obj, fmt))
         except _Invalid as exc:
             _fail_or_skip(exc, name, line, expected, skip_invalid, skipped)
-    return _finish(FeedbackData(records, name, skipped), "pairs", expected)
+    return FeedbackData(records, name, skipped)
 
 
 def read_ratings(
@@ -479,9 +498,17 @@ def _read_ratings(path: PathLike, scale: str, skip_invalid: bool) -> FeedbackDat
         accepted = ", ".join(repr(s) for s in ("auto", *RATING_SCALES))
         raise ValueError(f"scale must be one of {accepted}, got {scale!r}")
     name = os.fspath(path)
+    return _finish(
+        _ratings_from(_load_lines(name), name, scale, skip_invalid), "ratings", _EXPECTED_RATING
+    )
+
+
+def _ratings_from(
+    lines: Iterable[tuple[int, Any]], name: str, scale: str, skip_invalid: bool
+) -> FeedbackData:
     # Two passes: the whole file's labels decide an "auto" scale before any is checked.
     parsed: list[tuple[int, Any]] = []
-    for line, obj in _load_lines(name):
+    for line, obj in lines:
         try:
             parsed.append((line, obj if isinstance(obj, _Invalid) else _rating_fields(obj, scale)))
         except _Invalid as exc:
@@ -506,28 +533,66 @@ def _read_ratings(path: PathLike, scale: str, skip_invalid: bool) -> FeedbackDat
                 raise _Invalid(f"{exc}{note}") from None
         except _Invalid as exc:
             _fail_or_skip(exc, name, line, _EXPECTED_RATING, skip_invalid, skipped)
-    return _finish(FeedbackData(records, name, skipped), "ratings", _EXPECTED_RATING)
+    return FeedbackData(records, name, skipped)
 
 
 def read_feedback(path: PathLike, *, skip_invalid: bool = False) -> FeedbackData:
-    """Read a feedback file of either kind, telling them apart by its first record.
+    """Read a feedback file of pairs, of ratings, or of both mixed.
+
+    A JSON object with a ``completion`` key is a rating, any other line a preference pair
+    (a tie when it has ``"tie": true``). Mixed files train one reward model on both kinds
+    at once (``train_reward_model``'s joint loss).
 
     Args:
         path: the file.
         skip_invalid: as for ``read_preferences``/``read_ratings``.
 
     Returns:
-        ``read_ratings(path)`` if the first JSON object has a ``completion`` key, else
-        ``read_preferences(path)`` (both with automatic format detection).
+        The ``PreferencePair`` records, then the ``Rating`` records, each kind in file
+        order (read with automatic format and scale detection).
 
     Raises:
         FileNotFoundError, FeedbackFormatError: as for the two readers.
     """
     name = os.fspath(path)
-    first = next((obj for _, obj in _load_lines(name) if isinstance(obj, dict)), None)
-    if isinstance(first, dict) and "completion" in first:
-        return _read_ratings(name, "auto", skip_invalid)
-    return _read_preferences(name, "auto", skip_invalid)
+    lines = list(_load_lines(name))
+    is_rating = [isinstance(obj, dict) and "completion" in obj for _, obj in lines]
+    first = next(
+        (r for (_, obj), r in zip(lines, is_rating, strict=True) if isinstance(obj, dict)), False
+    )
+    if all(
+        r == first for (_, obj), r in zip(lines, is_rating, strict=True) if isinstance(obj, dict)
+    ):
+        if first:
+            return _finish(
+                _ratings_from(lines, name, "auto", skip_invalid), "ratings", _EXPECTED_RATING
+            )
+        return _finish(
+            _pairs_from(lines, name, "auto", skip_invalid), "pairs", _EXPECTED_PAIR["auto"]
+        )
+    # Lines that are not objects go to the kind of the file's first record, for its message.
+    pairs = _pairs_from(
+        [
+            x
+            for x, r in zip(lines, is_rating, strict=True)
+            if not r and (isinstance(x[1], dict) or not first)
+        ],
+        name,
+        "auto",
+        skip_invalid,
+    )
+    ratings = _ratings_from(
+        [
+            x
+            for x, r in zip(lines, is_rating, strict=True)
+            if r or (not isinstance(x[1], dict) and first)
+        ],
+        name,
+        "auto",
+        skip_invalid,
+    )
+    skipped = sorted([*pairs.skipped, *ratings.skipped])
+    return _finish(FeedbackData([*pairs.records, *ratings.records], name, skipped), "records", "")
 
 
 def _load_lines(name: str) -> Iterator[tuple[int, Any]]:

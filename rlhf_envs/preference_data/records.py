@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PAIR_KEYS", "RATING_KEYS", "RATING_SCALES", "PreferencePair", "Rating"]
+__all__ = ["PAIR_KEYS", "RATING_KEYS", "RATING_SCALES", "TIE_KEY", "PreferencePair", "Rating"]
 
 # Accepted label range (inclusive) of each rating scale.
 RATING_SCALES: dict[str, tuple[int, int]] = {"thumbs": (0, 1), "stars": (1, 5)}
@@ -25,6 +25,8 @@ RATING_SCALES: dict[str, tuple[int, int]] = {"thumbs": (0, 1), "stars": (1, 5)}
 # Keys a record's JSON object uses itself; metadata may not reuse them or the record
 # could not be written and read back unchanged. "scale" is written for stars ratings.
 PAIR_KEYS: tuple[str, ...] = ("prompt", "chosen", "rejected")
+TIE_KEY = "tie"
+"""Written (as ``true``) only for a tie, so files of strict preferences stay TRL's format."""
 RATING_KEYS: tuple[str, ...] = ("prompt", "completion", "label", "scale")
 
 
@@ -74,14 +76,17 @@ def scale_description(scale: str) -> str:
 
 @dataclass(frozen=True)
 class PreferencePair:
-    """One comparison: ``chosen`` was preferred to ``rejected`` as the reply to ``prompt``.
+    """One comparison: ``chosen`` was preferred to ``rejected`` as the reply to ``prompt``,
+    or, with ``tie=True``, the two replies were judged equally good.
 
     Attributes:
         prompt: the context as a ``Role: text`` transcript; may be empty.
-        chosen: the preferred reply; not empty.
+        chosen: the preferred reply (for a tie: the first of the two); not empty.
         rejected: the other reply; not empty and different from ``chosen``.
         metadata: anything else (annotator, margin, source, gold_margin, ...). Keys must
-            be str and must not be ``prompt``, ``chosen`` or ``rejected``.
+            be str and must not be ``prompt``, ``chosen``, ``rejected`` or ``tie``.
+        tie: the annotator judged the replies equally good. Reward models trained on
+            pairs with ties use a Bradley-Terry model with ties (Davidson's).
 
     Raises:
         ValueError: on construction, if any of the above does not hold.
@@ -92,9 +97,12 @@ class PreferencePair:
     rejected: str
     # Left out of the hash so pairs stay hashable whatever the metadata values are.
     metadata: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    tie: bool = False
 
     def __post_init__(self) -> None:
         what = "a preference pair needs non-empty chosen and rejected reply texts"
+        if not isinstance(self.tie, bool):
+            raise ValueError(f"tie must be true or false, got {self.tie!r}")  # noqa: TRY004
         _check_text("prompt", self.prompt, allow_empty=True, what="the prompt is a transcript")
         _check_text("chosen", self.chosen, allow_empty=False, what=what)
         _check_text("rejected", self.rejected, allow_empty=False, what=what)
@@ -102,16 +110,20 @@ class PreferencePair:
             raise ValueError(
                 "chosen and rejected are identical; a preference pair needs two different replies"
             )
-        object.__setattr__(self, "metadata", _check_metadata(self.metadata, PAIR_KEYS))
+        object.__setattr__(self, "metadata", _check_metadata(self.metadata, (*PAIR_KEYS, TIE_KEY)))
 
     def to_json(self) -> dict[str, Any]:
-        """The pair as a JSON object: ``prompt``, ``chosen``, ``rejected``, then metadata keys."""
-        return {
+        """The pair as a JSON object: ``prompt``, ``chosen``, ``rejected``, ``"tie": true``
+        for a tie, then metadata keys."""
+        obj: dict[str, Any] = {
             "prompt": self.prompt,
             "chosen": self.chosen,
             "rejected": self.rejected,
-            **self.metadata,
         }
+        if self.tie:
+            obj[TIE_KEY] = True
+        obj.update(self.metadata)
+        return obj
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,15 @@ the held-out labels, and neither a lost model nor an old folder blocks the next 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
 
+from rlhf_envs.feedback.annotators import FeedbackCollector
 from rlhf_envs.feedback.retraining import retrain_reward_model
 from rlhf_envs.feedback.store import FeedbackStore, StoreError, is_heldout
+from rlhf_envs.preference_data.formats import write_ratings
 
 pytestmark = pytest.mark.integration  # reward models trained on 600 labels
 
@@ -86,3 +89,25 @@ def test_a_lost_current_model_or_an_old_folder_does_not_block_retraining(labelle
             second = retrain_reward_model(store, rm_dir, seed=1)
         assert second.promoted and second.baseline_accuracy is None
         assert store.current_reward_model()["version"] == 6
+
+
+def test_retraining_uses_ties_and_ratings_and_counts_skips(labelled_db, tmp_path):
+    db = tmp_path / "feedback.sqlite"
+    db.write_bytes((labelled_db / "feedback.sqlite").read_bytes())
+    conn = sqlite3.connect(db)
+    with conn:  # turn 30 labels into ties and 20 into skips
+        conn.execute("UPDATE labels SET choice = 'tie' WHERE id BETWEEN 1 AND 30")
+        conn.execute("UPDATE labels SET choice = 'skip' WHERE id BETWEEN 31 AND 50")
+    conn.close()
+    ratings = FeedbackCollector("RLHF-Chat-v0", seed=8).ratings(60, "stars", progress=False)
+    write_ratings(tmp_path / "r.jsonl", ratings)
+    with FeedbackStore(db) as store:
+        store.import_file(tmp_path / "r.jsonl")
+        held_ties = sum(p.tie for p in store.preference_pairs(heldout=True, ties=True))
+        result = retrain_reward_model(store, tmp_path / "rms", "linear", seed=0)
+    assert result.ratings == 60 and result.skips == 20 and result.ties == 30 - held_ties
+    assert result.heldout_labels + result.train_labels - 60 == 600 - 20 - held_ties
+    assert "skips not trained on" in result.summary()
+    metrics = json.loads((result.path / "config.json").read_text())["training"]["metrics"]
+    assert metrics["objective"] == "joint" and metrics["ratings"] == 60
+    assert result.accuracy > 0.6

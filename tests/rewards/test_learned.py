@@ -334,11 +334,13 @@ def test_rating_classifier_scores_by_expected_rating(tmp_path):
     )
 
 
-def test_training_data_must_be_one_kind():
+def test_training_data_must_be_feedback_records():
     pair = PreferencePair("User: hi", "Hello, how can I help?", "What.")
-    rating = Rating("User: hi", "Hello!", 1, "thumbs")
-    with pytest.raises(ValueError, match="all PreferencePair or all Rating"):
-        train_reward_model([pair, rating], progress=False)
+    with pytest.raises(ValueError, match="PreferencePair and/or Rating records; got"):
+        train_reward_model([pair, {"prompt": "hi"}], progress=False)
+    tie = PreferencePair("User: hi", "Hello!", "Hi there!", tie=True)
+    with pytest.raises(ValueError, match="every pair is a tie"):
+        train_reward_model([tie, tie], progress=False)
     with pytest.raises(ValueError, match="no training data"):
         train_reward_model([], progress=False)
     with pytest.raises(ValueError, match="'linear', 'minilm' or a Hugging Face model path"):

@@ -17,10 +17,15 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
     """Register ``rlhf-envs train-rm``."""
     p = subparsers.add_parser(
         "train-rm",
-        help="train a reward model on preference pairs (Bradley-Terry) or ratings (cross-entropy)",
+        help="train a reward model on preference pairs (Bradley-Terry; ties by Davidson's "
+        "model), ratings (cross-entropy), or both in one file (joint loss)",
     )
     p.add_argument(
-        "--data", type=Path, required=True, help="JSON Lines: TRL pairs, HH-RLHF pairs or ratings"
+        "--data",
+        type=Path,
+        required=True,
+        help='JSON Lines: TRL pairs (a tie has "tie": true), HH-RLHF pairs, ratings, or '
+        "pairs and ratings mixed",
     )
     p.add_argument(
         "--model", default="linear", help="linear, minilm, or a local Hugging Face model folder"
@@ -138,9 +143,10 @@ def run_train(args: argparse.Namespace) -> int:
     folder = result.model.save(args.out, overwrite=args.force)
     m = result.metrics
     shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith("val_"))
+    kinds = ", ".join(f"{m[k]} {k}" for k in ("pairs", "ties", "ratings") if m[k])
     print(
         f"trained {result.model.scorer.kind} {m['objective']} model on {m['train_records']} "
-        f"records ({m['validation_records']} held out) in {m['seconds']:.1f} s; "
+        f"records ({kinds}; {m['validation_records']} held out) in {m['seconds']:.1f} s; "
         f"best epoch {m['best_epoch']} of {m['epochs_run']}: {shown or 'no held-out data'}"
     )
     print(f'saved to {folder}  (use it as reward="learned:{folder}")')
@@ -179,8 +185,15 @@ def run_eval(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     report: PairwiseReport | RatingReport
+    pairs = [r for r in records if isinstance(r, PreferencePair)]
+    if pairs and len(pairs) < len(records):
+        print(f"evaluating the {len(pairs)} pairs of the file; its ratings are left out")
+        records = pairs
     if isinstance(records[0], PreferencePair):
-        report = pairwise_accuracy(model, records)
+        try:
+            report = pairwise_accuracy(model, records)
+        except ValueError as err:  # e.g. a file of ties only
+            raise SystemExit(f"rlhf-envs eval-rm: {err}") from None
         result = {
             "pairs": report.pairs,
             "accuracy": report.accuracy,

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from rlhf_envs.preference_data.records import PreferencePair, Rating
-from rlhf_envs.statistics import wilson_interval
+from rlhf_envs.statistics import spearman, wilson_interval
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,15 @@ def label_ceiling(pairs: Sequence[PreferencePair]) -> float | None:
 
 def pairwise_accuracy(model: Any, pairs: Sequence[PreferencePair]) -> PairwiseReport:
     """Score both replies of each pair with ``model`` (a :class:`LearnedRewardModel`) and
-    report how often the chosen one wins."""
+    report how often the chosen one wins. Ties (``pair.tie``) have no chosen reply and
+    are left out."""
     if not pairs:
         raise ValueError("no pairs to evaluate")
     if not all(isinstance(p, PreferencePair) for p in pairs):
         raise ValueError("pairwise accuracy needs preference pairs (prompt, chosen, rejected)")
+    pairs = [p for p in pairs if not p.tie]
+    if not pairs:
+        raise ValueError("every pair is a tie; pairwise accuracy needs pairs with a chosen reply")
     prompts = [p.prompt for p in pairs]
     chosen = model.score_texts(prompts, [p.chosen for p in pairs], normalise=False)
     rejected = model.score_texts(prompts, [p.rejected for p in pairs], normalise=False)
@@ -104,20 +108,4 @@ def rating_agreement(model: Any, ratings: Sequence[Rating]) -> RatingReport:
         values = model.rating_values.numpy()
         predicted = values[np.abs(scores[:, None] - values[None, :]).argmin(axis=1)]
         accuracy = float(np.mean(predicted == labels))
-    return RatingReport(accuracy, _spearman(scores, labels), len(ratings))
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    def ranks(x: np.ndarray) -> np.ndarray:
-        order = np.argsort(x, kind="stable")
-        r = np.empty(len(x))
-        r[order] = np.arange(len(x))
-        for value in np.unique(x):  # ties share their mean rank
-            tied = x == value
-            r[tied] = r[tied].mean()
-        return r
-
-    ra, rb = ranks(a), ranks(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return 0.0
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return RatingReport(accuracy, spearman(scores, labels), len(ratings))

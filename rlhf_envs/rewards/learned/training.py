@@ -1,8 +1,15 @@
 """Training reward models on feedback: Bradley-Terry on pairs, cross-entropy on ratings.
 
 Pairs train a scalar score ``r(context, reply)`` with the Bradley-Terry loss
-``-log sigmoid(r(chosen) - r(rejected))``; ratings train a classifier over the rating
-scale with cross-entropy, which scores a reply by its expected rating. Part of the data
+``-log sigmoid(r(chosen) - r(rejected))``. When some pairs are ties, Davidson's (1970)
+extension of Bradley-Terry models them with one more parameter, the tie strength ``nu``:
+``P(a > b) = 1 / (1 + e^-d + nu e^-d/2)`` and ``P(tie) = nu e^-d/2 / (1 + e^-d + nu e^-d/2)``
+with ``d = r_a - r_b``; at ``nu = 0`` it is Bradley-Terry. Ratings alone train a
+classifier over the rating scale with cross-entropy, which scores a reply by its expected
+rating. Pairs and ratings together train one scalar score with a joint loss: the pairs'
+(Davidson) Bradley-Terry likelihood plus an ordinal (cumulative-logit) likelihood of each
+rating, ``P(label <= k) = sigmoid(theta_k - r)`` with learned thresholds per scale, summed
+over every record. Part of the data
 is held out (whole dialogues at a time, so near-identical contexts do not leak across
 the split) for early stopping: training keeps the weights of the epoch with the lowest
 held-out loss and stops after ``patience`` epochs without improvement.
@@ -34,6 +41,36 @@ def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Te
     """Mean of ``-log sigmoid(chosen - rejected)``: the negative log-likelihood of the
     observed preferences under the Bradley-Terry model ``P(a > b) = sigmoid(r_a - r_b)``."""
     return -F.logsigmoid(chosen - rejected).mean()
+
+
+def davidson_loss(
+    chosen: torch.Tensor, rejected: torch.Tensor, tie: torch.Tensor, log_nu: torch.Tensor
+) -> torch.Tensor:
+    """Mean negative log-likelihood of pairs under Davidson's Bradley-Terry model with ties.
+
+    Args:
+        chosen, rejected: scores of the two replies (for a tie, either order).
+        tie: bool per pair, whether it is a tie.
+        log_nu: log of the tie strength ``nu``; ``-inf`` gives :func:`bradley_terry_loss`.
+    """
+    d = chosen - rejected
+    tie_term = log_nu - d / 2
+    log_norm = torch.logsumexp(torch.stack([torch.zeros_like(d), -d, tie_term]), dim=0)
+    return (log_norm - torch.where(tie, tie_term, torch.zeros_like(d))).mean()
+
+
+def ordinal_nll(score: torch.Tensor, thresholds: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Per-record negative log-likelihood of ratings under a cumulative-logit model.
+
+    ``P(label <= k) = sigmoid(thresholds[k] - score)`` for the ``K - 1`` increasing
+    thresholds of a ``K``-level scale; ``label`` counts levels from 0. A thumbs rating
+    (two levels) is then logistic regression of "up" on ``score - thresholds[0]``.
+    """
+    below = torch.sigmoid(thresholds[None, :] - score[:, None])  # (N, K-1): P(label <= k)
+    ones = torch.ones_like(score)[:, None]
+    cdf = torch.cat([torch.zeros_like(ones), below, ones], dim=1)
+    p = cdf.gather(1, (label + 1)[:, None]) - cdf.gather(1, label[:, None])
+    return -torch.log(p.clamp_min(1e-12))[:, 0]
 
 
 def build_scorer(model: str, num_outputs: int = 1, max_length: int = 256) -> Scorer:
@@ -92,59 +129,120 @@ def split_groups(
 
 
 def _check_records(data: Sequence[Any]) -> tuple[str, str | None]:
+    """The objective for ``data``: ``"preference"``, ``"rating"`` (with its scale) or
+    ``"joint"`` (pairs and ratings, or ratings of several scales)."""
     if len(data) == 0:
         raise ValueError("no training data: give at least a few preference pairs or ratings")
     kinds = {type(r) for r in data}
+    if not kinds <= {PreferencePair, Rating}:
+        names = sorted(k.__name__ for k in kinds - {PreferencePair, Rating})
+        raise ValueError(f"training data must be PreferencePair and/or Rating records; got {names}")
     if kinds == {PreferencePair}:
+        if all(r.tie for r in data):
+            raise ValueError(
+                "every pair is a tie; ties say how close two replies are, not which is better, "
+                "so training needs some pairs with a preferred reply"
+            )
         return "preference", None
-    if kinds == {Rating}:
-        scales = {r.scale for r in data}
-        if len(scales) > 1:
-            raise ValueError(f"ratings mix scales {sorted(scales)}; train on one scale at a time")
+    scales = {r.scale for r in data if isinstance(r, Rating)}
+    if kinds == {Rating} and len(scales) == 1:
         return "rating", scales.pop()
-    names = sorted(k.__name__ for k in kinds)
-    raise ValueError(f"training data must be all PreferencePair or all Rating records; got {names}")
+    return "joint", None
 
 
 class _Task:
-    """The objective-specific parts of training: inputs, loss and held-out metrics."""
+    """The objective-specific parts of training: inputs, loss and held-out metrics.
+
+    Indices given to :meth:`loss` are positions in the training records; pairs and
+    ratings among them are encoded separately (``_local`` maps a record to its row).
+    Extra parameters of the likelihood (the tie strength, the rating thresholds) live
+    here, outside the scorer, and are trained with it.
+    """
 
     def __init__(self, scorer: Scorer, records: Sequence[Any], objective: str, scale: str | None):
         self.scorer = scorer
         self.objective = objective
-        self.inputs: tuple[Any, ...]  # per reply column: the scorer's encoded inputs
-        self.targets: torch.Tensor | None
-        if objective == "preference":
-            prompts = [r.prompt for r in records]
-            self.inputs = (
-                scorer.encode(prompts, [r.chosen for r in records]),
-                scorer.encode(prompts, [r.rejected for r in records]),
+        self.is_pair = np.array([isinstance(r, PreferencePair) for r in records], dtype=bool)
+        self._local = np.zeros(len(records), dtype=np.int64)
+        self._local[self.is_pair] = np.arange(int(self.is_pair.sum()))
+        self._local[~self.is_pair] = np.arange(int((~self.is_pair).sum()))
+        pairs = [r for r in records if isinstance(r, PreferencePair)]
+        ratings = [r for r in records if isinstance(r, Rating)]
+        self.inputs: tuple[Any, ...] = ()  # per reply column: the scorer's encoded inputs
+        self.extra: dict[str, torch.Tensor] = {}
+        if pairs:
+            prompts = [r.prompt for r in pairs]
+            self.inputs += (
+                scorer.encode(prompts, [r.chosen for r in pairs]),
+                scorer.encode(prompts, [r.rejected for r in pairs]),
             )
-            self.targets = None
-        else:
+            self.ties = torch.tensor([r.tie for r in pairs], dtype=torch.bool)
+            if bool(self.ties.any()):
+                # nu = e^-1 ~ 0.37 to start: ties plausible, far from certain.
+                self.extra["log_tie_strength"] = torch.tensor(-1.0, requires_grad=True)
+        if ratings:
+            self.inputs += (
+                scorer.encode([r.prompt for r in ratings], [r.completion for r in ratings]),
+            )
+            self.scales = sorted({r.scale for r in ratings})
+            self.scale_of = np.array([self.scales.index(r.scale) for r in ratings])
+            self.targets = torch.tensor(
+                [int(r.label) - RATING_SCALES[r.scale][0] for r in ratings], dtype=torch.long
+            )
+        if objective == "rating":
             assert scale is not None  # (ratings have one: _check_records)
             low, high = RATING_SCALES[scale]
             self.values = [float(v) for v in range(low, high + 1)]
-            self.inputs = (
-                scorer.encode([r.prompt for r in records], [r.completion for r in records]),
-            )
-            self.targets = torch.tensor([int(r.label) - low for r in records], dtype=torch.long)
+        elif ratings:
+            for name in self.scales:
+                low, high = RATING_SCALES[name]
+                # Thresholds as a first one plus positive gaps, so they stay in order.
+                self.extra[f"thresholds_{name}"] = torch.tensor(
+                    [0.0] + [0.0] * (high - low - 1), requires_grad=True
+                )
 
     def _run(self, inputs: Any) -> torch.Tensor:
         return self.scorer(*inputs) if isinstance(inputs, tuple) else self.scorer(inputs)
 
+    def thresholds(self, scale: str) -> torch.Tensor:
+        raw = self.extra[f"thresholds_{scale}"]
+        return torch.cat([raw[:1], raw[:1] + torch.cumsum(F.softplus(raw[1:]) + 0.1, 0)])
+
     def loss(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean loss over the records ``index`` and a per-record "correct" indicator."""
-        if self.objective == "preference":
-            chosen = self._run(self.scorer.select(self.inputs[0], index))[:, 0]
-            rejected = self._run(self.scorer.select(self.inputs[1], index))[:, 0]
+        """Mean loss over the records ``index`` and a "correct" indicator per strict pair
+        (or, for ratings alone, per rating)."""
+        pair_rows = self._local[index[self.is_pair[index]]]
+        rating_rows = self._local[index[~self.is_pair[index]]]
+        nll = []
+        correct = []
+        if len(pair_rows):
+            chosen = self._run(self.scorer.select(self.inputs[0], pair_rows))[:, 0]
+            rejected = self._run(self.scorer.select(self.inputs[1], pair_rows))[:, 0]
+            tie = self.ties[torch.as_tensor(pair_rows)]
             diff = chosen - rejected
-            correct = (diff > 0).float() + 0.5 * (diff == 0).float()  # a tie is a coin flip
-            return bradley_terry_loss(chosen, rejected), correct
-        logits = self._run(self.scorer.select(self.inputs[0], index))
-        assert self.targets is not None  # (set for ratings)
-        target = self.targets[torch.as_tensor(index)]
-        return F.cross_entropy(logits, target), (logits.argmax(-1) == target).float()
+            if "log_tie_strength" in self.extra:
+                log_nu = self.extra["log_tie_strength"]
+                nll.append(davidson_loss(chosen, rejected, tie, log_nu) * len(pair_rows))
+            else:
+                nll.append(bradley_terry_loss(chosen, rejected) * len(pair_rows))
+            strict = diff[~tie]
+            correct.append((strict > 0).float() + 0.5 * (strict == 0).float())  # tie: coin flip
+        if len(rating_rows):
+            outputs = self._run(self.scorer.select(self.inputs[-1], rating_rows))
+            target = self.targets[torch.as_tensor(rating_rows)]
+            if self.objective == "rating":
+                nll.append(F.cross_entropy(outputs, target) * len(rating_rows))
+                correct.append((outputs.argmax(-1) == target).float())
+            else:
+                which = self.scale_of[rating_rows]
+                for k, name in enumerate(self.scales):
+                    mine = torch.as_tensor(np.flatnonzero(which == k))
+                    if len(mine):
+                        nll.append(
+                            ordinal_nll(outputs[mine, 0], self.thresholds(name), target[mine]).sum()
+                        )
+        total = torch.stack(nll).sum() / len(index)
+        return total, torch.cat(correct) if correct else torch.zeros(0)
 
     def evaluate(self, index: np.ndarray, batch_size: int) -> dict[str, float]:
         if len(index) == 0:
@@ -157,19 +255,42 @@ class _Task:
                 loss, ok = self.loss(part)
                 total += float(loss) * len(part)
                 correct.append(ok)
-        return {"loss": total / len(index), "accuracy": float(torch.cat(correct).mean())}
+        right = torch.cat(correct)
+        out = {"loss": total / len(index)}
+        if len(right):
+            out["accuracy"] = float(right.mean())
+        return out
 
     def raw_scores(
         self, index: np.ndarray, model: LearnedRewardModel, batch_size: int
     ) -> np.ndarray:
         """Unnormalised scores of the replies of records ``index`` (for normalisation)."""
         out = []
+        pair_rows = self._local[index[self.is_pair[index]]]
+        rating_rows = self._local[index[~self.is_pair[index]]]
+        columns = []
+        if self.is_pair.any():
+            columns += [(self.inputs[0], pair_rows), (self.inputs[1], pair_rows)]
+        if (~self.is_pair).any():
+            columns.append((self.inputs[-1], rating_rows))
         with torch.inference_mode():
-            for inputs in self.inputs:
-                for at in range(0, len(index), batch_size):
-                    outputs = self._run(self.scorer.select(inputs, index[at : at + batch_size]))
+            for inputs, rows in columns:
+                for at in range(0, len(rows), batch_size):
+                    outputs = self._run(self.scorer.select(inputs, rows[at : at + batch_size]))
                     out.append(model.raw_from_outputs(outputs).double().numpy())
         return np.concatenate(out) if out else np.zeros(0)
+
+    def fitted(self) -> dict[str, Any]:
+        """The likelihood's own fitted parameters, for the checkpoint's record."""
+        out: dict[str, Any] = {}
+        with torch.no_grad():
+            if "log_tie_strength" in self.extra:
+                out["tie_strength"] = round(float(self.extra["log_tie_strength"].exp()), 6)
+            for name in getattr(self, "scales", []) if self.objective == "joint" else []:
+                out[f"rating_thresholds_{name}"] = [
+                    round(float(t), 6) for t in self.thresholds(name)
+                ]
+        return out
 
 
 def train_reward_model(
@@ -190,7 +311,10 @@ def train_reward_model(
     """Train a reward model on preference pairs (Bradley-Terry) or ratings (cross-entropy).
 
     Args:
-        data: all :class:`PreferencePair` or all :class:`Rating` records (one scale).
+        data: :class:`PreferencePair` records (ties included: Davidson's model) and/or
+            :class:`Rating` records. Ratings of one scale alone train a classifier; with
+            pairs, or in several scales, they train the same scalar score as the pairs
+            (the joint loss, see the module docstring).
         model: ``"linear"`` (hashed n-grams), ``"minilm"`` (the bundled MiniLM encoder)
             or a local Hugging Face model folder / cached model name.
         epochs, batch_size, lr, weight_decay, patience: training settings; ``None`` takes
@@ -203,18 +327,20 @@ def train_reward_model(
         data_info: recorded in the checkpoint (``path``, ``sha256``, ...).
 
     Returns:
-        A :class:`TrainResult` with the model of the best held-out epoch.
+        A :class:`TrainResult` with the model of the best held-out epoch. Its metrics
+        count the records of each kind (``pairs``, ``ties``, ``ratings``); held-out
+        ``val_accuracy`` is over strict pairs (over ratings when trained on ratings alone).
     """
     from tqdm.auto import tqdm
 
     objective, scale = _check_records(data)
     torch.manual_seed(seed)
     started = time.perf_counter()
-    if objective == "preference":
-        num_outputs = 1
-    else:
+    if objective == "rating":
         assert scale is not None  # (ratings have one: _check_records)
         num_outputs = len(range(*RATING_SCALES[scale])) + 1
+    else:
+        num_outputs = 1
     scorer = build_scorer(model, num_outputs, max_length)
     settings = {**scorer.default_training()}
     given = {
@@ -231,7 +357,11 @@ def train_reward_model(
 
     task = _Task(scorer, data, objective, scale)
     params = [p for p in scorer.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
+    groups: list[dict[str, Any]] = [{"params": params}]
+    if task.extra:
+        # A few scalars of the likelihood: a fixed, larger step and no decay toward 0.
+        groups.append({"params": list(task.extra.values()), "lr": 0.01, "weight_decay": 0.0})
+    optimiser = torch.optim.AdamW(groups, lr=settings["lr"], weight_decay=settings["weight_decay"])
     steps_per_epoch = math.ceil(len(train_idx) / settings["batch_size"])
     total_steps = steps_per_epoch * settings["epochs"]
     warmup = max(1, int(0.06 * total_steps)) if scorer.kind == "transformer" else 0
@@ -245,6 +375,7 @@ def train_reward_model(
     rng = np.random.default_rng(seed)
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    fitted: dict[str, Any] = {}
     bar = tqdm(
         total=total_steps,
         desc=f"train {scorer.kind} RM",
@@ -274,6 +405,7 @@ def train_reward_model(
         watched = held.get("loss", record["train_loss"])
         if best is None or watched < best[0]:
             best = (watched, epoch, copy.deepcopy(scorer.state_dict()))
+            fitted = task.fitted()
         elif epoch - best[1] >= settings["patience"]:
             break
     bar.close()
@@ -282,7 +414,10 @@ def train_reward_model(
     scorer.eval()
 
     values = task.values if objective == "rating" else None
-    reward_model = LearnedRewardModel(scorer, objective, rating_values=values)
+    # A joint model is a scalar score, scored as a preference model is.
+    reward_model = LearnedRewardModel(
+        scorer, "rating" if objective == "rating" else "preference", rating_values=values
+    )
     raw = task.raw_scores(train_idx, reward_model, 4 * settings["batch_size"])
     spread = float(raw.std()) if raw.size > 1 else 0.0
     reward_model.offset = float(raw.mean()) if raw.size else 0.0
@@ -292,6 +427,10 @@ def train_reward_model(
         "objective": objective,
         "rating_scale": scale,
         "records": len(data),
+        "pairs": int(sum(isinstance(r, PreferencePair) and not r.tie for r in data)),
+        "ties": int(sum(isinstance(r, PreferencePair) and r.tie for r in data)),
+        "ratings": int(sum(isinstance(r, Rating) for r in data)),
+        **fitted,
         "train_records": len(train_idx),
         "validation_records": len(val_idx),
         "best_epoch": best[1],
