@@ -417,3 +417,58 @@ def test_minilm_rating_classifier_scores_by_expected_rating(tmp_path):
         rtol=1e-5,
         atol=1e-5,
     )
+
+
+@pytest.mark.integration
+def test_minilm_recipe_settings_train_save_and_reload(tiny_pairs, tmp_path):
+    """Mean pooling, a capped context, trained embeddings and label smoothing: each is
+    recorded in the checkpoint and reloads to the same scores."""
+    train, test = tiny_pairs
+    result = train_reward_model(
+        train[:32],
+        "minilm",
+        epochs=1,
+        max_length=48,
+        pooling="mean",
+        context_tokens=8,
+        train_embeddings=True,
+        label_smoothing=0.1,
+        progress=False,
+        validation_fraction=0.25,
+    )
+    scorer = result.model.scorer
+    assert scorer.pooling == "mean" and scorer.context_tokens == 8
+    assert scorer.model.get_input_embeddings().weight.requires_grad
+    settings = result.model.info["training"]["settings"]
+    assert settings["label_smoothing"] == 0.1 and settings["pooling"] == "mean"
+    loaded = LearnedRewardModel.load(result.model.save(tmp_path / "mean"))
+    assert loaded.scorer.pooling == "mean" and loaded.scorer.context_tokens == 8
+    args = ([p.prompt for p in test[:8]], [p.chosen for p in test[:8]])
+    np.testing.assert_allclose(
+        loaded.score_texts(*args), result.model.score_texts(*args), rtol=1e-5, atol=1e-5
+    )
+    # At most 8 tokens of context go in: a longer context's start never reaches the model.
+    (capped,) = scorer.encode(["User: alpha beta gamma " + "word " * 40], ["Fine."])
+    assert "alpha" not in scorer.tokenizer.decode(capped["input_ids"])
+    # With no context at all, the reply alone is read.
+    scorer.context_tokens = 0
+    (alone,) = scorer.encode(["User: alpha beta"], ["Fine."])
+    assert scorer.tokenizer.decode(alone["input_ids"]) == "[CLS] fine. [SEP]"
+
+
+def test_recipe_settings_are_checked():
+    pair = PreferencePair("User: hi", "Hello, how can I help?", "What.")
+    with pytest.raises(ValueError, match="settings of transformer models"):
+        train_reward_model([pair] * 4, "linear", pooling="mean", progress=False)
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 0.5\)"):
+        train_reward_model([pair] * 4, "linear", label_smoothing=0.5, progress=False)
+
+
+def test_label_smoothing_keeps_margins_finite():
+    d = torch.tensor([50.0], requires_grad=True)
+    loss = bradley_terry_loss(d, torch.zeros(1), label_smoothing=0.1)
+    (grad,) = torch.autograd.grad(loss, d)
+    assert grad.item() > 0.09  # a huge margin is pushed back, not rewarded further
+    assert bradley_terry_loss(torch.tensor([1.0]), torch.zeros(1), 0.0).item() == pytest.approx(
+        -math.log(1 / (1 + math.exp(-1)))
+    )

@@ -54,6 +54,25 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
         default=256,
         help="tokens per input, transformer models (default 256)",
     )
+    p.add_argument(
+        "--pooling",
+        choices=("cls", "mean"),
+        default="cls",
+        help="transformer models: read the classifier's head (cls) or mean-pool the encoder",
+    )
+    p.add_argument(
+        "--context-tokens",
+        type=int,
+        help="transformer models: at most N tokens of context with the reply (0: reply only)",
+    )
+    p.add_argument(
+        "--train-embeddings",
+        action="store_true",
+        help="transformer models: fine-tune the word embeddings too",
+    )
+    p.add_argument(
+        "--label-smoothing", type=float, default=0.0, help="Bradley-Terry label smoothing eps"
+    )
     p.add_argument("--limit", type=int, help="train on the first N records only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -134,6 +153,10 @@ def run_train(args: argparse.Namespace) -> int:
             patience=args.patience,
             validation_fraction=args.validation,
             max_length=args.max_length,
+            pooling=args.pooling,
+            context_tokens=args.context_tokens,
+            train_embeddings=args.train_embeddings,
+            label_smoothing=args.label_smoothing,
             seed=args.seed,
             progress=not args.no_progress,
             data_info=info,
@@ -188,7 +211,7 @@ def run_eval(args: argparse.Namespace) -> int:
     pairs = [r for r in records if isinstance(r, PreferencePair)]
     if pairs and len(pairs) < len(records):
         print(f"evaluating the {len(pairs)} pairs of the file; its ratings are left out")
-        records = pairs
+        records = list(pairs)
     if isinstance(records[0], PreferencePair):
         try:
             report = pairwise_accuracy(model, records)

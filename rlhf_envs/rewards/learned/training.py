@@ -37,10 +37,21 @@ from rlhf_envs.rewards.learned.transformer import TransformerScorer
 LINEAR = "linear"
 
 
-def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+def bradley_terry_loss(
+    chosen: torch.Tensor, rejected: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """Mean of ``-log sigmoid(chosen - rejected)``: the negative log-likelihood of the
-    observed preferences under the Bradley-Terry model ``P(a > b) = sigmoid(r_a - r_b)``."""
-    return -F.logsigmoid(chosen - rejected).mean()
+    observed preferences under the Bradley-Terry model ``P(a > b) = sigmoid(r_a - r_b)``.
+
+    With ``label_smoothing`` ``eps``, each label counts as right with probability
+    ``1 - eps`` (``-(1 - eps) log sigmoid(d) - eps log sigmoid(-d)``): for noisy human
+    labels, where no margin should grow without bound."""
+    d = chosen - rejected
+    if label_smoothing:
+        return -(
+            (1 - label_smoothing) * F.logsigmoid(d) + label_smoothing * F.logsigmoid(-d)
+        ).mean()
+    return -F.logsigmoid(d).mean()
 
 
 def davidson_loss(
@@ -73,15 +84,20 @@ def ordinal_nll(score: torch.Tensor, thresholds: torch.Tensor, label: torch.Tens
     return -torch.log(p.clamp_min(1e-12))[:, 0]
 
 
-def build_scorer(model: str, num_outputs: int = 1, max_length: int = 256) -> Scorer:
-    """A fresh scorer: ``"linear"``, ``"minilm"`` or a Hugging Face model folder / cached name."""
+def build_scorer(
+    model: str, num_outputs: int = 1, max_length: int = 256, **transformer: Any
+) -> Scorer:
+    """A fresh scorer: ``"linear"``, ``"minilm"`` or a Hugging Face model folder / cached name.
+
+    ``transformer`` settings (``pooling``, ``context_tokens``, ``train_embeddings``) go to
+    :meth:`TransformerScorer.from_pretrained`; a linear model takes none."""
     if not isinstance(model, str) or not model:
         raise ValueError(
             f"model must be 'linear', 'minilm' or a Hugging Face model path; got {model!r}"
         )
     if model == LINEAR:
         return LinearScorer(num_outputs)
-    return TransformerScorer.from_pretrained(model, num_outputs, max_length)
+    return TransformerScorer.from_pretrained(model, num_outputs, max_length, **transformer)
 
 
 @dataclass
@@ -159,9 +175,17 @@ class _Task:
     here, outside the scorer, and are trained with it.
     """
 
-    def __init__(self, scorer: Scorer, records: Sequence[Any], objective: str, scale: str | None):
+    def __init__(
+        self,
+        scorer: Scorer,
+        records: Sequence[Any],
+        objective: str,
+        scale: str | None,
+        label_smoothing: float = 0.0,
+    ):
         self.scorer = scorer
         self.objective = objective
+        self.label_smoothing = label_smoothing
         self.is_pair = np.array([isinstance(r, PreferencePair) for r in records], dtype=bool)
         self._local = np.zeros(len(records), dtype=np.int64)
         self._local[self.is_pair] = np.arange(int(self.is_pair.sum()))
@@ -224,7 +248,9 @@ class _Task:
                 log_nu = self.extra["log_tie_strength"]
                 nll.append(davidson_loss(chosen, rejected, tie, log_nu) * len(pair_rows))
             else:
-                nll.append(bradley_terry_loss(chosen, rejected) * len(pair_rows))
+                nll.append(
+                    bradley_terry_loss(chosen, rejected, self.label_smoothing) * len(pair_rows)
+                )
             strict = diff[~tie]
             correct.append((strict > 0).float() + 0.5 * (strict == 0).float())  # tie: coin flip
         if len(rating_rows):
@@ -304,6 +330,11 @@ def train_reward_model(
     patience: int | None = None,
     validation_fraction: float = 0.1,
     max_length: int = 256,
+    pooling: str = "cls",
+    context_tokens: int | None = None,
+    train_embeddings: bool = False,
+    warmup: float = 0.06,
+    label_smoothing: float = 0.0,
     seed: int = 0,
     progress: bool = True,
     data_info: dict[str, Any] | None = None,
@@ -322,6 +353,14 @@ def train_reward_model(
             4 epochs, batch 16, lr 5e-5).
         validation_fraction: share held out for early stopping and the reported metrics.
         max_length: tokens per input for transformer models.
+        pooling, context_tokens, train_embeddings: how a transformer model reads its
+            input (see :class:`TransformerScorer`): ``"cls"`` or ``"mean"`` pooling, at most
+            ``context_tokens`` tokens of context (``None``: as many as fit, 0: none), and
+            whether the word embeddings are fine-tuned too.
+        warmup: share of a transformer's training steps with a rising learning rate
+            (then it decays linearly to 0).
+        label_smoothing: ``eps`` in ``[0, 0.5)`` for the Bradley-Terry loss of strict pairs
+            (see :func:`bradley_terry_loss`).
         seed: seeds initialisation, the split and the minibatch order.
         progress: show a progress bar.
         data_info: recorded in the checkpoint (``path``, ``sha256``, ...).
@@ -341,7 +380,24 @@ def train_reward_model(
         num_outputs = len(range(*RATING_SCALES[scale])) + 1
     else:
         num_outputs = 1
-    scorer = build_scorer(model, num_outputs, max_length)
+    if not 0.0 <= label_smoothing < 0.5 or not 0.0 <= warmup < 1.0:
+        raise ValueError(
+            f"label_smoothing must be in [0, 0.5) and warmup in [0, 1); got {label_smoothing}, "
+            f"{warmup}"
+        )
+    transformer: dict[str, Any] = {
+        "pooling": pooling,
+        "context_tokens": context_tokens,
+        "train_embeddings": train_embeddings,
+    }
+    if model == LINEAR and (pooling, context_tokens, train_embeddings) != ("cls", None, False):
+        raise ValueError(
+            "pooling, context_tokens and train_embeddings are settings of transformer models; "
+            "the linear model takes none of them"
+        )
+    scorer = build_scorer(
+        model, num_outputs, max_length, **({} if model == LINEAR else transformer)
+    )
     settings = {**scorer.default_training()}
     given = {
         "epochs": epochs,
@@ -355,7 +411,7 @@ def train_reward_model(
         raise ValueError(f"epochs and batch size must be >= 1 and lr > 0; got {settings}")
     train_idx, val_idx = split_groups(data, validation_fraction, seed)
 
-    task = _Task(scorer, data, objective, scale)
+    task = _Task(scorer, data, objective, scale, label_smoothing)
     params = [p for p in scorer.parameters() if p.requires_grad]
     groups: list[dict[str, Any]] = [{"params": params}]
     if task.extra:
@@ -364,12 +420,12 @@ def train_reward_model(
     optimiser = torch.optim.AdamW(groups, lr=settings["lr"], weight_decay=settings["weight_decay"])
     steps_per_epoch = math.ceil(len(train_idx) / settings["batch_size"])
     total_steps = steps_per_epoch * settings["epochs"]
-    warmup = max(1, int(0.06 * total_steps)) if scorer.kind == "transformer" else 0
+    rising = max(1, int(warmup * total_steps)) if scorer.kind == "transformer" else 0
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser,
         # Transformers fine-tune best with a short warm-up then a linear decay.
         lambda step: (
-            min(1.0, (step + 1) / warmup) * max(0.0, 1 - step / total_steps) if warmup else 1.0
+            min(1.0, (step + 1) / rising) * max(0.0, 1 - step / total_steps) if rising else 1.0
         ),
     )
     rng = np.random.default_rng(seed)
@@ -445,6 +501,9 @@ def train_reward_model(
                 **settings,
                 "validation_fraction": validation_fraction,
                 "max_length": max_length,
+                **(transformer if model != LINEAR else {}),
+                "warmup": warmup,
+                "label_smoothing": label_smoothing,
                 "seed": seed,
             },
             "data": dict(data_info or {}),

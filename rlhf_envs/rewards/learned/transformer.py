@@ -62,6 +62,12 @@ def _in_hub_cache(name: str) -> bool:
         return False
 
 
+POOLINGS = ("cls", "mean")
+"""How a transformer reward model reads its input: ``"cls"``, the sequence classifier's
+own head (BERT: the pooled first token); ``"mean"``, its last linear layer on the mean of
+the final hidden states (how sentence encoders such as MiniLM were trained to be read)."""
+
+
 class TransformerScorer(nn.Module):
     """A transformers ``AutoModelForSequenceClassification`` with its tokenizer.
 
@@ -71,18 +77,44 @@ class TransformerScorer(nn.Module):
         tokenizer: its tokenizer.
         max_length: tokens per (context, reply) input, special tokens included.
         base_model: where the weights came from (recorded in checkpoints).
+        pooling: one of :data:`POOLINGS`.
+        context_tokens: at most this many tokens of the context (its end) go in with the
+            reply; ``None`` fills ``max_length``, 0 reads the reply alone.
     """
 
     kind = "transformer"
 
     def __init__(
-        self, model: PreTrainedModel, tokenizer: Any, max_length: int = 256, base_model: str = ""
+        self,
+        model: PreTrainedModel,
+        tokenizer: Any,
+        max_length: int = 256,
+        base_model: str = "",
+        pooling: str = "cls",
+        context_tokens: int | None = None,
     ):
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
         self.base_model = base_model
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
+        if pooling == "mean" and not isinstance(self._head(), nn.Linear):
+            raise ValueError(
+                "mean pooling needs a sequence classifier whose head is one linear layer "
+                "(BERT-style 'classifier' or GPT-style 'score'); use pooling 'cls'"
+            )
+        if context_tokens is not None and (
+            isinstance(context_tokens, bool)
+            or not isinstance(context_tokens, int)
+            or context_tokens < 0
+        ):
+            raise ValueError(
+                f"context_tokens must be None or an integer >= 0, got {context_tokens!r}"
+            )
+        self.pooling = pooling
+        self.context_tokens = context_tokens
         num_labels = model.config.num_labels
         assert num_labels is not None  # (a sequence classifier's config has its labels)
         self.num_outputs = int(num_labels)
@@ -98,11 +130,23 @@ class TransformerScorer(nn.Module):
             tokenizer.pad_token = tokenizer.eos_token
             model.config.pad_token_id = tokenizer.pad_token_id
 
+    def _head(self) -> Any:
+        return getattr(self.model, "classifier", None) or getattr(self.model, "score", None)
+
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str, num_outputs: int = 1, max_length: int = 256
+        cls,
+        name_or_path: str,
+        num_outputs: int = 1,
+        max_length: int = 256,
+        *,
+        pooling: str = "cls",
+        context_tokens: int | None = None,
+        train_embeddings: bool = False,
     ) -> TransformerScorer:
-        """A new classifier head on a pretrained encoder (see :func:`resolve_base_model`)."""
+        """A new classifier head on a pretrained encoder (see :func:`resolve_base_model`).
+
+        ``train_embeddings`` fine-tunes the word embeddings too (frozen by default)."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         source = resolve_base_model(name_or_path)
@@ -130,16 +174,25 @@ class TransformerScorer(nn.Module):
                 f"Give 'minilm' (bundled), a local model folder, or the name of a model "
                 f"already in the Hugging Face cache; nothing is downloaded"
             ) from err
-        # The word embeddings (half of MiniLM's weights) stay as pretrained: fine-tuning them
-        # on a few thousand pairs gains little and costs a dense update of 30k x 384 per step.
-        model.get_input_embeddings().weight.requires_grad_(False)
-        return cls(model, tokenizer, max_length, base_model=name_or_path)
+        # The word embeddings (half of MiniLM's weights) stay as pretrained unless asked:
+        # fine-tuning them on a few thousand pairs costs a dense update of 30k x 384 a step.
+        model.get_input_embeddings().weight.requires_grad_(bool(train_embeddings))
+        return cls(
+            model,
+            tokenizer,
+            max_length,
+            base_model=name_or_path,
+            pooling=pooling,
+            context_tokens=context_tokens,
+        )
 
     def config(self) -> dict[str, Any]:
         return {
             "num_outputs": self.num_outputs,
             "max_length": self.max_length,
             "base_model": self.base_model,
+            "pooling": self.pooling,
+            "context_tokens": self.context_tokens,
             "hf_config": self.model.config.to_dict(),
         }
 
@@ -159,6 +212,9 @@ class TransformerScorer(nn.Module):
             tokenizer,
             int(config["max_length"]),
             base_model=str(config.get("base_model", "")),
+            # (checkpoints from before these settings used the classifier's head, all context)
+            pooling=str(config.get("pooling", "cls")),
+            context_tokens=config.get("context_tokens"),
         )
 
     def save_extra(self, folder: Path) -> None:
@@ -166,17 +222,33 @@ class TransformerScorer(nn.Module):
         self.tokenizer.save_pretrained(str(folder))
 
     def encode(self, contexts: Sequence[str], replies: Sequence[str]) -> list[dict[str, list[int]]]:
-        """Token ids per example as a (context, reply) pair, cut from the left of the context."""
+        """Token ids per example as a (context, reply) pair, cut from the left of the context
+        (or the reply alone, with ``context_tokens`` 0)."""
         tok = self.tokenizer
-        budget = self.max_length - tok.num_special_tokens_to_add(pair=True)
-        keep = max(1, budget * 3 // 4)  # a reply longer than this keeps its start
-        replies = list(replies)
-        # (verbose=False: a long reply is cut below, the "longer than the maximum" notice is moot)
-        for i, ids in enumerate(tok(replies, add_special_tokens=False, verbose=False)["input_ids"]):
-            if len(ids) > keep:
-                replies[i] = tok.decode(ids[:keep])
-        tok.truncation_side = "left"
-        enc = tok(list(contexts), replies, truncation="only_first", max_length=self.max_length)
+        if self.context_tokens == 0:
+            tok.truncation_side = "right"  # (a long reply keeps its start)
+            enc = tok(list(replies), truncation=True, max_length=self.max_length)
+        else:
+            budget = self.max_length - tok.num_special_tokens_to_add(pair=True)
+            keep = max(1, budget * 3 // 4)  # a reply longer than this keeps its start
+            replies = list(replies)
+            # (verbose=False: a long reply is cut here, the "longer than the maximum" notice
+            # is moot)
+            for i, ids in enumerate(
+                tok(replies, add_special_tokens=False, verbose=False)["input_ids"]
+            ):
+                if len(ids) > keep:
+                    replies[i] = tok.decode(ids[:keep])
+            contexts = list(contexts)
+            if self.context_tokens is not None:
+                cut = self.context_tokens
+                context_ids = tok(contexts, add_special_tokens=False, verbose=False)["input_ids"]
+                contexts = [
+                    tok.decode(x[-cut:]) if len(x) > cut else c
+                    for c, x in zip(contexts, context_ids, strict=True)
+                ]
+            tok.truncation_side = "left"
+            enc = tok(contexts, replies, truncation="only_first", max_length=self.max_length)
         names = [n for n in ("input_ids", "token_type_ids") if n in enc]
         return [{n: enc[n][i] for n in names} for i in range(len(replies))]
 
@@ -230,7 +302,12 @@ class TransformerScorer(nn.Module):
         kwargs = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.tokenizer.model_input_names:
             kwargs["token_type_ids"] = types
-        return self.model(**kwargs).logits
+        if self.pooling == "cls":
+            return self.model(**kwargs).logits
+        hidden = self.model.base_model(**kwargs).last_hidden_state
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        mean = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        return self._head()(mean)
 
     def default_training(self) -> dict[str, Any]:
         return {"epochs": 4, "batch_size": 16, "lr": 5e-5, "weight_decay": 0.01, "patience": 1}
