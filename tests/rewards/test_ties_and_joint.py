@@ -80,6 +80,7 @@ def test_annotator_ties_are_likeliest_between_close_replies(tie_data):
     assert gap(ties) < gap(strict)
 
 
+@pytest.mark.integration  # trains models for seconds
 def test_training_on_ties_fits_a_tie_strength_and_still_ranks(tie_data, tmp_path):
     result = train_reward_model(tie_data, "linear", progress=False, seed=0)
     m = result.metrics
@@ -94,6 +95,7 @@ def test_training_on_ties_fits_a_tie_strength_and_still_ranks(tie_data, tmp_path
     assert "tie_strength" not in strict.metrics
 
 
+@pytest.mark.integration  # trains models for seconds
 def test_joint_loss_trains_on_a_file_of_pairs_and_ratings(tmp_path):
     collector = FeedbackCollector("RLHF-Tiny-v0", seed=6)
     pairs = collector.preferences(300, progress=False)
