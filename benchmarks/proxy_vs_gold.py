@@ -26,11 +26,15 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rlhf_agents.evaluation import held_out_seeds
 from rlhf_agents.run_record import RunRecord, command_line
+
+if TYPE_CHECKING:
+    from rlhf_envs.rewards.learned import LearnedRewardModel
 
 ENV_ID = "RLHF-Chat-v0"
 
@@ -71,6 +75,41 @@ def _run(
         "gold": ev.mean_ci("gold"),
         "success": ev.mean_ci("success"),
     }
+
+
+def train_proxies(
+    sizes: list[int], seed: int, out: Path
+) -> list[tuple[int, Path, LearnedRewardModel]]:
+    """The proxies: a linear reward model on the first ``n`` simulated pairs of
+    ``FeedbackCollector(ENV_ID, seed=seed)`` for each ``n`` in ``sizes``.
+
+    Args:
+        sizes: training-set sizes.
+        seed: seeds the pairs and the training.
+        out: folder for ``pairs.jsonl`` and the checkpoints ``rm-N`` (replaced if there).
+
+    Returns:
+        ``(n, checkpoint folder, model)`` per size.
+    """
+    from rlhf_envs.feedback.annotators import FeedbackCollector
+    from rlhf_envs.preference_data import write_preferences
+    from rlhf_envs.rewards.learned import train_reward_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = FeedbackCollector(ENV_ID, seed=seed).preferences(max(sizes), progress=False)
+    write_preferences(out / "pairs.jsonl", pairs)
+    proxies = []
+    for n in sizes:
+        result = train_reward_model(
+            pairs[:n],
+            "linear",
+            seed=seed,
+            progress=False,
+            data_info={"path": str(out / "pairs.jsonl"), "records_used": n},
+        )
+        folder = result.model.save(out / f"rm-{n}", overwrite=True)  # (this run's own output)
+        proxies.append((n, folder, result.model))
+    return proxies
 
 
 def _smooth(steps: np.ndarray, values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -140,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     from rlhf_agents.baselines import ExpertAgent, RandomAgent
     from rlhf_agents.evaluation import evaluate
     from rlhf_envs.feedback.annotators import FeedbackCollector
-    from rlhf_envs.preference_data import write_preferences
-    from rlhf_envs.rewards.learned import pairwise_accuracy, train_reward_model
+    from rlhf_envs.rewards.learned import pairwise_accuracy
 
     sizes = sorted({int(n) for n in args.pairs.split(",") if n.strip()})
     args.out.mkdir(parents=True, exist_ok=True)
@@ -156,22 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     print(record.describe(), flush=True)
     started = time.perf_counter()
     print(f"Collecting {max(sizes)} training pairs and 2000 test pairs (simulated annotators)...")
-    pairs = FeedbackCollector(ENV_ID, seed=args.seed).preferences(max(sizes), progress=False)
     test = FeedbackCollector(ENV_ID, seed=args.seed + 1).preferences(2000, progress=False)
-    write_preferences(args.out / "pairs.jsonl", pairs)
     runs = []
-    for n in sizes:
-        result = train_reward_model(
-            pairs[:n],
-            "linear",
-            seed=args.seed,
-            progress=False,
-            data_info={"path": str(args.out / "pairs.jsonl"), "records_used": n},
-        )
-        folder = result.model.save(
-            args.out / f"rm-{n}", overwrite=True
-        )  # (this benchmark's own earlier output)
-        report = pairwise_accuracy(result.model, test)
+    for n, folder, model in train_proxies(sizes, args.seed, args.out):
+        report = pairwise_accuracy(model, test)
         print(f"  linear RM on {n:>5} pairs: {report.summary()}")
         runs.append((f"RM on {n} pairs", f"learned:{folder}", report.accuracy))
     if not args.no_rubric:

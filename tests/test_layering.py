@@ -21,6 +21,7 @@ The layers, bottom up (each may import only what its row allows; see ``ALLOWED``
     rewards                       reward models (rubric, learned, fluency, mixes)
     interfaces, rendering         how an agent acts and observes
     feedback, domain_check        the human-feedback loop; check-domain
+    audit_command                 audit-rm: env contexts and simulated labels for the audit
     env, vector, sb3, cli         the env and what wraps it
     rollouts                      LM policies playing whole conversations (vector env)
     serving                       servers: an id over OpenEnv, an LM over the chat API
@@ -64,6 +65,7 @@ ALLOWED: dict[str, set[str]] = {
     "rendering": {"dialogue"},
     "feedback": _BELOW_REWARDS | {"rewards", "env_ids"},
     "domain_check": {"dialogue", "simulation", "rewards"},
+    "audit_command": {"", "env_ids", "feedback", "preference_data", "rewards"},
     "env": {"dialogue", "simulation", "lm", "rewards", "interfaces", "rendering"},
     "vector": {"dialogue", "simulation", "lm", "rewards", "interfaces", "env"},
     "sb3": {"vector", "env"},

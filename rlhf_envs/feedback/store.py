@@ -1046,10 +1046,11 @@ class FeedbackStore:
 
         A pair becomes a comparison (the chosen reply placed as A or B at random, seeded,
         so position says nothing) with one label (``tie`` for a tie); a rating becomes a
-        rating item with one rating. A file may mix pairs and ratings. Each record's ``annotator`` key, if any, names its annotator, else
-        ``annotator``. The whole file goes in one transaction: a malformed line stores
-        nothing, unless ``skip_invalid`` (then malformed lines, and records over the store's
-        limits, are left out and counted). Annotators are registered in the same transaction.
+        rating item with one rating. A file may mix pairs and ratings. Each record's
+        ``annotator`` key, if any, names its annotator, else ``annotator``. The whole file
+        goes in one transaction: a malformed line stores nothing, unless ``skip_invalid``
+        (then malformed lines, and records over the store's limits, are left out and
+        counted). Annotators are registered in the same transaction.
 
         Importing is idempotent: each record's content (texts, label, annotator, metadata)
         is hashed, and a record already in the database is counted as ``"duplicates"``
