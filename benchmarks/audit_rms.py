@@ -3,7 +3,8 @@
 Linear reward models trained on the first 100, 1,000 and 5,000 simulated pairs of
 ``FeedbackCollector("RLHF-Chat-v0", seed=0)``, by ``proxy_vs_gold.py``'s own
 ``train_proxies`` (same pairs, seed and procedure: the proxies whose PPO gold returns the
-README reports), optionally a MiniLM checkpoint trained elsewhere (``--minilm PATH``),
+README reports), optionally checkpoints trained elsewhere (``--rm "NAME=PATH"``, repeatable:
+a MiniLM model, a model trained on pairs and ratings),
 and the gold rubric are audited (:mod:`rlhf_envs.rewards.audit`) on the same held-out
 contexts and labels (seed 1, as proxy_vs_gold's 2,000 test pairs). The PPO gold return
 each proxy led to is read from ``docs/proxy_vs_gold_summary.csv``, to set the audit's
@@ -14,7 +15,7 @@ Writes, in ``--out``: ``summary.md``, ``summary.csv`` (one row per model) and
 (``report.md``, ``audit.csv``, ``audit.png``) and ``run.json``.
 
     python benchmarks/audit_rms.py [--pairs 100,1000,5000] [--contexts 300] \\
-        [--minilm PATH] [--out docs/audit] [--work results/audit_rms]
+        [--rm "MiniLM on 1000 pairs=PATH"] [--out docs/audit] [--work results/audit_rms]
 """
 
 from __future__ import annotations
@@ -228,7 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seed", type=int, default=0, help="training seed; held out: seed + 1 (default 0)"
     )
-    parser.add_argument("--minilm", type=Path, help="a MiniLM checkpoint folder to audit too")
+    parser.add_argument(
+        "--rm",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="another checkpoint folder to audit, with the name to show (repeatable)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "audit")
     parser.add_argument("--work", type=Path, default=ROOT / "results" / "audit_rms")
@@ -241,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     from rlhf_envs.feedback.annotators import DEFAULT_PANEL, FeedbackCollector
     from rlhf_envs.rewards.audit import PROBES, AuditReport, audit_model, draw_contexts
     from rlhf_envs.rewards.audit_report import write_measures, write_report
-    from rlhf_envs.rewards.learned import LearnedRewardModel
+    from rlhf_envs.rewards.learned import load_learned
 
     command = ["python", "benchmarks/audit_rms.py", *(argv if argv is not None else sys.argv[1:])]
     held_seed = args.seed + 1
@@ -255,8 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         (f"RM on {n} pairs", model) for n, _, model in train_proxies(sizes, args.seed, args.work)
     ]
     train_seconds = time.perf_counter() - started
-    if args.minilm is not None:
-        models.append((f"MiniLM {args.minilm.name}", LearnedRewardModel.load(args.minilm)))
+    for given in args.rm:
+        name, sep, path = given.rpartition("=")
+        if not sep or not name:
+            parser.error(f"--rm takes NAME=PATH, got {given!r}")
+        models.append((name, load_learned(path)))
 
     print(
         f"Drawing {args.contexts} held-out contexts and {args.label_pairs} labels "
@@ -310,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         pairs=sizes,
         contexts=len(contexts),
         label_pairs=len(labels),
-        minilm=str(args.minilm) if args.minilm else None,
+        extra_models=args.rm,
         rows=rows,
     )
 

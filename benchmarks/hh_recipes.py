@@ -138,31 +138,28 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(json.dumps(row) + "\n")
             print(name, accuracy(np.array(row["margins"])).mean(), row["train_seconds"], flush=True)
     elif args.stage == "test":
-        for name in (args.default, args.previous):
+
+        def test_margins(name: str) -> np.ndarray:
+            if name in ENSEMBLES:
+                return np.mean([test_margins(member) for member in ENSEMBLES[name]], axis=0)
             path = scores / f"test-{name}.json"
             if not path.exists():
                 row = run_recipe(name, take(np.concatenate([train, val])), take(test))
                 row["cartpole_steps_per_s"] = round(cartpole)
                 path.write_text(json.dumps(row) + "\n")
-        new, old = (
-            json.loads((scores / f"test-{n}.json").read_text())
-            for n in (args.default, args.previous)
-        )
-        gain = accuracy(np.array(new["margins"])) - accuracy(np.array(old["margins"]))
-        (args.out / "test.json").write_text(
-            json.dumps(
-                {
-                    "default": args.default,
-                    "previous": args.previous,
-                    "default_accuracy": bootstrap_ci(accuracy(np.array(new["margins"]))),
-                    "previous_accuracy": bootstrap_ci(accuracy(np.array(old["margins"]))),
-                    "paired_gain": bootstrap_ci(gain),
-                    "test_pairs": len(test),
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+            return np.array(json.loads(path.read_text())["margins"])
+
+        new, old = (accuracy(test_margins(n)) for n in (args.default, args.previous))
+        result = {
+            "default": args.default,
+            "previous": args.previous,
+            "default_accuracy": bootstrap_ci(new),
+            "previous_accuracy": bootstrap_ci(old),
+            "paired_gain": bootstrap_ci(new - old),
+            "test_pairs": len(test),
+        }
+        (args.out / "test.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result))
     elif args.stage == "oof":
         from rlhf_envs.rewards.learned import train_reward_model
 
@@ -222,14 +219,14 @@ def write_table(out: Path, n_val: int, bootstrap_ci: Any) -> None:
     for name, members in ENSEMBLES.items():
         if all(m in rows for m in members):
             stacked = np.array([rows[m]["margins"] for m in members])
-            spread = stacked.std(axis=0)
             m = stacked.mean(axis=0)
-            confident = spread <= np.median(spread)
-            agree = np.mean(np.sign(stacked[0]) == np.sign(stacked[1]))
+            # The members' disagreement is the ensemble's uncertainty: where they disagree
+            # on which reply is better, its verdict deserves less trust.
+            agree = np.all(np.sign(stacked) == np.sign(stacked[0]), axis=0)
             note = (
-                f"members agree on {agree:.0%} of pairs; accuracy "
-                f"{accuracy(m[confident]).mean():.3f} where their spread is below the median, "
-                f"{accuracy(m[~confident]).mean():.3f} above"
+                f"members agree on {agree.mean():.0%} of pairs: accuracy "
+                f"{accuracy(m[agree]).mean():.3f} there, {accuracy(m[~agree]).mean():.3f} "
+                "where they disagree"
             )
             add(name, m, note, "sum of members", "")
     (out / "table.md").write_text("\n".join(lines) + "\n")

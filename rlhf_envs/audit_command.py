@@ -24,6 +24,7 @@ from rlhf_envs.preference_data.records import PreferencePair
 from rlhf_envs.rewards.audit import audit_reward_model, draw_contexts
 from rlhf_envs.rewards.audit_report import summary_table, write_report
 from rlhf_envs.rewards.learned.checkpoint import CheckpointError
+from rlhf_envs.rewards.learned.ensemble import EnsembleRewardModel, load_learned
 from rlhf_envs.rewards.learned.model import LearnedRewardModel
 from rlhf_envs.rewards.registry import make_reward_model, registered_names
 from rlhf_envs.rewards.validation import CheckedRewardModel, RewardModelError
@@ -98,7 +99,7 @@ def resolve_reward_model(text: str) -> tuple[str, CheckedRewardModel]:
     path = Path(text).expanduser()
     if path.is_dir():
         try:
-            model = LearnedRewardModel.load(path)
+            model = load_learned(path)
         except CheckpointError as err:
             raise ValueError(f"--rm {text}: {err}; accepted: {ACCEPTED}") from None
         return path.resolve().name, CheckedRewardModel(model, name=model.name)
@@ -136,7 +137,7 @@ def _labels(
     except (FeedbackFormatError, FileNotFoundError, IsADirectoryError) as err:
         raise SystemExit(f"{COMMAND}: --labels {args.labels}: {err}") from None
     inner = model.model
-    if isinstance(inner, LearnedRewardModel):
+    if isinstance(inner, LearnedRewardModel | EnsembleRewardModel):
         trained = (inner.info.get("training") or {}).get("data") or {}
         if trained.get("sha256") == data_hash(args.labels):
             print(

@@ -110,14 +110,14 @@ class PairSource:
     def reward_model(self) -> tuple[int, Any] | None:
         """``(version, model)`` of the store's current reward model, or ``None`` (none
         promoted yet, or its folder cannot be loaded: a warning says so)."""
-        from rlhf_envs.rewards.learned import CheckpointError, LearnedRewardModel
+        from rlhf_envs.rewards.learned import CheckpointError, load_learned
 
         current = self.store.current_reward_model()
         if current is None:
             return None
         if self._model is None or self._model[0] != current["version"]:
             try:
-                self._model = (int(current["version"]), LearnedRewardModel.load(current["path"]))
+                self._model = (int(current["version"]), load_learned(current["path"]))
             except (CheckpointError, OSError) as err:
                 # A moved or deleted model folder must not stop the labelling: draw at random.
                 warnings.warn(

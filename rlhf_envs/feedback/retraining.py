@@ -119,7 +119,7 @@ def retrain_reward_model(
     """
     from rlhf_envs.rewards.learned import (
         CheckpointError,
-        LearnedRewardModel,
+        load_learned,
         pairwise_accuracy,
         train_reward_model,
     )
@@ -170,9 +170,7 @@ def retrain_reward_model(
         baseline = None
         if current is not None:
             try:
-                baseline = pairwise_accuracy(
-                    LearnedRewardModel.load(current["path"]), held
-                ).accuracy
+                baseline = pairwise_accuracy(load_learned(current["path"]), held).accuracy
             except CheckpointError as err:
                 warnings.warn(
                     f"the current reward model v{current['version']} cannot be loaded ({err}); "

@@ -41,6 +41,7 @@ import yaml
 
 from rlhf_envs.dialogue import parse_transcript
 from rlhf_envs.preference_data.records import PreferencePair
+from rlhf_envs.rewards.learned.ensemble import EnsembleRewardModel
 from rlhf_envs.rewards.learned.evaluation import label_ceiling, pairwise_accuracy
 from rlhf_envs.rewards.learned.model import LearnedRewardModel
 from rlhf_envs.rewards.protocol import Exchange
@@ -348,7 +349,7 @@ def held_out(
     if not strict:
         return HeldOut(None, 0, None, "no labelled pairs with a preference (only ties)")
     inner = model.model
-    if isinstance(inner, LearnedRewardModel):
+    if isinstance(inner, LearnedRewardModel | EnsembleRewardModel):
         report = pairwise_accuracy(inner, strict)
         accuracy = (report.accuracy, report.low, report.high)
         if inner.objective != "preference":

@@ -568,7 +568,7 @@ register(
 )
 register(
     "learned",
-    "rlhf_envs.rewards.learned.model:load_reward_model",
+    "rlhf_envs.rewards.learned.ensemble:load_reward_model",
     argument="path",
     description=(
         "a reward model trained on feedback (rlhf-envs train-rm); argument: checkpoint folder"

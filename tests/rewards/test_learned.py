@@ -20,8 +20,10 @@ from rlhf_envs.preference_data import PreferencePair, Rating
 from rlhf_envs.rewards import RewardModelError, make_reward_model
 from rlhf_envs.rewards.learned import (
     CheckpointError,
+    EnsembleRewardModel,
     LearnedRewardModel,
     bradley_terry_loss,
+    load_learned,
     pairwise_accuracy,
     rating_agreement,
     train_reward_model,
@@ -472,3 +474,43 @@ def test_label_smoothing_keeps_margins_finite():
     assert bradley_terry_loss(torch.tensor([1.0]), torch.zeros(1), 0.0).item() == pytest.approx(
         -math.log(1 / (1 + math.exp(-1)))
     )
+
+
+def test_ensemble_scores_the_members_mean_and_reports_their_spread(tiny_pairs, tmp_path):
+    train, test = tiny_pairs
+    result = train_reward_model(train[:400], "linear+linear", progress=False)
+    ensemble = result.model
+    assert isinstance(ensemble, EnsembleRewardModel) and len(ensemble.members) == 2
+    # Members see the same data with the same seed: make the second one differ.
+    ensemble.members[1] = train_reward_model(train[400:], "linear", seed=1, progress=False).model
+    args = ([p.prompt for p in test[:20]], [p.chosen for p in test[:20]])
+    each = np.stack([m.score_texts(*args) for m in ensemble.members])
+    np.testing.assert_allclose(ensemble.score_texts(*args), each.mean(axis=0))
+    np.testing.assert_allclose(ensemble.uncertainty_texts(*args), each.std(axis=0))
+    assert ensemble.uncertainty_texts(*args).max() > 0
+    folder = ensemble.save(tmp_path / "ens")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "member-1", "member-2"]
+    loaded = load_learned(folder)
+    assert isinstance(loaded, EnsembleRewardModel)
+    np.testing.assert_allclose(loaded.score_texts(*args), ensemble.score_texts(*args))
+    assert pairwise_accuracy(loaded, test).accuracy > 0.7
+    # As an env's reward plugin, like any learned model.
+    env = gym.make("RLHF-Tiny-v0", reward=f"learned:{folder}")
+    env.reset(seed=0)
+    _, reward, *_ = env.step(0)
+    assert np.isfinite(reward)
+    # Saving over it replaces only its own files.
+    (folder / "notes.txt").write_text("mine")
+    ensemble.save(folder, overwrite=True)
+    assert (folder / "notes.txt").read_text() == "mine"
+    with pytest.raises(CheckpointError, match="already holds a reward-model checkpoint"):
+        ensemble.save(folder)
+
+
+def test_ensemble_needs_scalar_members():
+    pair = PreferencePair("User: hi", "Hello, how can I help?", "What.")
+    with pytest.raises(ValueError, match="two or more models joined by"):
+        train_reward_model([pair] * 4, "linear+", progress=False)
+    ratings = [Rating("User: hi", "Hello!", 1, "thumbs"), Rating("User: hi", "Go.", 0, "thumbs")]
+    with pytest.raises(ValueError, match="not on ratings of one scale alone"):
+        train_reward_model(ratings * 10, "linear+linear", progress=False, validation_fraction=0)

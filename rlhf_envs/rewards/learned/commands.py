@@ -28,7 +28,10 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
         "pairs and ratings mixed",
     )
     p.add_argument(
-        "--model", default="linear", help="linear, minilm, or a local Hugging Face model folder"
+        "--model",
+        default="linear",
+        help="linear, minilm, or a local Hugging Face model folder; several joined by + "
+        "(minilm+linear) train an ensemble",
     )
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     p.add_argument(
@@ -164,14 +167,18 @@ def run_train(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise SystemExit(f"rlhf-envs train-rm: {err}") from None
     folder = result.model.save(args.out, overwrite=args.force)
-    m = result.metrics
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith("val_"))
-    kinds = ", ".join(f"{m[k]} {k}" for k in ("pairs", "ties", "ratings") if m[k])
-    print(
-        f"trained {result.model.scorer.kind} {m['objective']} model on {m['train_records']} "
-        f"records ({kinds}; {m['validation_records']} held out) in {m['seconds']:.1f} s; "
-        f"best epoch {m['best_epoch']} of {m['epochs_run']}: {shown or 'no held-out data'}"
-    )
+    members = result.metrics.get("members", [result.metrics])
+    kinds = [m.scorer.kind for m in getattr(result.model, "members", [result.model])]
+    for kind, m in zip(kinds, members, strict=True):
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith("val_"))
+        used = ", ".join(f"{m[k]} {k}" for k in ("pairs", "ties", "ratings") if m[k])
+        print(
+            f"trained {kind} {m['objective']} model on {m['train_records']} "
+            f"records ({used}; {m['validation_records']} held out) in {m['seconds']:.1f} s; "
+            f"best epoch {m['best_epoch']} of {m['epochs_run']}: {shown or 'no held-out data'}"
+        )
+    if len(kinds) > 1:
+        print(f"ensemble of {len(kinds)} models: mean score, members' spread as uncertainty")
     print(f'saved to {folder}  (use it as reward="learned:{folder}")')
     return 0
 
@@ -180,17 +187,17 @@ def run_eval(args: argparse.Namespace) -> int:
     from rlhf_envs.preference_data.formats import data_hash
     from rlhf_envs.preference_data.records import PreferencePair
     from rlhf_envs.rewards.learned.checkpoint import CheckpointError
+    from rlhf_envs.rewards.learned.ensemble import load_learned
     from rlhf_envs.rewards.learned.evaluation import (
         PairwiseReport,
         RatingReport,
         pairwise_accuracy,
         rating_agreement,
     )
-    from rlhf_envs.rewards.learned.model import LearnedRewardModel
 
     _threads(args.threads)
     try:
-        model = LearnedRewardModel.load(args.rm)
+        model = load_learned(args.rm)
     except CheckpointError as err:
         raise SystemExit(f"rlhf-envs eval-rm: {err}") from None
     data = _read(args.data, args.skip_invalid, "eval-rm")

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from rlhf_envs.preference_data.records import RATING_SCALES, PreferencePair, Rating
 from rlhf_envs.rewards.learned.checkpoint import Scorer
+from rlhf_envs.rewards.learned.ensemble import EnsembleRewardModel
 from rlhf_envs.rewards.learned.linear import LinearScorer
 from rlhf_envs.rewards.learned.model import LearnedRewardModel
 from rlhf_envs.rewards.learned.transformer import TransformerScorer
@@ -105,12 +106,12 @@ class TrainResult:
     """What :func:`train_reward_model` returns.
 
     Attributes:
-        model: the trained reward model (best held-out epoch).
+        model: the trained reward model (best held-out epoch), or the ensemble of them.
         metrics: final held-out metrics and training facts (seconds, epochs, sizes).
         history: one dict of metrics per epoch.
     """
 
-    model: LearnedRewardModel
+    model: LearnedRewardModel | EnsembleRewardModel
     metrics: dict[str, Any]
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -347,7 +348,11 @@ def train_reward_model(
             pairs, or in several scales, they train the same scalar score as the pairs
             (the joint loss, see the module docstring).
         model: ``"linear"`` (hashed n-grams), ``"minilm"`` (the bundled MiniLM encoder)
-            or a local Hugging Face model folder / cached model name.
+            or a local Hugging Face model folder / cached model name; or several joined by
+            ``+`` (``"minilm+linear"``) for an :class:`EnsembleRewardModel` of them, each
+            trained on the same data. In an ensemble the optimisation and transformer
+            settings below go to its transformer members; linear members train with their
+            own defaults.
         epochs, batch_size, lr, weight_decay, patience: training settings; ``None`` takes
             the model kind's defaults (linear: 30 epochs, batch 64, lr 0.005; transformer:
             4 epochs, batch 16, lr 5e-5).
@@ -372,6 +377,30 @@ def train_reward_model(
     """
     from tqdm.auto import tqdm
 
+    if isinstance(model, str) and "+" in model:
+        return _train_ensemble(
+            data,
+            model,
+            dict(
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                weight_decay=weight_decay,
+                patience=patience,
+                max_length=max_length,
+                pooling=pooling,
+                context_tokens=context_tokens,
+                train_embeddings=train_embeddings,
+                warmup=warmup,
+            ),
+            dict(
+                validation_fraction=validation_fraction,
+                label_smoothing=label_smoothing,
+                seed=seed,
+                progress=progress,
+                data_info=data_info,
+            ),
+        )
     objective, scale = _check_records(data)
     torch.manual_seed(seed)
     started = time.perf_counter()
@@ -513,3 +542,34 @@ def train_reward_model(
         "rating_scale": scale,
     }
     return TrainResult(reward_model, metrics, history)
+
+
+def _train_ensemble(
+    data: Sequence[Any], model: str, transformer: dict[str, Any], shared: dict[str, Any]
+) -> TrainResult:
+    """Train each ``+``-joined member on ``data`` and return their ensemble."""
+    names = model.split("+")
+    if len(names) < 2 or any(not n for n in names):
+        raise ValueError(f"an ensemble is two or more models joined by '+', got {model!r}")
+    started = time.perf_counter()
+    results = [
+        train_reward_model(data, name, **shared, **({} if name == LINEAR else transformer))
+        for name in names
+    ]
+    metrics = {
+        "objective": results[0].metrics["objective"],
+        "records": len(data),
+        "seconds": round(time.perf_counter() - started, 2),
+        "members": [r.metrics for r in results],
+    }
+    members = [r.model for r in results if isinstance(r.model, LearnedRewardModel)]
+    if len(members) < len(results) or members[0].objective != "preference":
+        raise ValueError(
+            "an ensemble averages the scalar scores of single models: join model kinds with "
+            "'+' once, and train it on pairs (with or without ratings), not on ratings of one "
+            "scale alone"
+        )
+    info = {
+        "training": {"model": model, "metrics": metrics, "data": dict(shared["data_info"] or {})}
+    }
+    return TrainResult(EnsembleRewardModel(members, info=info), metrics)
