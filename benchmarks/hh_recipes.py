@@ -54,6 +54,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 ENSEMBLES = {
     "ensemble: minilm-mean-reply + linear": ("minilm-mean-reply", "linear"),
+    "ensemble: minilm-mean-reply-smooth0.1 + linear": ("minilm-mean-reply-smooth0.1", "linear"),
 }
 
 
