@@ -206,7 +206,7 @@ def load_learned(folder: str | os.PathLike) -> LearnedRewardModel | EnsembleRewa
             kind = None  # LearnedRewardModel.load says what is wrong with it
         if kind == ENSEMBLE:
             return EnsembleRewardModel.load(path)
-    return LearnedRewardModel.load(path)
+    return LearnedRewardModel.load(folder)  # (as given: its errors quote the user's path)
 
 
 _loaded: dict[str, tuple[tuple, LearnedRewardModel | EnsembleRewardModel]] = {}
