@@ -118,19 +118,7 @@ def _markdown(report: AuditReport, image: str) -> str:
         "its context:",
         "",
     ]
-    kinds = [m.measure for m in a.measures if m.section == "failure_types"]
-    lines += _table(
-        ["failure type", name, gold, "contexts"],
-        [
-            [
-                k,
-                _fmt(a.get("failure_types", k)),
-                _fmt(g.get("failure_types", k)),
-                str(_n(a, "failure_types", k)),
-            ]
-            for k in kinds
-        ],
-    )
+    lines += _section_table(a, g, "failure_types", ["failure type", name, gold, "contexts"])
     lines += [
         "",
         "Over the candidate pairs of a context where one component of the gold rubric "
@@ -138,19 +126,7 @@ def _markdown(report: AuditReport, image: str) -> str:
         "own column shows where components trade off against each other):",
         "",
     ]
-    parts = [m.measure for m in a.measures if m.section == "components"]
-    lines += _table(
-        ["component", name, gold, "pairs"],
-        [
-            [
-                c,
-                _fmt(a.get("components", c)),
-                _fmt(g.get("components", c)),
-                str(_n(a, "components", c)),
-            ]
-            for c in parts
-        ],
-    )
+    lines += _section_table(a, g, "components", ["component", name, gold, "pairs"])
     lines += [
         "",
         "## 2. Length",
@@ -238,6 +214,23 @@ def _markdown(report: AuditReport, image: str) -> str:
         ),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _section_table(
+    audited: ModelAudit, gold: ModelAudit, section: str, header: Sequence[str]
+) -> list[str]:
+    """One row per measure of ``section``: the audited model's value, the gold's, its n."""
+    names = [m.measure for m in audited.measures if m.section == section]
+    rows = [
+        [
+            n,
+            _fmt(audited.get(section, n)),
+            _fmt(gold.get(section, n)),
+            str(_n(audited, section, n)),
+        ]
+        for n in names
+    ]
+    return _table(header, rows)
 
 
 def _n(audit: ModelAudit, section: str, measure: str) -> int:

@@ -365,7 +365,8 @@ def train_reward_model(
         warmup: share of a transformer's training steps with a rising learning rate
             (then it decays linearly to 0).
         label_smoothing: ``eps`` in ``[0, 0.5)`` for the Bradley-Terry loss of strict pairs
-            (see :func:`bradley_terry_loss`).
+            (see :func:`bradley_terry_loss`); data with ties use Davidson's likelihood
+            unsmoothed.
         seed: seeds initialisation, the split and the minibatch order.
         progress: show a progress bar.
         data_info: recorded in the checkpoint (``path``, ``sha256``, ...).
