@@ -2,11 +2,13 @@
 
     python benchmarks/step_ratio.py [ENV_ID] [--rounds 8]
 
-Each round times 10,000 CartPole-v1 steps, then 800 steps of the env (after a warm-up);
-the best round of each is kept, so a machine whose speed drifts (shared CPUs) disturbs
-both alike. The suite's ``env`` section times each id once; this is the figure to compare
-releases with: run it in each checkout (``PYTHONPATH=<other checkout>`` for another
-release), alternating. Prints one line: both speeds, the ratio and microseconds per step.
+Each round times 10,000 CartPole-v1 steps, then 800 steps of the env (after a warm-up),
+each round on episodes of its own (caches are shared by the process's envs, so replayed
+episodes would time cache hits); the best round of each is kept, so a machine whose
+speed drifts (shared CPUs) disturbs both alike. The suite's ``env`` section times each
+id once; this is the figure to compare releases with: run it in each checkout
+(``PYTHONPATH=<other checkout>`` for another release), alternating. Prints one line:
+both speeds, the ratio and microseconds per step.
 """
 
 from __future__ import annotations

@@ -108,10 +108,18 @@ def random_actor(env: gym.Env, rng: np.random.Generator):
     return env.action_space.sample
 
 
-def steps_per_second(env_id: str, steps: int) -> float:
+_SEEDS = iter(range(1_000_000))
+
+
+def steps_per_second(env_id: str, steps: int, seed: int | None = None) -> float:
+    """Random-action steps/s of a new ``env_id`` env. Each call plays other episodes
+    (a fresh seed unless ``seed`` is given): encoder and reading caches are shared by
+    the process's envs, and replaying episodes an earlier call played would time cache
+    hits rather than steps."""
+    seed = next(_SEEDS) if seed is None else seed
     env = gym.make(env_id)
-    env.reset(seed=0)
-    act = random_actor(env, np.random.default_rng(0))
+    env.reset(seed=seed)
+    act = random_actor(env, np.random.default_rng(seed))
     start = time.perf_counter()
     for _ in range(steps):
         _, _, terminated, truncated, _ = env.step(act())

@@ -8,14 +8,17 @@ and whether the dialogue has already stated them ("a $94 refund" with $94 on rec
 reads differently from an amount that appears from nowhere), so features generalise
 across customers instead of memorising order numbers.
 
-Per-word and per-sentence features are cached: the same words and sentences recur across
-turns and episodes, and a batch of texts is counted in one ``bincount``, so encoding
-costs a few microseconds per text.
+Features are cached per word, per sentence and per text: the same words, sentences and
+replies recur across turns and episodes. A text is read once (its sentences, its values
+and its counts with values by kind); its counts with values marked against a dialogue are
+kept per pattern of which of its values were stated, since most texts have no values and
+read the same against every dialogue. A step's encodings are then mostly dictionary hits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -26,23 +29,21 @@ from rlhf_envs.words import stable_hash, value_marked_tokens
 
 _MASK = 0xFFFFFFFF
 _CHAR_N = 3
-# Bounded caches (vectors are dim * 4 bytes each), emptied when full: cheaper than
-# tracking recency on every hit, and the recurring texts are back within a few episodes.
+# Bounded caches, emptied when full: cheaper than tracking recency on every hit, and the
+# recurring texts are back within a few episodes. (Text and sentence rows are dim * 4
+# bytes each: 8 MB per 8,192 rows at the default dim.)
 _TEXT_CACHE = 8_192
-_SENTENCE_CACHE = 32_768
+_SENTENCE_CACHE = 16_384
 _WORD_CACHE = 100_000
 
 
-Sparse = tuple[np.ndarray, np.ndarray]
-"""A sentence's features: bucket indices (int64) and their signed weights (float64)."""
+class TextReading(NamedTuple):
+    """One text read by :meth:`HashedTextEncoder.reading` (for one speaker role)."""
 
-
-class TextParts(NamedTuple):
-    """One text read by :meth:`HashedTextEncoder.parts`."""
-
-    marked: tuple[Sparse, ...]  # its sentences' features, values marked against ``seen``
-    plain: tuple[Sparse, ...]  # the same with values marked by kind only
+    sentences: tuple[tuple[str, tuple[str, ...]], ...]  # each sentence and its values
     values: frozenset[str]  # its fact-like values (as ``extract_values`` finds them)
+    stated: tuple[str, ...]  # every value occurrence, in order (what ``seen`` is asked of)
+    plain: np.ndarray  # signed counts, values marked by kind only (read-only float32)
 
 
 class HashedTextEncoder:
@@ -59,11 +60,12 @@ class HashedTextEncoder:
         self.dim = int(dim)
         self.seed = int(seed)
         self._words: dict[tuple[str, int], tuple[tuple[int, ...], tuple[float, ...], int]] = {}
-        self._texts: dict[tuple, TextParts] = {}
-        self._sentences: dict[tuple, Sparse] = {}
+        self._texts: dict[tuple[str, str], TextReading] = {}
+        self._marked: dict[tuple[str, str, tuple[bool, ...]], np.ndarray] = {}
+        self._sentences: dict[tuple, np.ndarray] = {}
         # Sentences that differ only in their values ("a $94 refund", "a $57 refund")
         # have the same tokens: their features are shared by token sequence.
-        self._token_features: dict[tuple, Sparse] = {}
+        self._token_features: dict[tuple, np.ndarray] = {}
         self._salts: dict[str, int] = {}
 
     def tokens(self, text: str, seen: frozenset[str] | None) -> list[str]:
@@ -89,78 +91,71 @@ class HashedTextEncoder:
         return normalise_rows(self.raw_rows([(text, role, seen) for text in texts]))
 
     def raw(self, text: str, role: str = "", seen: frozenset[str] | None = None) -> np.ndarray:
-        """Unnormalised signed counts (for running sums over a dialogue)."""
-        return self.raw_rows([(text, role, seen)])[0]
+        """Unnormalised signed counts (for running sums over a dialogue); read-only, shared
+        with the cache."""
+        reading = self.reading(text, role)
+        if seen is None or not reading.stated:
+            return reading.plain
+        flags = tuple([v in seen for v in reading.stated])
+        key = (text, role, flags)
+        found = self._marked.get(key)
+        if found is None:
+            found = self._count(
+                [
+                    self._sentence(sentence, role, tuple([v in seen for v in values]), seen)
+                    if values
+                    else self._sentence(sentence, role, (), None)
+                    for sentence, values in reading.sentences
+                ]
+            )
+            if len(self._marked) >= _TEXT_CACHE:
+                self._marked.clear()
+            self._marked[key] = found
+        return found
 
     def raw_rows(self, items: Sequence[tuple[str, str, frozenset[str] | None]]) -> np.ndarray:
         """Unnormalised signed counts of several ``(text, role, seen)`` at once, as the rows
-        of a float32 ``(len(items), dim)`` array."""
-        return self.count([self.parts(text, role, seen).marked for text, role, seen in items])
+        of a new float32 ``(len(items), dim)`` array."""
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.array([self.raw(text, role, seen) for text, role, seen in items])
 
-    def parts(self, text: str, role: str, seen: frozenset[str] | None) -> TextParts:
-        """``text`` read sentence by sentence: its features with values marked against
-        ``seen`` and by kind only, and its values; :meth:`count` turns features into rows.
-
-        One pass serves both readings (a sentence without values reads the same either
-        way), cached per text: replies are built from recurring sentences ("Let me check
-        our system for you.") and recur themselves within an episode.
-        """
-        # Keyed by ``seen`` itself (a frozenset caches its hash), not by which of the
-        # text's values it holds: finding those would scan every new text for values.
-        key = (text, role, seen)
+    def reading(self, text: str, role: str) -> TextReading:
+        """``text`` read sentence by sentence: its values and its counts with values by
+        kind only (cached per text and role)."""
+        key = (text, role)
         found = self._texts.get(key)
         if found is None:
-            marked: list[Sparse] = []
-            plain: list[Sparse] = []
-            values: set[str] = set()
+            sentences: list[tuple[str, tuple[str, ...]]] = []
+            parts: list[np.ndarray] = []
             for sentence in SENTENCE_RE.split(text):
-                found_values = find_values(sentence)
-                if not found_values:
-                    part = self._sentence(sentence, role, (), None)
-                    marked.append(part)
-                    plain.append(part)
-                    continue
-                values.update(v for *_, v in found_values)
-                plain.append(self._sentence(sentence, role, None, None))
-                if seen is None:
-                    marked.append(plain[-1])
-                else:
-                    flags = tuple(v in seen for *_, v in found_values)
-                    marked.append(self._sentence(sentence, role, flags, seen))
+                values = tuple([v for *_, v in find_values(sentence)])
+                sentences.append((sentence, values))
+                parts.append(self._sentence(sentence, role, None if values else (), None))
+            stated = tuple(v for _, values in sentences for v in values)
             if len(self._texts) >= _TEXT_CACHE:
                 self._texts.clear()
             # (values never span sentences: every value shape ends before the space
             # that follows a sentence's last character)
-            found = self._texts[key] = TextParts(tuple(marked), tuple(plain), frozenset(values))
+            found = self._texts[key] = TextReading(
+                tuple(sentences), frozenset(stated), stated, self._count(parts)
+            )
         return found
 
-    def count(self, texts: Sequence[Sequence[Sparse]]) -> np.ndarray:
-        """Rows of signed counts, one per text given as its sentences' sparse features
-        (see :meth:`parts`): one ``bincount`` for the whole batch, a few numpy calls
-        rather than several per text."""
-        n = len(texts)
-        indices: list[np.ndarray] = []
-        weights: list[np.ndarray] = []
-        lengths: list[int] = []
-        for sentences in texts:
-            size = 0
-            for idx, w in sentences:
-                indices.append(idx)
-                weights.append(w)
-                size += len(idx)
-            lengths.append(size)
-        if not indices:
-            return np.zeros((n, self.dim), dtype=np.float32)
-        rows = np.repeat(np.arange(0, n * self.dim, self.dim, dtype=np.int64), lengths)
-        flat = np.concatenate(indices) + rows
-        # Counts are small integers, exact in float64 and float32 alike, so rows equal
-        # what summing each sentence's vector would give.
-        counts = np.bincount(flat, weights=np.concatenate(weights), minlength=n * self.dim)
-        return counts.astype(np.float32).reshape(n, self.dim)
+    def _count(self, sentences: Sequence[np.ndarray]) -> np.ndarray:
+        """A text's row of signed counts: the sum of its sentences' rows (read-only)."""
+        if len(sentences) == 1:
+            return sentences[0]
+        # Counts are small integers, exact in float32: any order of summing gives the same.
+        row = sentences[0] + sentences[1]
+        for more in sentences[2:]:
+            row += more
+        row.flags.writeable = False
+        return row
 
     def _sentence(
         self, sentence: str, role: str, flags: tuple | None, seen: frozenset[str] | None
-    ) -> Sparse:
+    ) -> np.ndarray:
         key = (sentence, role, flags)
         found = self._sentences.get(key)
         if found is None:
@@ -169,13 +164,14 @@ class HashedTextEncoder:
             if found is None:
                 if len(self._token_features) >= _SENTENCE_CACHE:
                     self._token_features.clear()
-                found = self._token_features[(tokens, role)] = self._sparse(tokens, role)
+                found = self._token_features[(tokens, role)] = self._features(tokens, role)
             if len(self._sentences) >= _SENTENCE_CACHE:
                 self._sentences.clear()
             self._sentences[key] = found
         return found
 
-    def _sparse(self, tokens: Sequence[str], role: str) -> Sparse:
+    def _features(self, tokens: Sequence[str], role: str) -> np.ndarray:
+        """The signed counts of one sentence's tokens (a read-only float32 row)."""
         salt = self._salts.get(role)
         if salt is None:
             salt = self._salts[role] = stable_hash(role, self.seed)
@@ -199,9 +195,9 @@ class HashedTextEncoder:
             pair = (h[:-1] * 1_000_003 + h[1:] * 7 + 0x9E3779B1) & _MASK
             all_idx = np.concatenate((all_idx, pair % self.dim))
             all_signs = np.concatenate((all_signs, np.where(pair & 0x80000000, -1.0, 1.0)))
-        all_idx.flags.writeable = False
-        all_signs.flags.writeable = False
-        return all_idx, all_signs
+        row = np.bincount(all_idx, weights=all_signs, minlength=self.dim).astype(np.float32)
+        row.flags.writeable = False
+        return row
 
     def _word(self, token: str, salt: int) -> tuple[tuple[int, ...], tuple[float, ...], int]:
         if len(self._words) > _WORD_CACHE:  # free text can bring endless new words
@@ -218,6 +214,14 @@ class HashedTextEncoder:
         # (tuples of numbers: the garbage collector stops tracking them)
         hit = self._words[(token, salt)] = (tuple(idx), tuple(signs), hashes[0])
         return hit
+
+
+@lru_cache(maxsize=8)
+def shared_encoder(dim: int = 256, seed: int = 0) -> HashedTextEncoder:
+    """The process's encoder for ``dim`` and ``seed``: its caches are pure functions of the
+    text, so every env (and every sub-env of a vector env) shares one set, warm from the
+    first episodes on and held in memory once."""
+    return HashedTextEncoder(dim, seed)
 
 
 def normalise_rows(rows: np.ndarray) -> np.ndarray:

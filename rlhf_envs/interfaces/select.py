@@ -16,7 +16,7 @@ from gymnasium import spaces
 
 from rlhf_envs.dialogue import MAX_TURNS
 from rlhf_envs.interfaces.base import Interface
-from rlhf_envs.interfaces.hashed_encoder import HashedTextEncoder, normalise_rows
+from rlhf_envs.interfaces.hashed_encoder import normalise_rows, shared_encoder
 from rlhf_envs.simulation.candidates import CORRECT, Candidate, propose
 from rlhf_envs.simulation.state import DialogueState
 
@@ -50,7 +50,9 @@ class SelectInterface(Interface):
         if int(num_candidates) < 2:
             raise ValueError(f"num_candidates must be at least 2, got {num_candidates}")
         self.k = int(num_candidates)
-        self.encoder = HashedTextEncoder(encoding_dim)
+        if int(encoding_dim) < 16:
+            raise ValueError(f"encoding_dim must be at least 16, got {encoding_dim}")
+        self.encoder = shared_encoder(int(encoding_dim))
         d = self.encoder.dim
         self.action_space = spaces.Discrete(self.k)
         self.observation_space = spaces.Dict(
@@ -82,17 +84,9 @@ class SelectInterface(Interface):
         texts = [c.text for c in self.candidates]
         seen = state.seen_values
         # Incremental: only the turns added since the last observation are encoded, so a
-        # step costs the same at turn 2 and turn 20. One batch holds those turns and the
-        # candidates twice: with values marked against the dialogue (the observation)
-        # and by kind only (for the repetition statistic).
-        new_turns = state.history[len(self._turn_vectors) :]
-        candidates = [enc.parts(text, "agent", seen) for text in texts]
-        rows = enc.count(
-            [enc.parts(t.text, t.role, None).plain for t in new_turns]
-            + [c.marked for c in candidates]
-            + [c.plain for c in candidates]
-        )
-        for turn, vec in zip(new_turns, rows[: len(new_turns)], strict=True):
+        # step costs the same at turn 2 and turn 20.
+        for turn in state.history[len(self._turn_vectors) :]:
+            vec = enc.raw(turn.text, turn.role)
             self._turn_vectors.append(vec)
             self._history_sum += vec
             if turn.role == "agent":
@@ -107,7 +101,14 @@ class SelectInterface(Interface):
         stats = np.zeros((self.k, len(CANDIDATE_STATS)), dtype=np.float32)
         if texts:
             n = len(texts)
-            encoded = normalise_rows(rows[len(new_turns) :])
+            # Each candidate twice: with values marked against the dialogue (the
+            # observation) and by kind only (for the repetition statistic).
+            readings = [enc.reading(text, "agent") for text in texts]
+            encoded = normalise_rows(
+                np.array(
+                    [enc.raw(text, "agent", seen) for text in texts] + [r.plain for r in readings]
+                )
+            )
             cand[:n] = encoded[:n]
             if self._agent_turns:
                 # Repetition: cosine similarity with the closest earlier agent reply, both
@@ -116,8 +117,9 @@ class SelectInterface(Interface):
                 earlier = self._agent_matrix[: self._agent_turns]
                 stats[:n, 0] = [(earlier @ row).max() for row in encoded[n:]]
             stats[:n, 1] = [len(t.split()) / _LENGTH_SCALE for t in texts]
-            new = [len(c.values - seen) / len(c.values) if c.values else 0.0 for c in candidates]
-            stats[:n, 2] = new
+            stats[:n, 2] = [
+                len(r.values - seen) / len(r.values) if r.values else 0.0 for r in readings
+            ]
             np.clip(stats, 0.0, 1.0, out=stats)
         return {
             "dialogue": _normalised(self._history_sum),

@@ -120,6 +120,14 @@ class Lexicon:
                 raise ValueError(f"unknown cue kind {kind!r}; accepted: {', '.join(CUE_KINDS)}")
             cues[kind].extend(phrases)
         self.cues = {kind: _phrase_regex(phrases) for kind, phrases in cues.items()}
+        for kind, phrases in cues.items():
+            broken = [p for p in phrases if SENTENCE_RE.search(p)]
+            if broken:
+                # Replies are read sentence by sentence, so such a phrase could never match.
+                raise ValueError(
+                    f"{kind} cue {broken[0]!r} spans a sentence break ('.', '!' or '?' "
+                    "followed by a space); cue phrases must lie within one sentence"
+                )
         self._slot_of: dict[str, str] = {}
         for slot, phrases in slot_synonyms.items():
             for phrase in phrases:
@@ -134,46 +142,66 @@ class Lexicon:
         """Read one reply (cached per lexicon: the same texts recur across episodes)."""
         return self._analyse(text)
 
-    # B019: the shared cache keeps ``self`` alive, but a lexicon belongs to a domain and
+    # B019: the shared caches keep ``self`` alive, but a lexicon belongs to a domain and
     # domains are loaded once and kept for the life of the process (``get_domain``).
     @lru_cache(maxsize=16384)  # noqa: B019
     def _analyse(self, text: str) -> ReplyAnalysis:
-        lower = text.lower()
-        requested: set[str] = set()
-        performed: set[str] = set()
-        cues = self.cues
-        for sentence in SENTENCE_RE.split(lower):
-            if sentence.rstrip().endswith("?") or cues["request"].search(sentence):
-                requested.update(
-                    self._slot_of[m.group(0)] for m in self._slot_re.finditer(sentence)
-                )
-            commits = [m.start() for m in cues["commit"].finditer(sentence)]
-            if commits:
-                # "I'll need your order ID" asks and "I'll check your refund" looks
-                # something up: neither commits to an action.
-                not_commits = {
-                    m.start()
-                    for kind in ("request", "check")
-                    for m in cues[kind].finditer(sentence)
-                }
-                commits = [c for c in commits if c not in not_commits]
-                performed.update(self._performed_in(sentence, commits))
-        words = _WORD_RE.findall(lower)
-        word_set = frozenset(words)  # (what reply_words(text) gives, without a second scan)
+        # Read sentence by sentence and combined: replies are new texts made of recurring
+        # sentences, so most sentences are cache hits. (No cue phrase spans a sentence
+        # break, and words never do, so the sums equal a reading of the whole text.)
+        parts = [self._sentence(sentence) for sentence in SENTENCE_RE.split(text.lower())]
+        if len(parts) == 1:
+            one = parts[0]
+            return ReplyAnalysis(text, *one[:10], len(one[10]), frozenset(one[10]))
+        words = [w for part in parts for w in part[10]]
         return ReplyAnalysis(
             text=text,
-            requested=frozenset(requested),
-            performed=frozenset(performed),
-            declined=bool(cues["decline"].search(lower)),
-            offered_manager=bool(cues["manager"].search(lower)),
-            checking=bool(cues["check"].search(lower)),
-            offered_help=bool(cues["close"].search(lower)),
+            requested=frozenset().union(*(part[0] for part in parts)),
+            performed=frozenset().union(*(part[1] for part in parts)),
+            declined=any(part[2] for part in parts),
+            offered_manager=any(part[3] for part in parts),
+            checking=any(part[4] for part in parts),
+            offered_help=any(part[5] for part in parts),
             values=extract_values(text),
-            rude=len(cues["rude"].findall(lower)),
-            polite=len(cues["polite"].findall(lower)),
-            empathy=len(cues["empathy"].findall(lower)),
+            rude=sum(part[7] for part in parts),
+            polite=sum(part[8] for part in parts),
+            empathy=sum(part[9] for part in parts),
             words=len(words),
-            word_set=word_set,
+            # (what reply_words(text) gives, without a second scan)
+            word_set=frozenset(words),
+        )
+
+    @lru_cache(maxsize=32768)  # noqa: B019
+    def _sentence(self, sentence: str) -> tuple[Any, ...]:
+        """One lower-cased sentence read: the fields of :class:`ReplyAnalysis` from
+        ``requested`` to ``empathy``, then its words."""
+        cues = self.cues
+        requested: frozenset[str] = frozenset()
+        if sentence.rstrip().endswith("?") or cues["request"].search(sentence):
+            slots = self._slot_of
+            requested = frozenset(slots[m.group(0)] for m in self._slot_re.finditer(sentence))
+        performed: frozenset[str] = frozenset()
+        commits = [m.start() for m in cues["commit"].finditer(sentence)]
+        if commits:
+            # "I'll need your order ID" asks and "I'll check your refund" looks
+            # something up: neither commits to an action.
+            not_commits = {
+                m.start() for kind in ("request", "check") for m in cues[kind].finditer(sentence)
+            }
+            commits = [c for c in commits if c not in not_commits]
+            performed = frozenset(self._performed_in(sentence, commits))
+        return (
+            requested,
+            performed,
+            bool(cues["decline"].search(sentence)),
+            bool(cues["manager"].search(sentence)),
+            bool(cues["check"].search(sentence)),
+            bool(cues["close"].search(sentence)),
+            extract_values(sentence),
+            len(cues["rude"].findall(sentence)),
+            len(cues["polite"].findall(sentence)),
+            len(cues["empathy"].findall(sentence)),
+            tuple(_WORD_RE.findall(sentence)),
         )
 
     def _performed_in(self, sentence: str, commits: list[int]) -> set[str]:

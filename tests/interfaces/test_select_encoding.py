@@ -71,8 +71,8 @@ def test_values_marked_against_the_dialogue_change_the_encoding():
 @pytest.mark.parametrize("env_id", ["RLHF-Chat-v0", "RLHF-Finance-v0", "RLHF-Medical-v0"])
 def test_values_read_sentence_by_sentence_equal_the_whole_texts(env_id):
     enc = HashedTextEncoder(64)
-    for text, seen in _candidate_texts(env_id):
-        assert enc.parts(text, "agent", seen).values == extract_values(text), text
+    for text, _ in _candidate_texts(env_id):
+        assert enc.reading(text, "agent").values == extract_values(text), text
 
 
 def test_caches_stay_bounded(monkeypatch):
