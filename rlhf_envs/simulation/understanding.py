@@ -150,9 +150,6 @@ class Lexicon:
         # sentences, so most sentences are cache hits. (No cue phrase spans a sentence
         # break, and words never do, so the sums equal a reading of the whole text.)
         parts = [self._sentence(sentence) for sentence in SENTENCE_RE.split(text.lower())]
-        if len(parts) == 1:
-            one = parts[0]
-            return ReplyAnalysis(text, *one[:10], len(one[10]), frozenset(one[10]))
         words = [w for part in parts for w in part[10]]
         return ReplyAnalysis(
             text=text,
