@@ -17,6 +17,7 @@ read the same against every dialogue. A step's encodings are then mostly diction
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
@@ -32,7 +33,7 @@ _CHAR_N = 3
 # Bounded caches, emptied when full: cheaper than tracking recency on every hit, and the
 # recurring texts are back within a few episodes. (Text and sentence rows are dim * 4
 # bytes each: 8 MB per 8,192 rows at the default dim.)
-_TEXT_CACHE = 8_192
+_TEXT_CACHE = 8192
 _SENTENCE_CACHE = 16_384
 _WORD_CACHE = 100_000
 
@@ -43,7 +44,8 @@ class TextReading(NamedTuple):
     sentences: tuple[tuple[str, tuple[str, ...]], ...]  # each sentence and its values
     values: frozenset[str]  # its fact-like values (as ``extract_values`` finds them)
     stated: tuple[str, ...]  # every value occurrence, in order (what ``seen`` is asked of)
-    plain: np.ndarray  # signed counts, values marked by kind only (read-only float32)
+    plain: tuple[np.ndarray, np.ndarray]  # signed counts with values by kind only, and
+    # the same scaled to unit length (read-only float32 rows)
 
 
 class HashedTextEncoder:
@@ -61,7 +63,7 @@ class HashedTextEncoder:
         self.seed = int(seed)
         self._words: dict[tuple[str, int], tuple[tuple[int, ...], tuple[float, ...], int]] = {}
         self._texts: dict[tuple[str, str], TextReading] = {}
-        self._marked: dict[tuple[str, str, tuple[bool, ...]], np.ndarray] = {}
+        self._marked: dict[tuple[str, str, tuple[bool, ...]], tuple[np.ndarray, np.ndarray]] = {}
         self._sentences: dict[tuple, np.ndarray] = {}
         # Sentences that differ only in their values ("a $94 refund", "a $57 refund")
         # have the same tokens: their features are shared by token sequence.
@@ -93,6 +95,15 @@ class HashedTextEncoder:
     def raw(self, text: str, role: str = "", seen: frozenset[str] | None = None) -> np.ndarray:
         """Unnormalised signed counts (for running sums over a dialogue); read-only, shared
         with the cache."""
+        return self.rows(text, role, seen)[0]
+
+    def unit(self, text: str, role: str = "", seen: frozenset[str] | None = None) -> np.ndarray:
+        """:meth:`encode` of one text, read-only and shared with the cache."""
+        return self.rows(text, role, seen)[1]
+
+    def rows(self, text: str, role: str, seen: frozenset[str] | None) -> tuple[np.ndarray, np.ndarray]:
+        """The signed counts of ``text`` and the same scaled to unit length (both read-only,
+        cached per text and per pattern of which of its values ``seen`` holds)."""
         reading = self.reading(text, role)
         if seen is None or not reading.stated:
             return reading.plain
@@ -100,13 +111,15 @@ class HashedTextEncoder:
         key = (text, role, flags)
         found = self._marked.get(key)
         if found is None:
-            found = self._count(
-                [
-                    self._sentence(sentence, role, tuple([v in seen for v in values]), seen)
-                    if values
-                    else self._sentence(sentence, role, (), None)
-                    for sentence, values in reading.sentences
-                ]
+            found = _with_unit(
+                _sum_rows(
+                    [
+                        self._sentence(sentence, role, tuple([v in seen for v in values]), seen)
+                        if values
+                        else self._sentence(sentence, role, (), None)
+                        for sentence, values in reading.sentences
+                    ]
+                )
             )
             if len(self._marked) >= _TEXT_CACHE:
                 self._marked.clear()
@@ -138,20 +151,9 @@ class HashedTextEncoder:
             # (values never span sentences: every value shape ends before the space
             # that follows a sentence's last character)
             found = self._texts[key] = TextReading(
-                tuple(sentences), frozenset(stated), stated, self._count(parts)
+                tuple(sentences), frozenset(stated), stated, _with_unit(_sum_rows(parts))
             )
         return found
-
-    def _count(self, sentences: Sequence[np.ndarray]) -> np.ndarray:
-        """A text's row of signed counts: the sum of its sentences' rows (read-only)."""
-        if len(sentences) == 1:
-            return sentences[0]
-        # Counts are small integers, exact in float32: any order of summing gives the same.
-        row = sentences[0] + sentences[1]
-        for more in sentences[2:]:
-            row += more
-        row.flags.writeable = False
-        return row
 
     def _sentence(
         self, sentence: str, role: str, flags: tuple | None, seen: frozenset[str] | None
@@ -214,6 +216,28 @@ class HashedTextEncoder:
         # (tuples of numbers: the garbage collector stops tracking them)
         hit = self._words[(token, salt)] = (tuple(idx), tuple(signs), hashes[0])
         return hit
+
+
+def _sum_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """A text's signed counts: the sum of its sentences' rows (read-only)."""
+    if len(rows) == 1:
+        return rows[0]
+    # Counts are small integers, exact in float32: any order of summing gives the same.
+    row = rows[0] + rows[1]
+    for more in rows[2:]:
+        row += more
+    row.flags.writeable = False
+    return row
+
+
+def _with_unit(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``row`` and ``row`` scaled to unit length (a zero row stays zero), both read-only."""
+    # (sums of squares of integer counts are exact, and math.sqrt of one rounds to what
+    # numpy's float32 sqrt gives: the same numbers as ``normalise_rows``)
+    norm = math.sqrt(float(row @ row))
+    unit = row / norm if norm > 0 else row
+    unit.flags.writeable = False
+    return row, unit
 
 
 @lru_cache(maxsize=8)

@@ -16,7 +16,7 @@ from gymnasium import spaces
 
 from rlhf_envs.dialogue import MAX_TURNS
 from rlhf_envs.interfaces.base import Interface
-from rlhf_envs.interfaces.hashed_encoder import normalise_rows, shared_encoder
+from rlhf_envs.interfaces.hashed_encoder import shared_encoder
 from rlhf_envs.simulation.candidates import CORRECT, Candidate, propose
 from rlhf_envs.simulation.state import DialogueState
 
@@ -86,11 +86,11 @@ class SelectInterface(Interface):
         # Incremental: only the turns added since the last observation are encoded, so a
         # step costs the same at turn 2 and turn 20.
         for turn in state.history[len(self._turn_vectors) :]:
-            vec = enc.raw(turn.text, turn.role)
-            self._turn_vectors.append(vec)
-            self._history_sum += vec
+            raw, unit = enc.rows(turn.text, turn.role, None)
+            self._turn_vectors.append(raw)
+            self._history_sum += raw
             if turn.role == "agent":
-                self._add_agent_vector(_normalised(vec))
+                self._add_agent_vector(unit)
         last = np.zeros(d, dtype=np.float32)
         for i in range(len(state.history) - 1, -1, -1):
             if state.history[i].role == "agent":
@@ -101,21 +101,15 @@ class SelectInterface(Interface):
         stats = np.zeros((self.k, len(CANDIDATE_STATS)), dtype=np.float32)
         if texts:
             n = len(texts)
-            # Each candidate twice: with values marked against the dialogue (the
-            # observation) and by kind only (for the repetition statistic).
             readings = [enc.reading(text, "agent") for text in texts]
-            encoded = normalise_rows(
-                np.array(
-                    [enc.raw(text, "agent", seen) for text in texts] + [r.plain for r in readings]
-                )
-            )
-            cand[:n] = encoded[:n]
+            # Values marked against the dialogue (the observation).
+            cand[:n] = [enc.unit(text, "agent", seen) for text in texts]
             if self._agent_turns:
                 # Repetition: cosine similarity with the closest earlier agent reply, both
                 # encoded alike (values by kind only), so a verbatim repeat scores 1. (One
                 # matrix-vector product per candidate: a matrix product rounds differently.)
                 earlier = self._agent_matrix[: self._agent_turns]
-                stats[:n, 0] = [(earlier @ row).max() for row in encoded[n:]]
+                stats[:n, 0] = [(earlier @ r.plain[1]).max() for r in readings]
             stats[:n, 1] = [len(t.split()) / _LENGTH_SCALE for t in texts]
             stats[:n, 2] = [
                 len(r.values - seen) / len(r.values) if r.values else 0.0 for r in readings

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rlhf_envs.simulation.policy import Rule, Step
 from rlhf_envs.simulation.understanding import ReplyAnalysis, word_overlap
-from rlhf_envs.simulation.values import mentions
+from rlhf_envs.simulation.values import mentions, states
 
 if TYPE_CHECKING:
     from rlhf_envs.simulation.state import DialogueState
@@ -107,10 +107,11 @@ def assess(state: DialogueState, reply: str) -> Assessment:
     wrong_refusal = a.declined and not declines_due
 
     allowed = set(step.mention) if step is not None else set()
+    lower = reply.lower()
     leaked = tuple(
         name
-        for name, value in state.private_facts
-        if name not in state.revealed and name not in allowed and mentions(value, reply, a.values)
+        for name, probe in state.private_probes
+        if name not in state.revealed and name not in allowed and states(probe, lower, a.values)
     )
     if leaked:
         violations.append("privacy_leak")
@@ -121,7 +122,6 @@ def assess(state: DialogueState, reply: str) -> Assessment:
     missing: tuple[str, ...] = ()
     undisclosed: tuple[str, ...] = ()
     completes = False
-    lower = reply.lower()
     if step is not None:
         missing = tuple(name for name in step.mention if not mentions(facts[name], reply, a.values))
         completes = _completes(step, a, missing, state)

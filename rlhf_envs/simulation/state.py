@@ -10,14 +10,14 @@ reply was judged in.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rlhf_envs.dialogue import Turn
 from rlhf_envs.simulation.assessment import Assessment, assess
 from rlhf_envs.simulation.policy import Step
 from rlhf_envs.simulation.scenario import Scenario
-from rlhf_envs.simulation.values import extract_values, mentions
+from rlhf_envs.simulation.values import extract_values, fact_probe, states
 
 if TYPE_CHECKING:
     from rlhf_envs.simulation.domain import Domain
@@ -102,6 +102,15 @@ class DialogueState:
         return self.episode_fact("private_facts", _private_facts)
 
     @property
+    def private_probes(self) -> tuple[tuple[str, tuple[frozenset[str], str]], ...]:
+        """:attr:`private_facts` as ``(name, fact_probe(value))``, for finding them in
+        texts (the same for the whole episode)."""
+        return self.episode_fact(
+            "private_probes",
+            lambda state: tuple((name, fact_probe(str(value))) for name, value in state.private_facts),
+        )
+
+    @property
     def grounded_values(self) -> frozenset[str]:
         """Values a reply may state: the scenario's, the policy's and the dialogue's."""
         found = self._memo.get("grounded_values")
@@ -159,22 +168,26 @@ class DialogueState:
         the systems disclosed) and the other ``changes`` made."""
         seen = self.seen_values
         revealed = self.revealed
-        private = self.private_facts
+        probes = self.private_probes
         for turn in turns:
             if turn.role == "agent":
                 continue
             stated = extract_values(turn.text)
             if not stated <= seen:  # (unchanged sets stay the same object: cheap cache keys)
                 seen = seen | stated
+            lower = turn.text.lower()
             disclosed = [
                 name
-                for name, value in private
-                if name not in revealed and mentions(value, turn.text, stated)
+                for name, probe in probes
+                if name not in revealed and states(probe, lower, stated)
             ]
             if disclosed:
                 revealed = revealed.union(disclosed)
-        return replace(
-            self,
+        # (what dataclasses.replace gives, without running the frozen __init__ again)
+        new = object.__new__(DialogueState)
+        fields = new.__dict__
+        fields.update(self.__dict__)
+        fields.update(
             history=self.history + turns,
             seen_values=seen,
             revealed=revealed,
@@ -182,6 +195,7 @@ class DialogueState:
             _memo={},
             **changes,
         )
+        return new
 
     def summary(self) -> dict[str, Any]:
         """How the episode is going, as reported in ``info``."""

@@ -90,10 +90,24 @@ def extract_values(text: str) -> frozenset[str]:
 def mentions(value: object, text: str, text_values: frozenset[str] | None = None) -> bool:
     """Whether ``text`` states ``value``: by its normalised values when it has any
     ("$94.00" states "$94"), otherwise as a whole phrase, ignoring case."""
-    wanted = extract_values(str(value))
-    if wanted:
-        return wanted <= (extract_values(text) if text_values is None else text_values)
-    return _phrase_in(str(value).lower(), text.lower())
+    probe = fact_probe(str(value))
+    if probe[0]:
+        return probe[0] <= (extract_values(text) if text_values is None else text_values)
+    return _phrase_in(probe[1], text.lower())
+
+
+@lru_cache(maxsize=16384)
+def fact_probe(value: str) -> tuple[frozenset[str], str]:
+    """What :func:`mentions` looks for to find ``value`` in a text: its normalised values,
+    or (when it has none) the lower-cased phrase itself. For checking one fact against
+    many texts (:func:`states`)."""
+    return extract_values(value), value.lower()
+
+
+def states(probe: tuple[frozenset[str], str], lower: str, text_values: frozenset[str]) -> bool:
+    """:func:`mentions` with the fact's :func:`fact_probe`, the text lower-cased and the
+    text's values already at hand."""
+    return probe[0] <= text_values if probe[0] else _phrase_in(probe[1], lower)
 
 
 def _phrase_in(phrase: str, text: str) -> bool:
