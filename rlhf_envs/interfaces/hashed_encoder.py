@@ -101,7 +101,9 @@ class HashedTextEncoder:
         """:meth:`encode` of one text, read-only and shared with the cache."""
         return self.rows(text, role, seen)[1]
 
-    def rows(self, text: str, role: str, seen: frozenset[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    def rows(
+        self, text: str, role: str, seen: frozenset[str] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The signed counts of ``text`` and the same scaled to unit length (both read-only,
         cached per text and per pattern of which of its values ``seen`` holds)."""
         reading = self.reading(text, role)

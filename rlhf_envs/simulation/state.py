@@ -107,7 +107,9 @@ class DialogueState:
         texts (the same for the whole episode)."""
         return self.episode_fact(
             "private_probes",
-            lambda state: tuple((name, fact_probe(str(value))) for name, value in state.private_facts),
+            lambda state: tuple(
+                (name, fact_probe(str(value))) for name, value in state.private_facts
+            ),
         )
 
     @property
