@@ -44,6 +44,7 @@ class TextReading(NamedTuple):
     sentences: tuple[tuple[str, tuple[str, ...]], ...]  # each sentence and its values
     values: frozenset[str]  # its fact-like values (as ``extract_values`` finds them)
     stated: tuple[str, ...]  # every value occurrence, in order (what ``seen`` is asked of)
+    words: int  # its length in words (split on white space)
     plain: tuple[np.ndarray, np.ndarray]  # signed counts with values by kind only, and
     # the same scaled to unit length (read-only float32 rows)
 
@@ -153,7 +154,11 @@ class HashedTextEncoder:
             # (values never span sentences: every value shape ends before the space
             # that follows a sentence's last character)
             found = self._texts[key] = TextReading(
-                tuple(sentences), frozenset(stated), stated, _with_unit(_sum_rows(parts))
+                tuple(sentences),
+                frozenset(stated),
+                stated,
+                len(text.split()),
+                _with_unit(_sum_rows(parts)),
             )
         return found
 

@@ -75,6 +75,8 @@ class SelectInterface(Interface):
         # Normalised encodings of the agent's turns, the first ``_agent_turns`` rows.
         self._agent_matrix = np.zeros((8, self.encoder.dim), dtype=np.float32)
         self._agent_turns = 0
+        # Sum of the turns since the agent's last reply: what the agent must answer.
+        self._since_agent = np.zeros(self.encoder.dim, dtype=np.float32)
         self.candidates = []
 
     def observe(self, state: DialogueState, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -91,35 +93,43 @@ class SelectInterface(Interface):
             self._history_sum += raw
             if turn.role == "agent":
                 self._add_agent_vector(unit)
-        last = np.zeros(d, dtype=np.float32)
-        for i in range(len(state.history) - 1, -1, -1):
-            if state.history[i].role == "agent":
-                break
-            last += self._turn_vectors[i]
+                self._since_agent = np.zeros(d, dtype=np.float32)
+            else:
+                self._since_agent += raw
 
-        cand = np.zeros((self.k, d), dtype=np.float32)
-        stats = np.zeros((self.k, len(CANDIDATE_STATS)), dtype=np.float32)
+        k = self.k
         if texts:
             n = len(texts)
             readings = [enc.reading(text, "agent") for text in texts]
             # Values marked against the dialogue (the observation).
-            cand[:n] = [enc.unit(text, "agent", seen) for text in texts]
+            units = [enc.unit(text, "agent", seen) for text in texts]
             if self._agent_turns:
                 # Repetition: cosine similarity with the closest earlier agent reply, both
                 # encoded alike (values by kind only), so a verbatim repeat scores 1. (One
                 # matrix-vector product per candidate: a matrix product rounds differently.)
                 earlier = self._agent_matrix[: self._agent_turns]
-                stats[:n, 0] = [(earlier @ r.plain[1]).max() for r in readings]
-            stats[:n, 1] = [len(t.split()) / _LENGTH_SCALE for t in texts]
-            stats[:n, 2] = [
-                len(r.values - seen) / len(r.values) if r.values else 0.0 for r in readings
+                repetition = [min(1.0, max(0.0, (earlier @ r.plain[1]).max())) for r in readings]
+            else:
+                repetition = [0.0] * n
+            rows = [
+                (rep, min(1.0, r.words / _LENGTH_SCALE), len(r.values - seen) / len(r.values))
+                if r.values
+                else (rep, min(1.0, r.words / _LENGTH_SCALE), 0.0)
+                for rep, r in zip(repetition, readings, strict=True)
             ]
-            np.clip(stats, 0.0, 1.0, out=stats)
+            if n < k:  # (too few distinct replies in a tiny domain: the rest stay zero)
+                units += [np.zeros(d, dtype=np.float32)] * (k - n)
+                rows += [(0.0, 0.0, 0.0)] * (k - n)
+            cand = np.array(units, dtype=np.float32).reshape(-1)
+            stats = np.array(rows, dtype=np.float32).reshape(-1)
+        else:
+            cand = np.zeros(k * d, dtype=np.float32)
+            stats = np.zeros(k * len(CANDIDATE_STATS), dtype=np.float32)
         return {
             "dialogue": _normalised(self._history_sum),
-            "last_turn": _normalised(last),
-            "candidates": cand.reshape(-1),
-            "candidate_stats": stats.reshape(-1),
+            "last_turn": _normalised(self._since_agent),
+            "candidates": cand,
+            "candidate_stats": stats,
             "turn": np.array([min(1.0, len(state.agent_words) / MAX_TURNS)], dtype=np.float32),
         }
 
@@ -152,9 +162,10 @@ class SelectInterface(Interface):
 
 
 def _normalised(vec: np.ndarray) -> np.ndarray:
+    """``vec`` scaled to unit length (a zero vector stays zero), as a new array."""
+    # Entries are sums of integer counts, exact in float32: the dot product is exact, so
+    # no entry can exceed the norm and the result lies in [-1, 1] without clipping.
     # (math.sqrt of the float32 dot product rounds to the float32 square root: dividing
     # by it gives what numpy's float32 sqrt would)
     norm = math.sqrt(float(vec @ vec))
-    out = vec / norm if norm > 0 else vec.copy()
-    np.minimum(out, 1.0, out=out)
-    return np.maximum(out, -1.0, out=out)
+    return vec / norm if norm > 0 else vec.copy()
