@@ -99,3 +99,38 @@ def test_select_envs_do_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "True", "TokensInterface"], out.stdout
+
+
+def test_cached_rows_are_the_encodings_and_cannot_be_changed():
+    enc = HashedTextEncoder(64)
+    seen = frozenset({"$94"})
+    for text in TEXTS:
+        for marks in (seen, None):
+            raw, unit = enc.rows(text, "agent", marks)
+            fresh = HashedTextEncoder(64)
+            np.testing.assert_array_equal(raw, fresh.raw_rows([(text, "agent", marks)])[0])
+            np.testing.assert_allclose(unit, fresh.encode(text, "agent", marks), rtol=1e-6)
+            with pytest.raises(ValueError, match="read-only"):
+                raw[0] = 1.0
+    # A text without values reads the same against any dialogue: one cached row.
+    assert enc.unit(TEXTS[1], "agent", seen) is enc.unit(TEXTS[1], "agent", frozenset())
+
+
+def test_envs_share_one_encoder_and_their_episodes_do_not_depend_on_its_caches():
+    first, second = gym.make("RLHF-Chat-v0"), gym.make("RLHF-Chat-v0")
+    assert first.unwrapped.interface.encoder is second.unwrapped.interface.encoder
+    # The second env replays the first's episode with every text already cached.
+    episodes = []
+    for env in (first, second):
+        obs, _ = env.reset(seed=5)
+        rng = np.random.default_rng(5)
+        steps = [obs]
+        for _ in range(12):
+            obs, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+            steps.append(obs)
+            if terminated or truncated:
+                break
+        episodes.append(steps)
+    for a, b in zip(*episodes, strict=True):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
