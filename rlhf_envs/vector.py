@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
@@ -131,6 +132,13 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         # (the batched observation: arrays, or a dict or tuple of them, as the space says)
         self._observations: Any = create_empty_array(self.single_observation_space, self.num_envs)
+        single = self.single_observation_space
+        self._box_keys: list[str] | None = (
+            list(single.spaces)
+            if isinstance(single, spaces.Dict)
+            and all(isinstance(s, spaces.Box) for s in single.spaces.values())
+            else None
+        )
         self._obs: list[Any] = [None] * self.num_envs
         self._turns = np.zeros(self.num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
@@ -328,9 +336,18 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
         )
 
     def _batch(self) -> Any:
-        self._observations = concatenate(
-            self.single_observation_space, self._obs, self._observations
-        )
+        keys = self._box_keys
+        if keys is not None:
+            # A dict of arrays (the select interface): row assignments into the batch's
+            # arrays cost less than Gymnasium's generic ``concatenate`` (np.stack per key),
+            # and copying each array less than ``deepcopy`` of the dict.
+            batch = self._observations
+            for i, obs in enumerate(self._obs):
+                for key in keys:
+                    batch[key][i] = obs[key]
+            return {key: batch[key].copy() for key in keys} if self.copy else batch
+        space = self.single_observation_space
+        self._observations = concatenate(space, self._obs, self._observations)
         return deepcopy(self._observations) if self.copy else self._observations
 
     def render(self) -> tuple[Any, ...] | None:

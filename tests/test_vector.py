@@ -219,3 +219,17 @@ def test_tokens_kl_shaping_one_batched_reference_forward_per_step():
     finally:
         handle.remove()
     assert turns >= 6  # replies ended (and new turns' contexts were fed) along the way
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_observations_are_copies_unless_asked_otherwise(copy):
+    vec = gym.make_vec("RLHF-Chat-v0", num_envs=2, copy=copy)
+    first, _ = vec.reset(seed=3)
+    kept = {key: value.copy() for key, value in first.items()}
+    second = vec.step(np.array([0, 1]))[0]
+    changed = [key for key in kept if not np.array_equal(kept[key], second[key])]
+    assert "candidates" in changed  # (the step did change the observation)
+    for key in kept:
+        # A copy keeps what it held; without copying, the batch arrays are reused in place.
+        assert np.array_equal(first[key], kept[key]) == copy, key
+        assert (first[key] is second[key]) == (not copy), key
