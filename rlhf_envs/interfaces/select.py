@@ -108,7 +108,8 @@ class SelectInterface(Interface):
                 # encoded alike (values by kind only), so a verbatim repeat scores 1. (One
                 # matrix-vector product per candidate: a matrix product rounds differently.)
                 earlier = self._agent_matrix[: self._agent_turns]
-                repetition = [min(1.0, max(0.0, (earlier @ r.plain[1]).max())) for r in readings]
+                best = np.array([earlier @ r.plain[1] for r in readings]).max(axis=1)
+                repetition = [min(1.0, max(0.0, x)) for x in best.tolist()]
             else:
                 repetition = [0.0] * n
             rows = [

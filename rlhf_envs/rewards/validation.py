@@ -125,9 +125,10 @@ def check_scores(values: Any, n: int, label: str) -> np.ndarray:
     return arr
 
 
-def _all_clean(parts: Mapping[Any, Any], n: int) -> bool:
-    """Whether every part is a finite float64 array of shape ``(n,)`` under a string key:
-    the common case, checked with one sum over all parts instead of one per part."""
+def _clean_total(parts: Mapping[Any, Any], n: int) -> np.ndarray | None:
+    """The parts' sum when every part is a float64 array of shape ``(n,)`` under a string
+    key and the sum is finite (the common case: one check for all parts instead of one
+    per part); ``None`` otherwise, for the part-by-part checks to say what is wrong."""
     for key, value in parts.items():
         if not (
             type(key) is str
@@ -135,9 +136,10 @@ def _all_clean(parts: Mapping[Any, Any], n: int) -> bool:
             and value.dtype == np.float64
             and value.shape == (n,)
         ):
-            return False
-    # (a NaN or an infinity anywhere makes the total one)
-    return bool(np.isfinite(np.add.reduce(list(parts.values()), axis=None)))
+            return None
+    # (part by part in order, as sum() would; a NaN or an infinity anywhere shows in it)
+    total = np.add.reduce(np.array(list(parts.values())), axis=0)
+    return total if np.isfinite(total).all() else None
 
 
 class CheckedRewardModel:
@@ -219,8 +221,15 @@ class CheckedRewardModel:
             RewardModelError: the model raised (chained), returned no dict, a non-string
                 key, or an invalid array for some component.
         """
+        return self._components_and_total(batch)[0]
+
+    def _components_and_total(
+        self, batch: Sequence[Exchange]
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """:meth:`components`, and their sum when the quick check of all parts at once
+        computed it (else ``None``)."""
         if self._components is None:
-            return {self.name: self.score(batch)}
+            return {self.name: self.score(batch)}, None
         n = len(batch)
         try:
             raw = self._components(batch)
@@ -236,8 +245,9 @@ class CheckedRewardModel:
                 f"reward model {self.name!r} components() returned {_short(raw)}; expected a "
                 f"non-empty dict of {{name: 1-D array of {n} finite floats}}"
             )
-        if _all_clean(raw, n):
-            return dict(raw)  # every part already a finite float64 array of shape (n,)
+        total = _clean_total(raw, n)
+        if total is not None:
+            return dict(raw), total  # every part already a finite float64 array of shape (n,)
         out: dict[str, np.ndarray] = {}
         for key, value in raw.items():
             if not isinstance(key, str):
@@ -246,7 +256,7 @@ class CheckedRewardModel:
                     f"component names must be strings"
                 )
             out[key] = check_scores(value, n, f"reward model {self.name!r} component {key!r}")
-        return out
+        return out, None
 
     def check_domain(self, domain: Any) -> None:
         """Raise unless the wrapped model can score ``domain``'s replies, when it says
@@ -283,9 +293,11 @@ class CheckedRewardModel:
         if self._components is None:
             scores = self.score(batch)
             return scores, {self.name: scores}
-        parts = self.components(batch)
-        # (one reduction over the stacked parts: the same sum, part by part in order)
-        return np.add.reduce(np.array(list(parts.values())), axis=0), parts
+        parts, total = self._components_and_total(batch)
+        if total is None:
+            # (one reduction over the stacked parts: the same sum, part by part in order)
+            total = np.add.reduce(np.array(list(parts.values())), axis=0)
+        return total, parts
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Bound methods are cached on the instance; rebuild from the constructor instead.

@@ -149,20 +149,31 @@ class Lexicon:
         # Read sentence by sentence and combined: replies are new texts made of recurring
         # sentences, so most sentences are cache hits. (No cue phrase spans a sentence
         # break, and words never do, so the sums equal a reading of the whole text.)
-        parts = [self._sentence(sentence) for sentence in SENTENCE_RE.split(text.lower())]
-        words = [w for part in parts for w in part[10]]
+        requested: set[str] = set()
+        performed: set[str] = set()
+        declined = manager = checking = offered_help = False
+        rude = polite = empathy = 0
+        words: list[str] = []
+        for sentence in SENTENCE_RE.split(text.lower()):
+            r, p, d, m, c, h, n_rude, n_polite, n_empathy, w = self._sentence(sentence)
+            requested |= r
+            performed |= p
+            declined, manager = declined or d, manager or m
+            checking, offered_help = checking or c, offered_help or h
+            rude, polite, empathy = rude + n_rude, polite + n_polite, empathy + n_empathy
+            words += w
         return ReplyAnalysis(
             text=text,
-            requested=frozenset().union(*(part[0] for part in parts)),
-            performed=frozenset().union(*(part[1] for part in parts)),
-            declined=any(part[2] for part in parts),
-            offered_manager=any(part[3] for part in parts),
-            checking=any(part[4] for part in parts),
-            offered_help=any(part[5] for part in parts),
+            requested=frozenset(requested),
+            performed=frozenset(performed),
+            declined=declined,
+            offered_manager=manager,
+            checking=checking,
+            offered_help=offered_help,
             values=extract_values(text),
-            rude=sum(part[7] for part in parts),
-            polite=sum(part[8] for part in parts),
-            empathy=sum(part[9] for part in parts),
+            rude=rude,
+            polite=polite,
+            empathy=empathy,
             words=len(words),
             # (what reply_words(text) gives, without a second scan)
             word_set=frozenset(words),
@@ -171,7 +182,7 @@ class Lexicon:
     @lru_cache(maxsize=32768)  # noqa: B019
     def _sentence(self, sentence: str) -> tuple[Any, ...]:
         """One lower-cased sentence read: the fields of :class:`ReplyAnalysis` from
-        ``requested`` to ``empathy``, then its words."""
+        ``requested`` to ``empathy`` (``values`` aside), then its words."""
         cues = self.cues
         requested: frozenset[str] = frozenset()
         if sentence.rstrip().endswith("?") or cues["request"].search(sentence):
@@ -194,7 +205,6 @@ class Lexicon:
             bool(cues["manager"].search(sentence)),
             bool(cues["check"].search(sentence)),
             bool(cues["close"].search(sentence)),
-            extract_values(sentence),
             len(cues["rude"].findall(sentence)),
             len(cues["polite"].findall(sentence)),
             len(cues["empathy"].findall(sentence)),
