@@ -459,17 +459,18 @@ def bench_memory(args) -> list[Row]:
 
 
 def turn_costs(env_id: str, episodes: int, turns: int = 20, **kwargs) -> np.ndarray:
-    """Mean seconds per step at each agent turn (1..turns), over ``episodes`` long
+    """Median seconds per step at each agent turn (1..turns), over ``episodes`` long
     conversations: the user never runs out of patience and the agent never does the
-    step that is due, so every conversation lasts ``turns`` turns."""
+    step that is due, so every conversation lasts ``turns`` turns. (Medians: a garbage
+    collection or a cache being emptied costs one step tens of milliseconds, which
+    would swamp a mean over 20 steps.)"""
     env = gym.make(env_id, **kwargs).unwrapped
     tokens = env.interface.name == "tokens"
     rng = np.random.default_rng(0)
     if tokens:  # random words of exactly max_reply_tokens tokens: no early end-of-turn
         eot = env.reference_lm.eot_id
         allowed = np.array([t for t in np.flatnonzero(env.action_masks()) if t != eot])
-    totals = np.zeros(turns)
-    counts = np.zeros(turns)
+    samples: list[list[float]] = [[] for _ in range(turns)]
     for episode in range(episodes):
         env.reset(seed=episode)
         env.mood.patience = 10**9
@@ -486,11 +487,10 @@ def turn_costs(env_id: str, episodes: int, turns: int = 20, **kwargs) -> np.ndar
                     break
                 start = time.perf_counter()
                 env.step(action)
-                totals[turn] += time.perf_counter() - start
-                counts[turn] += 1
+                samples[turn].append(time.perf_counter() - start)
             if env.state.ended:
                 break
-    return totals / np.maximum(counts, 1)
+    return np.array([np.median(found) if found else 0.0 for found in samples])
 
 
 def length_row(label: str, costs: np.ndarray, target: str = "") -> Row:
