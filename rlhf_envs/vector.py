@@ -344,7 +344,14 @@ class DialogueVectorEnv(CanonicalRewardSpecs, gym.vector.VectorEnv):
             batch = self._observations
             for i, obs in enumerate(self._obs):
                 for key in keys:
-                    batch[key][i] = obs[key]
+                    row = batch[key][i]
+                    value = obs[key]
+                    if value.shape != row.shape:  # (an assignment would broadcast it)
+                        raise ValueError(
+                            f"sub-env {i} observation {key!r} has shape {value.shape}; "
+                            f"its space has shape {row.shape}"
+                        )
+                    row[...] = value
             return {key: batch[key].copy() for key in keys} if self.copy else batch
         space = self.single_observation_space
         self._observations = concatenate(space, self._obs, self._observations)

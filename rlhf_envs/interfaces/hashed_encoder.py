@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -70,6 +70,13 @@ class HashedTextEncoder:
         # have the same tokens: their features are shared by token sequence.
         self._token_features: dict[tuple, np.ndarray] = {}
         self._salts: dict[str, int] = {}
+
+    _shared = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (an env sent to another process, a deep copy) without its caches, which
+        # any process rebuilds; the shared encoder stays the receiving process's own.
+        return (shared_encoder if self._shared else HashedTextEncoder, (self.dim, self.seed))
 
     def tokens(self, text: str, seen: frozenset[str] | None) -> list[str]:
         """Words of ``text``, values replaced by kind tokens (see :func:`value_marked_tokens`)."""
@@ -247,12 +254,19 @@ def _with_unit(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return row, unit
 
 
-@lru_cache(maxsize=8)
 def shared_encoder(dim: int = 256, seed: int = 0) -> HashedTextEncoder:
     """The process's encoder for ``dim`` and ``seed``: its caches are pure functions of the
     text, so every env (and every sub-env of a vector env) shares one set, warm from the
     first episodes on and held in memory once."""
-    return HashedTextEncoder(dim, seed)
+    return _shared_encoder(dim, seed)
+
+
+@lru_cache(maxsize=8)
+def _shared_encoder(dim: int, seed: int) -> HashedTextEncoder:
+    # (positional arguments only: the cache keys on how a function was called)
+    encoder = HashedTextEncoder(dim, seed)
+    encoder._shared = True
+    return encoder
 
 
 def normalise_rows(rows: np.ndarray) -> np.ndarray:

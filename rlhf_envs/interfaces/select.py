@@ -50,9 +50,7 @@ class SelectInterface(Interface):
         if int(num_candidates) < 2:
             raise ValueError(f"num_candidates must be at least 2, got {num_candidates}")
         self.k = int(num_candidates)
-        if int(encoding_dim) < 16:
-            raise ValueError(f"encoding_dim must be at least 16, got {encoding_dim}")
-        self.encoder = shared_encoder(int(encoding_dim))
+        self.encoder = shared_encoder(encoding_dim)
         d = self.encoder.dim
         self.action_space = spaces.Discrete(self.k)
         self.observation_space = spaces.Dict(

@@ -126,9 +126,10 @@ def check_scores(values: Any, n: int, label: str) -> np.ndarray:
 
 
 def _clean_total(parts: Mapping[Any, Any], n: int) -> np.ndarray | None:
-    """The parts' sum when every part is a float64 array of shape ``(n,)`` under a string
-    key and the sum is finite (the common case: one check for all parts instead of one
-    per part); ``None`` otherwise, for the part-by-part checks to say what is wrong."""
+    """The parts' sum (part by part, in order) when every part is a float64 array of shape
+    ``(n,)`` under a string key and the sum is finite (the common case: one check for all
+    parts instead of one per part); ``None`` otherwise, for the part-by-part checks to say
+    what is wrong."""
     for key, value in parts.items():
         if not (
             type(key) is str
@@ -137,8 +138,8 @@ def _clean_total(parts: Mapping[Any, Any], n: int) -> np.ndarray | None:
             and value.shape == (n,)
         ):
             return None
-    # (part by part in order, as sum() would; a NaN or an infinity anywhere shows in it)
-    total = np.add.reduce(np.array(list(parts.values())), axis=0)
+    # (a NaN or an infinity in any part shows in the total)
+    total = sum(parts.values(), np.zeros(n))
     return total if np.isfinite(total).all() else None
 
 
@@ -295,8 +296,7 @@ class CheckedRewardModel:
             return scores, {self.name: scores}
         parts, total = self._components_and_total(batch)
         if total is None:
-            # (one reduction over the stacked parts: the same sum, part by part in order)
-            total = np.add.reduce(np.array(list(parts.values())), axis=0)
+            total = sum(parts.values(), np.zeros(len(batch)))
         return total, parts
 
     def __reduce__(self) -> tuple[Any, ...]:

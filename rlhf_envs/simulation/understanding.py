@@ -120,14 +120,11 @@ class Lexicon:
                 raise ValueError(f"unknown cue kind {kind!r}; accepted: {', '.join(CUE_KINDS)}")
             cues[kind].extend(phrases)
         self.cues = {kind: _phrase_regex(phrases) for kind, phrases in cues.items()}
-        for kind, phrases in cues.items():
-            broken = [p for p in phrases if SENTENCE_RE.search(p)]
-            if broken:
-                # Replies are read sentence by sentence, so such a phrase could never match.
-                raise ValueError(
-                    f"{kind} cue {broken[0]!r} spans a sentence break ('.', '!' or '?' "
-                    "followed by a space); cue phrases must lie within one sentence"
-                )
+        # Cues are counted sentence by sentence (cached per sentence) unless a phrase could
+        # match across a sentence break: one with ". " inside or space at its start.
+        self._whole_text_cues = any(
+            SENTENCE_RE.search(p) or p[:1].isspace() for phrases in cues.values() for p in phrases
+        )
         self._slot_of: dict[str, str] = {}
         for slot, phrases in slot_synonyms.items():
             for phrase in phrases:
@@ -147,8 +144,10 @@ class Lexicon:
     @lru_cache(maxsize=16384)  # noqa: B019
     def _analyse(self, text: str) -> ReplyAnalysis:
         # Read sentence by sentence and combined: replies are new texts made of recurring
-        # sentences, so most sentences are cache hits. (No cue phrase spans a sentence
-        # break, and words never do, so the sums equal a reading of the whole text.)
+        # sentences, so most sentences are cache hits. (Words never span a sentence break,
+        # and cue phrases that could are read from the whole text, so the sums equal a
+        # reading of the whole text.)
+        cues = self.cues
         requested: set[str] = set()
         performed: set[str] = set()
         declined = manager = checking = offered_help = False
@@ -162,6 +161,15 @@ class Lexicon:
             checking, offered_help = checking or c, offered_help or h
             rude, polite, empathy = rude + n_rude, polite + n_polite, empathy + n_empathy
             words += w
+        if self._whole_text_cues:
+            lower = text.lower()
+            declined = bool(cues["decline"].search(lower))
+            manager = bool(cues["manager"].search(lower))
+            checking = bool(cues["check"].search(lower))
+            offered_help = bool(cues["close"].search(lower))
+            rude = len(cues["rude"].findall(lower))
+            polite = len(cues["polite"].findall(lower))
+            empathy = len(cues["empathy"].findall(lower))
         return ReplyAnalysis(
             text=text,
             requested=frozenset(requested),

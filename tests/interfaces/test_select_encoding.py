@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 
@@ -134,3 +135,21 @@ def test_envs_share_one_encoder_and_their_episodes_do_not_depend_on_its_caches()
     for a, b in zip(*episodes, strict=True):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_encoders_pickle_without_their_caches():
+    env = gym.make("RLHF-Chat-v0")
+    env.reset(seed=1)
+    for _ in range(5):
+        env.step(0)
+    shared = env.unwrapped.interface.encoder
+    assert len(shared._texts) > 0
+    # The shared encoder comes back as the receiving process's own (here: itself).
+    assert pickle.loads(pickle.dumps(shared)) is shared
+    own = HashedTextEncoder(64, seed=3)
+    expected = own.encode(TEXTS[0], "agent")
+    copy = pickle.loads(pickle.dumps(own))
+    assert (copy.dim, copy.seed, len(copy._texts)) == (64, 3, 0)
+    np.testing.assert_array_equal(copy.encode(TEXTS[0], "agent"), expected)
+    # An env pickles small: no cached rows travel with it.
+    assert len(pickle.dumps(env.unwrapped.interface)) < 50_000

@@ -8,7 +8,7 @@ import pytest
 
 import rlhf_envs  # noqa: F401  (registers the ids)
 from rlhf_envs.simulation import get_domain
-from rlhf_envs.simulation.understanding import _WORD_RE, Lexicon
+from rlhf_envs.simulation.understanding import _WORD_RE, SENTENCE_RE, Lexicon
 from rlhf_envs.simulation.values import extract_values
 
 HAND_WRITTEN = [
@@ -76,6 +76,13 @@ def test_sentence_readings_sum_to_the_whole_texts(env_id, domain):
         assert got == expected, text
 
 
-def test_a_cue_phrase_across_a_sentence_break_is_refused():
-    with pytest.raises(ValueError, match=r"polite cue 'thanks\. bye' spans a sentence break"):
-        Lexicon({}, {}, {"polite": ["thanks. bye"]})
+@pytest.mark.parametrize(
+    ("phrase", "text"), [("zork. blip", "Zork. Blip now."), (" blip", "Zork. Blip")]
+)
+def test_a_cue_phrase_across_a_sentence_break_still_counts(phrase, text):
+    lexicon = Lexicon({}, {}, {"polite": [phrase]})
+    polite = lexicon.cues["polite"]
+    by_sentence = sum(len(polite.findall(s)) for s in SENTENCE_RE.split(text.lower()))
+    whole = _whole_text_cues(lexicon, text)["polite"]
+    assert by_sentence < whole  # (the phrase matches only across the break)
+    assert lexicon.analyse(text).polite == whole
