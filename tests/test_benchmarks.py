@@ -45,7 +45,8 @@ def test_benchmark_suite_prints_tables_and_writes_csv(tmp_path):
     assert bad.returncode == 2 and "unknown sections ['nope']" in bad.stderr
 
 
-def test_step_ratio_prints_the_ratio_to_cartpole():
+@pytest.mark.parametrize("extra", [[], ["--fixed-observation"]])
+def test_step_ratio_prints_the_ratio_to_cartpole(extra):
     run = subprocess.run(
         [
             sys.executable,
@@ -55,6 +56,7 @@ def test_step_ratio_prints_the_ratio_to_cartpole():
             "1",
             "--steps",
             "50",
+            *extra,
         ],
         check=False,
         capture_output=True,

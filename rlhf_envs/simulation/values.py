@@ -90,10 +90,8 @@ def extract_values(text: str) -> frozenset[str]:
 def mentions(value: object, text: str, text_values: frozenset[str] | None = None) -> bool:
     """Whether ``text`` states ``value``: by its normalised values when it has any
     ("$94.00" states "$94"), otherwise as a whole phrase, ignoring case."""
-    probe = fact_probe(str(value))
-    if probe[0]:
-        return probe[0] <= (extract_values(text) if text_values is None else text_values)
-    return _phrase_in(probe[1], text.lower())
+    values = extract_values(text) if text_values is None else text_values
+    return states(fact_probe(str(value)), text.lower(), values)
 
 
 @lru_cache(maxsize=16384)
