@@ -41,7 +41,9 @@ _WORD_CACHE = 100_000
 class TextReading(NamedTuple):
     """One text read by :meth:`HashedTextEncoder.reading` (for one speaker role)."""
 
+    text: str
     sentences: tuple[tuple[str, tuple[str, ...]], ...]  # each sentence and its values
+    # (only for a text with values: what marking them against a dialogue needs)
     values: frozenset[str]  # its fact-like values (as ``extract_values`` finds them)
     stated: tuple[str, ...]  # every value occurrence, in order (what ``seen`` is asked of)
     words: int  # its length in words (split on white space)
@@ -66,6 +68,8 @@ class HashedTextEncoder:
         self._texts: dict[tuple[str, str], TextReading] = {}
         self._marked: dict[tuple[str, str, tuple[bool, ...]], tuple[np.ndarray, np.ndarray]] = {}
         self._sentences: dict[tuple, np.ndarray] = {}
+        # Each sentence's values and counts with values by kind, per sentence and role.
+        self._sentence_readings: dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]] = {}
         # Sentences that differ only in their values ("a $94 refund", "a $57 refund")
         # have the same tokens: their features are shared by token sequence.
         self._token_features: dict[tuple, np.ndarray] = {}
@@ -114,11 +118,16 @@ class HashedTextEncoder:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The signed counts of ``text`` and the same scaled to unit length (both read-only,
         cached per text and per pattern of which of its values ``seen`` holds)."""
-        reading = self.reading(text, role)
+        return self.rows_of(self.reading(text, role), role, seen)
+
+    def rows_of(
+        self, reading: TextReading, role: str, seen: frozenset[str] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`rows` of a text already read (``reading``, for ``role``)."""
         if seen is None or not reading.stated:
             return reading.plain
         flags = tuple([v in seen for v in reading.stated])
-        key = (text, role, flags)
+        key = (reading.text, role, flags)
         found = self._marked.get(key)
         if found is None:
             found = _with_unit(
@@ -145,29 +154,47 @@ class HashedTextEncoder:
 
     def reading(self, text: str, role: str) -> TextReading:
         """``text`` read sentence by sentence: its values and its counts with values by
-        kind only (cached per text and role)."""
+        kind only (cached per text and role, and each sentence's per sentence and role)."""
         key = (text, role)
         found = self._texts.get(key)
         if found is None:
-            sentences: list[tuple[str, tuple[str, ...]]] = []
-            parts: list[np.ndarray] = []
-            for sentence in SENTENCE_RE.split(text):
-                values = tuple([v for *_, v in find_values(sentence)])
-                sentences.append((sentence, values))
-                parts.append(self._sentence(sentence, role, None if values else (), None))
-            stated = tuple(v for _, values in sentences for v in values)
+            sentences = SENTENCE_RE.split(text)
+            read = self._sentence_readings
+            rows = []
+            stated: tuple[str, ...] = ()
+            held = []  # each sentence's values (kept only when the text has any)
+            for sentence in sentences:
+                hit = read.get((sentence, role))
+                if hit is None:
+                    hit = self._read_sentence(sentence, role)
+                if hit[0]:
+                    stated += hit[0]
+                held.append(hit[0])
+                rows.append(hit[1])
             if len(self._texts) >= _TEXT_CACHE:
                 self._texts.clear()
             # (values never span sentences: every value shape ends before the space
             # that follows a sentence's last character)
             found = self._texts[key] = TextReading(
-                tuple(sentences),
+                text,
+                tuple(zip(sentences, held)) if stated else (),
                 frozenset(stated),
                 stated,
                 len(text.split()),
-                _with_unit(_sum_rows(parts)),
+                _with_unit(_sum_rows(rows)),
             )
         return found
+
+    def _read_sentence(self, sentence: str, role: str) -> tuple[tuple[str, ...], np.ndarray]:
+        """One sentence's values and its counts with values by kind (cached)."""
+        values = tuple([v for *_, v in find_values(sentence)])
+        if len(self._sentence_readings) >= _SENTENCE_CACHE:
+            self._sentence_readings.clear()
+        hit = self._sentence_readings[(sentence, role)] = (
+            values,
+            self._sentence(sentence, role, None if values else (), None),
+        )
+        return hit
 
     def _sentence(
         self, sentence: str, role: str, flags: tuple | None, seen: frozenset[str] | None
@@ -212,7 +239,7 @@ class HashedTextEncoder:
             all_idx = np.concatenate((all_idx, pair % self.dim))
             all_signs = np.concatenate((all_signs, np.where(pair & 0x80000000, -1.0, 1.0)))
         row = np.bincount(all_idx, weights=all_signs, minlength=self.dim).astype(np.float32)
-        row.flags.writeable = False
+        row.setflags(write=False)
         return row
 
     def _word(self, token: str, salt: int) -> tuple[tuple[int, ...], tuple[float, ...], int]:
@@ -240,7 +267,7 @@ def _sum_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
     row = rows[0] + rows[1]
     for more in rows[2:]:
         row += more
-    row.flags.writeable = False
+    row.setflags(write=False)
     return row
 
 
@@ -248,9 +275,9 @@ def _with_unit(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``row`` and ``row`` scaled to unit length (a zero row stays zero), both read-only."""
     # (sums of squares of integer counts are exact, and math.sqrt of one rounds to what
     # numpy's float32 sqrt gives: the same numbers as ``normalise_rows``)
-    norm = math.sqrt(float(row @ row))
+    norm = math.sqrt(float(row.dot(row)))
     unit = row / norm if norm > 0 else row
-    unit.flags.writeable = False
+    unit.setflags(write=False)
     return row, unit
 
 

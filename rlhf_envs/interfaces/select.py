@@ -100,7 +100,7 @@ class SelectInterface(Interface):
             n = len(texts)
             readings = [enc.reading(text, "agent") for text in texts]
             # Values marked against the dialogue (the observation).
-            units = [enc.unit(text, "agent", seen) for text in texts]
+            units = [enc.rows_of(r, "agent", seen)[1] for r in readings]
             if self._agent_turns:
                 # Repetition: cosine similarity with the closest earlier agent reply, both
                 # encoded alike (values by kind only), so a verbatim repeat scores 1. (One
@@ -166,5 +166,5 @@ def _normalised(vec: np.ndarray) -> np.ndarray:
     # no entry can exceed the norm and the result lies in [-1, 1] without clipping.
     # (math.sqrt of the float32 dot product rounds to the float32 square root: dividing
     # by it gives what numpy's float32 sqrt would)
-    norm = math.sqrt(float(vec @ vec))
+    norm = math.sqrt(float(vec.dot(vec)))
     return vec / norm if norm > 0 else vec.copy()

@@ -33,6 +33,8 @@ _PRIORITY = {name: i for i, (name, _) in enumerate(_PATTERNS)}
 # Every value shape has a digit or an "@"; most texts have neither and skip the scan.
 _MAY_HAVE_VALUE = re.compile(r"[\d@]")
 _SPACE_RE = re.compile(r"\s+")
+# Shapes that cannot hold white space: their normalised form is the text itself.
+_WITHOUT_SPACE = frozenset({"email", "date", "code", "number"})
 
 
 def normalise_value(kind: str, raw: str) -> str:
@@ -77,7 +79,13 @@ def find_values(text: str) -> tuple[tuple[int, int, str, str], ...]:
                 end = item[1]
         found = merged
     return tuple(
-        (start, end, kind, normalise_value(kind, lower[start:end])) for start, end, kind in found
+        (
+            start,
+            end,
+            kind,
+            lower[start:end] if kind in _WITHOUT_SPACE else normalise_value(kind, lower[start:end]),
+        )
+        for start, end, kind in found
     )
 
 
