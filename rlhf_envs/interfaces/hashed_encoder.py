@@ -177,7 +177,7 @@ class HashedTextEncoder:
             # that follows a sentence's last character)
             found = self._texts[key] = TextReading(
                 text,
-                tuple(zip(sentences, held)) if stated else (),
+                tuple(zip(sentences, held, strict=True)) if stated else (),
                 frozenset(stated),
                 stated,
                 len(text.split()),
