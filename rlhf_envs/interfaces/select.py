@@ -104,10 +104,12 @@ class SelectInterface(Interface):
             if self._agent_turns:
                 # Repetition: cosine similarity with the closest earlier agent reply, both
                 # encoded alike (values by kind only), so a verbatim repeat scores 1. (One
-                # matrix-vector product per candidate: a matrix product rounds differently.)
+                # matrix-vector product per candidate: a matrix product rounds differently.
+                # ``ndarray.dot`` makes the same BLAS call as ``@`` at half the overhead.)
                 earlier = self._agent_matrix[: self._agent_turns]
-                best = np.array([earlier @ r.plain[1] for r in readings]).max(axis=1)
-                repetition = [min(1.0, max(0.0, x)) for x in best.tolist()]
+                repetition = [
+                    min(1.0, max(0.0, max(earlier.dot(r.plain[1]).tolist()))) for r in readings
+                ]
             else:
                 repetition = [0.0] * n
             rows = [
