@@ -68,6 +68,8 @@ class HashedTextEncoder:
         self._texts: dict[tuple[str, str], TextReading] = {}
         self._marked: dict[tuple[str, str, tuple[bool, ...]], tuple[np.ndarray, np.ndarray]] = {}
         self._sentences: dict[tuple, np.ndarray] = {}
+        # Counts of sentences with values, per shape (see ``_sentence_shape``), role and marks.
+        self._shapes: dict[tuple[str, str, tuple | None], np.ndarray] = {}
         # Each sentence's values and counts with values by kind, per sentence and role.
         self._sentence_readings: dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]] = {}
         # Sentences that differ only in their values ("a $94 refund", "a $57 refund")
@@ -202,12 +204,22 @@ class HashedTextEncoder:
         key = (sentence, role, flags)
         found = self._sentences.get(key)
         if found is None:
-            tokens = tuple(self.tokens(sentence, seen))
-            found = self._token_features.get((tokens, role))
+            # A sentence with values ("flags" not ``()``) is new with every new order
+            # number, but its shape recurs: looked up by shape, it is not tokenised again.
+            shape = _sentence_shape(sentence) if flags != () else None
+            if shape is not None:
+                found = self._shapes.get((shape, role, flags))
             if found is None:
-                if len(self._token_features) >= _SENTENCE_CACHE:
-                    self._token_features.clear()
-                found = self._token_features[(tokens, role)] = self._features(tokens, role)
+                tokens = tuple(self.tokens(sentence, seen))
+                found = self._token_features.get((tokens, role))
+                if found is None:
+                    if len(self._token_features) >= _SENTENCE_CACHE:
+                        self._token_features.clear()
+                    found = self._token_features[(tokens, role)] = self._features(tokens, role)
+                if shape is not None:
+                    if len(self._shapes) >= _SENTENCE_CACHE:
+                        self._shapes.clear()
+                    self._shapes[(shape, role, flags)] = found
             if len(self._sentences) >= _SENTENCE_CACHE:
                 self._sentences.clear()
             self._sentences[key] = found
@@ -257,6 +269,23 @@ class HashedTextEncoder:
         # (tuples of numbers: the garbage collector stops tracking them)
         hit = self._words[(token, salt)] = (tuple(idx), tuple(signs), hashes[0])
         return hit
+
+
+def _sentence_shape(sentence: str) -> str | None:
+    """The sentence lower-cased with each value replaced by ``\\x00kind\\x00``: sentences
+    of one shape have the same tokens (those of ``value_marked_tokens``, given which of
+    their values are stated), as tokens are made of lower-case letters, which no mark
+    holds. ``None`` for a sentence holding NUL, which could forge a mark."""
+    if "\x00" in sentence:
+        return None
+    lower = sentence.lower()
+    parts: list[str] = []
+    at = 0
+    for start, end, kind, _ in find_values(sentence):
+        parts += (lower[at:start], "\x00", kind, "\x00")
+        at = end
+    parts.append(lower[at:])
+    return "".join(parts)
 
 
 def _sum_rows(rows: Sequence[np.ndarray]) -> np.ndarray:

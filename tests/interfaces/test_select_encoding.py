@@ -15,6 +15,7 @@ from rlhf_envs.interfaces import hashed_encoder
 from rlhf_envs.interfaces.hashed_encoder import HashedTextEncoder
 from rlhf_envs.simulation.understanding import SENTENCE_RE
 from rlhf_envs.simulation.values import extract_values
+from rlhf_envs.words import value_marked_tokens
 
 TEXTS = [
     "Thanks, Crystal. I can see order 4829-1823 for $94.00 placed on 2024-03-11.",
@@ -76,6 +77,45 @@ def test_values_read_sentence_by_sentence_equal_the_whole_texts(env_id):
         assert enc.reading(text, "agent").values == extract_values(text), text
 
 
+def test_sentences_of_one_shape_share_their_counts_exactly():
+    # Texts with other order numbers, amounts and names reuse cached sentence counts (by
+    # shape): every text must read as a fresh encoder, with no cache, reads it alone.
+    texts = _candidate_texts("RLHF-Chat-v0", 120) + _candidate_texts("RLHF-Finance-v0", 60)
+    texts += [(t, frozenset({"$94", "2024-03-11"})) for t in TEXTS]
+    texts += [
+        ("Order 4829 is late. ORDER 5521 is LATE.", frozenset({"4829"})),
+        ("Your refund of $57 is on its way.", frozenset({"$12"})),
+        ("Your refund of $12 is on its way.", frozenset({"$12"})),
+        # Another kind of value in the same place is another shape.
+        ("Your refund of 5 days is on its way.", frozenset()),
+        # A NUL could forge a value's mark: such sentences are read without the shape
+        # cache. (Lower-casing can change a length outside ASCII: value positions and
+        # shapes both refer to the lower-cased text.)
+        ("Order \x00number\x00 4829 is late.", frozenset()),
+        ("Order 1234 4829 is late.", frozenset()),
+        ("Order İ 4829 is late. Your refund of $57 is on its way.", frozenset({"$57"})),
+        ("Order i 4829 is late. Your refund of $57 is on its way.", frozenset({"$57"})),
+    ]
+    warm = HashedTextEncoder(64)
+    for text, seen in texts:
+        for marks in (seen, None):
+            for role in ("agent", "user"):
+                raw, unit = warm.rows(text, role, marks)
+                # The definition, with no cache: each sentence's tokens hashed, summed.
+                fresh = HashedTextEncoder(64)
+                expected = np.sum(
+                    [
+                        fresh._features(tuple(value_marked_tokens(sentence, marks)), role)
+                        for sentence in SENTENCE_RE.split(text)
+                    ],
+                    axis=0,
+                )
+                np.testing.assert_array_equal(raw, expected, err_msg=text)
+                norm = np.linalg.norm(expected)
+                np.testing.assert_allclose(unit, expected / norm if norm else expected, rtol=1e-6)
+    assert warm._shapes, "the shape cache was never used"
+
+
 def test_caches_stay_bounded(monkeypatch):
     monkeypatch.setattr(hashed_encoder, "_TEXT_CACHE", 50)
     monkeypatch.setattr(hashed_encoder, "_SENTENCE_CACHE", 80)
@@ -84,7 +124,8 @@ def test_caches_stay_bounded(monkeypatch):
     for i in range(500):
         enc.encode(f"Order {i} is late. Customer word{i} waits.", "user")
     assert len(enc._texts) <= 50 and len(enc._sentences) <= 80
-    assert len(enc._token_features) <= 80
+    assert len(enc._token_features) <= 80 and len(enc._sentence_readings) <= 80
+    assert len(enc._shapes) <= 80 and len(enc._marked) <= 50
     # Emptied caches give the same vectors again.
     np.testing.assert_array_equal(enc.encode("Order 1 is late. Customer 1 waits.", "user"), first)
 
