@@ -54,3 +54,26 @@ def test_fluency_compares_each_reply_with_the_expert_of_its_own_domain():
         expected = -np.clip(fluency.per_nat * below, 0.0, fluency.max_penalty)
         np.testing.assert_allclose(fluency.components(exchanges)["fluency"], expected, rtol=1e-6)
     assert len(set(baselines.values())) == 3, baselines
+
+
+def test_expert_baseline_reads_a_few_replies_per_forward(monkeypatch):
+    """The baseline is the mean over 64 expert replies, scored a few per forward: one
+    padded batch of all 64 took about 180 MB at its peak, most of a text env's peak
+    memory. The mean is the one of a single batch (rows read as they would alone)."""
+    from rlhf_envs.rewards import fluency as fluency_module
+    from rlhf_envs.rewards.fluency import _BASELINE_BATCH, _BASELINE_REPLIES
+
+    lm = FluencyRewardModel().lm
+    batches: list[int] = []
+    replies: list[Exchange] = []
+
+    def spy(model, batch):
+        batches.append(len(batch))
+        replies.extend(batch)
+        return mean_logprobs(model, batch)
+
+    monkeypatch.setattr(fluency_module, "_baselines", {})
+    monkeypatch.setattr(fluency_module, "mean_logprobs", spy)
+    found = expert_baseline(lm, "finance")
+    assert sum(batches) == _BASELINE_REPLIES and max(batches) <= _BASELINE_BATCH, batches
+    assert found == pytest.approx(float(np.mean(mean_logprobs(lm, replies))), abs=1e-6)
