@@ -128,5 +128,5 @@ def expert_baseline(lm: ReferenceLM, domain: str = _DEFAULT_DOMAIN) -> float:
                 mean_logprobs(lm, exchanges[i : i + _BASELINE_BATCH])
                 for i in range(0, len(exchanges), _BASELINE_BATCH)
             ]
-            _baselines[key] = float(np.mean(np.concatenate(scores)))
+            _baselines[key] = float(np.mean(np.concatenate(scores) if scores else []))
         return _baselines[key]
