@@ -69,6 +69,7 @@ class HashedTextEncoder:
         self._words: dict[tuple[str, int], tuple[tuple[int, ...], tuple[float, ...], int]] = {}
         self._texts: dict[tuple[str, str], TextReading] = {}
         self._marked: dict[tuple[str, str, tuple[bool, ...]], tuple[np.ndarray, np.ndarray]] = {}
+        # Counts of sentences with their values marked, per sentence, role and marks.
         self._sentences: dict[tuple, np.ndarray] = {}
         # Counts of sentences with values, per shape (see ``_sentence_shape``), role and marks.
         self._shapes: dict[tuple[str, str, tuple | None], np.ndarray] = {}
@@ -137,9 +138,11 @@ class HashedTextEncoder:
             found = _with_unit(
                 _sum_rows(
                     [
-                        self._sentence(sentence, role, tuple([v in seen for v in values]), seen)
+                        self._marked_sentence(
+                            sentence, role, tuple([v in seen for v in values]), seen
+                        )
                         if values
-                        else self._sentence(sentence, role, (), None)
+                        else self._sentence_reading(sentence, role)[1]
                         for sentence, values in reading.sentences
                     ]
                 )
@@ -168,9 +171,8 @@ class HashedTextEncoder:
             stated: tuple[str, ...] = ()
             held = []  # each sentence's values (kept only when the text has any)
             for sentence in sentences:
-                hit = read.get((sentence, role))
-                if hit is None:
-                    hit = self._read_sentence(sentence, role)
+                # (the cache hit inline: this loop is the hot path of a step)
+                hit = read.get((sentence, role)) or self._sentence_reading(sentence, role)
                 if hit[0]:
                     stated += hit[0]
                 held.append(hit[0])
@@ -189,42 +191,51 @@ class HashedTextEncoder:
             )
         return found
 
-    def _read_sentence(self, sentence: str, role: str) -> tuple[tuple[str, ...], np.ndarray]:
+    def _sentence_reading(self, sentence: str, role: str) -> tuple[tuple[str, ...], np.ndarray]:
         """One sentence's values and its counts with values by kind (cached)."""
-        values = tuple([v for *_, v in find_values(sentence)])
-        if len(self._sentence_readings) >= _SENTENCE_CACHE:
-            self._sentence_readings.clear()
-        hit = self._sentence_readings[(sentence, role)] = (
-            values,
-            self._sentence(sentence, role, None if values else (), None),
-        )
-        return hit
+        found = self._sentence_readings.get((sentence, role))
+        if found is None:
+            values = tuple([v for *_, v in find_values(sentence)])
+            if len(self._sentence_readings) >= _SENTENCE_CACHE:
+                self._sentence_readings.clear()
+            found = self._sentence_readings[(sentence, role)] = (
+                values,
+                self._counts(sentence, role, None if values else (), None),
+            )
+        return found
 
-    def _sentence(
-        self, sentence: str, role: str, flags: tuple | None, seen: frozenset[str] | None
+    def _marked_sentence(
+        self, sentence: str, role: str, flags: tuple[bool, ...], seen: frozenset[str]
     ) -> np.ndarray:
+        """The counts of a sentence with its values marked as ``seen`` has them (cached)."""
         key = (sentence, role, flags)
         found = self._sentences.get(key)
         if found is None:
-            # A sentence with values ("flags" not ``()``) is new with every new order
-            # number, but its shape recurs: looked up by shape, it is not tokenised again.
-            shape = _sentence_shape(sentence) if flags != () else None
-            if shape is not None:
-                found = self._shapes.get((shape, role, flags))
-            if found is None:
-                tokens = tuple(self.tokens(sentence, seen))
-                found = self._token_features.get((tokens, role))
-                if found is None:
-                    if len(self._token_features) >= _SENTENCE_CACHE:
-                        self._token_features.clear()
-                    found = self._token_features[(tokens, role)] = self._features(tokens, role)
-                if shape is not None:
-                    if len(self._shapes) >= _SENTENCE_CACHE:
-                        self._shapes.clear()
-                    self._shapes[(shape, role, flags)] = found
             if len(self._sentences) >= _SENTENCE_CACHE:
                 self._sentences.clear()
-            self._sentences[key] = found
+            found = self._sentences[key] = self._counts(sentence, role, flags, seen)
+        return found
+
+    def _counts(
+        self, sentence: str, role: str, flags: tuple | None, seen: frozenset[str] | None
+    ) -> np.ndarray:
+        """One sentence's signed counts: ``flags`` ``()`` for a sentence without values,
+        ``None`` for values by kind only, else which of its values ``seen`` holds."""
+        # A sentence with values is new with every new order number, but its shape
+        # recurs: looked up by shape, it is not tokenised again.
+        shape = _sentence_shape(sentence) if flags != () else None
+        found = self._shapes.get((shape, role, flags)) if shape is not None else None
+        if found is None:
+            tokens = tuple(self.tokens(sentence, seen))
+            found = self._token_features.get((tokens, role))
+            if found is None:
+                if len(self._token_features) >= _SENTENCE_CACHE:
+                    self._token_features.clear()
+                found = self._token_features[(tokens, role)] = self._features(tokens, role)
+            if shape is not None:
+                if len(self._shapes) >= _SENTENCE_CACHE:
+                    self._shapes.clear()
+                self._shapes[(shape, role, flags)] = found
         return found
 
     def _features(self, tokens: Sequence[str], role: str) -> np.ndarray:
