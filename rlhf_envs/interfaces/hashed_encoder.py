@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -32,12 +32,57 @@ from rlhf_envs.words import stable_hash, value_marked_tokens
 
 _MASK = 0xFFFFFFFF
 _CHAR_N = 3
-# Bounded caches, emptied when full: cheaper than tracking recency on every hit, and the
-# recurring texts are back within a few episodes. (Text and sentence rows are dim * 4
-# bytes each: 8 MB per 8,192 rows at the default dim.)
+# Bounds of the caches, in entries (see ``RecurringCache``). (Text and sentence rows are
+# dim * 4 bytes each: 8 MB per 8,192 rows at the default dim.)
 _TEXT_CACHE = 8192
 _SENTENCE_CACHE = 16_384
 _WORD_CACHE = 100_000
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class RecurringCache(dict[K, V]):
+    """A cache of at most ``limit`` entries that keeps what recurs: two generations.
+
+    New entries go to the young generation. When it holds ``limit // 2``, it becomes the
+    old generation (the previous old one is dropped) and a new young one starts; a key
+    missing from the young generation is looked up in the old one and moved back. An
+    entry used at least once per ``limit // 2`` insertions therefore stays for good, and
+    one that is never used again goes within two turnovers. (A cache emptied when full
+    makes every recurring text miss again after each emptying: in long runs about one
+    text a step of the select interface.) A hit costs one plain dict lookup.
+
+    Read with ``cache[key]``, which gives ``None`` for a key held by neither generation
+    (``get`` does not look in the old one); store with :meth:`put`. Values are never
+    ``None``.
+    """
+
+    __slots__ = ("_half", "_old")
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self._half = max(1, limit // 2)
+        self._old: dict[K, V] = {}
+
+    def __missing__(self, key: K) -> V | None:
+        found = self._old.pop(key, None)
+        if found is not None:
+            self.put(key, found)
+        return found
+
+    def put(self, key: K, value: V) -> V:
+        """Store ``value`` under ``key`` in the young generation; returns ``value``."""
+        if len(self) >= self._half:
+            self._old = dict(self)
+            self.clear()
+        self[key] = value
+        return value
+
+    @property
+    def held(self) -> int:
+        """Entries in both generations (at most ``limit``)."""
+        return len(self) + len(self._old)
 
 
 class TextReading(NamedTuple):
@@ -66,18 +111,26 @@ class HashedTextEncoder:
             raise ValueError(f"encoding dimension must be at least 16, got {dim}")
         self.dim = int(dim)
         self.seed = int(seed)
-        self._words: dict[tuple[str, int], tuple[tuple[int, ...], tuple[float, ...], int]] = {}
-        self._texts: dict[tuple[str, str], TextReading] = {}
-        self._marked: dict[tuple[str, str, tuple[bool, ...]], tuple[np.ndarray, np.ndarray]] = {}
+        self._words: RecurringCache[
+            tuple[str, int], tuple[tuple[int, ...], tuple[float, ...], int]
+        ] = RecurringCache(_WORD_CACHE)
+        self._texts: RecurringCache[tuple[str, str], TextReading] = RecurringCache(_TEXT_CACHE)
+        self._marked: RecurringCache[
+            tuple[str, str, tuple[bool, ...]], tuple[np.ndarray, np.ndarray]
+        ] = RecurringCache(_TEXT_CACHE)
         # Counts of sentences with their values marked, per sentence, role and marks.
-        self._sentences: dict[tuple, np.ndarray] = {}
+        self._sentences: RecurringCache[tuple, np.ndarray] = RecurringCache(_SENTENCE_CACHE)
         # Counts of sentences with values, per shape (see ``_sentence_shape``), role and marks.
-        self._shapes: dict[tuple[str, str, tuple | None], np.ndarray] = {}
-        # Each sentence's values and counts with values by kind, per sentence and role.
-        self._sentence_readings: dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]] = {}
+        self._shapes: RecurringCache[tuple[str, str, tuple | None], np.ndarray] = RecurringCache(
+            _SENTENCE_CACHE
+        )
+        # Each sentence's values, counts with values by kind and words, per sentence and role.
+        self._sentence_readings: RecurringCache[
+            tuple[str, str], tuple[tuple[str, ...], np.ndarray, int]
+        ] = RecurringCache(_SENTENCE_CACHE)
         # Sentences that differ only in their values ("a $94 refund", "a $57 refund")
         # have the same tokens: their features are shared by token sequence.
-        self._token_features: dict[tuple, np.ndarray] = {}
+        self._token_features: RecurringCache[tuple, np.ndarray] = RecurringCache(_SENTENCE_CACHE)
         self._salts: dict[str, int] = {}
 
     _shared = False
@@ -133,7 +186,7 @@ class HashedTextEncoder:
             return reading.plain
         flags = tuple([v in seen for v in reading.stated])
         key = (reading.text, role, flags)
-        found = self._marked.get(key)
+        found = self._marked[key]
         if found is None:
             found = _with_unit(
                 _sum_rows(
@@ -147,9 +200,7 @@ class HashedTextEncoder:
                     ]
                 )
             )
-            if len(self._marked) >= _TEXT_CACHE:
-                self._marked.clear()
-            self._marked[key] = found
+            self._marked.put(key, found)
         return found
 
     def raw_rows(self, items: Sequence[tuple[str, str, frozenset[str] | None]]) -> np.ndarray:
@@ -163,44 +214,52 @@ class HashedTextEncoder:
         """``text`` read sentence by sentence: its values and its counts with values by
         kind only (cached per text and role, and each sentence's per sentence and role)."""
         key = (text, role)
-        found = self._texts.get(key)
+        found = self._texts[key]
         if found is None:
             sentences = SENTENCE_RE.split(text)
             read = self._sentence_readings
             rows = []
             stated: tuple[str, ...] = ()
             held = []  # each sentence's values (kept only when the text has any)
+            words = 0
             for sentence in sentences:
                 # (the cache hit inline: this loop is the hot path of a step)
-                hit = read.get((sentence, role)) or self._sentence_reading(sentence, role)
+                hit = read[(sentence, role)] or self._sentence_reading(sentence, role)
                 if hit[0]:
                     stated += hit[0]
                 held.append(hit[0])
                 rows.append(hit[1])
-            if len(self._texts) >= _TEXT_CACHE:
-                self._texts.clear()
+                words += hit[2]
             # (values never span sentences: every value shape ends before the space
-            # that follows a sentence's last character)
-            found = self._texts[key] = TextReading(
-                text,
-                tuple(zip(sentences, held, strict=True)) if stated else (),
-                frozenset(stated),
-                stated,
-                len(text.split()),
-                _with_unit(_sum_rows(rows)),
+            # that follows a sentence's last character; nor do words, as sentences are
+            # split at white space, the same characters as ``str.split``'s)
+            found = self._texts.put(
+                key,
+                TextReading(
+                    text,
+                    tuple(zip(sentences, held, strict=True)) if stated else (),
+                    frozenset(stated),
+                    stated,
+                    words,
+                    _with_unit(_sum_rows(rows)),
+                ),
             )
         return found
 
-    def _sentence_reading(self, sentence: str, role: str) -> tuple[tuple[str, ...], np.ndarray]:
-        """One sentence's values and its counts with values by kind (cached)."""
-        found = self._sentence_readings.get((sentence, role))
+    def _sentence_reading(
+        self, sentence: str, role: str
+    ) -> tuple[tuple[str, ...], np.ndarray, int]:
+        """One sentence's values, its counts with values by kind and its words (cached)."""
+        found = self._sentence_readings[(sentence, role)]
         if found is None:
             values = tuple([v for *_, v in find_values(sentence)])
-            if len(self._sentence_readings) >= _SENTENCE_CACHE:
-                self._sentence_readings.clear()
-            found = self._sentence_readings[(sentence, role)] = (
-                values,
-                self._counts(sentence, role, None if values else (), None),
+            found = self._sentence_readings.put(
+                (sentence, role),
+                (
+                    values,
+                    self._counts(sentence, role, None if values else (), None),
+                    len(sentence.split()),
+                ),
             )
         return found
 
@@ -209,11 +268,9 @@ class HashedTextEncoder:
     ) -> np.ndarray:
         """The counts of a sentence with its values marked as ``seen`` has them (cached)."""
         key = (sentence, role, flags)
-        found = self._sentences.get(key)
+        found = self._sentences[key]
         if found is None:
-            if len(self._sentences) >= _SENTENCE_CACHE:
-                self._sentences.clear()
-            found = self._sentences[key] = self._counts(sentence, role, flags, seen)
+            found = self._sentences.put(key, self._counts(sentence, role, flags, seen))
         return found
 
     def _counts(
@@ -224,18 +281,14 @@ class HashedTextEncoder:
         # A sentence with values is new with every new order number, but its shape
         # recurs: looked up by shape, it is not tokenised again.
         shape = _sentence_shape(sentence) if flags != () else None
-        found = self._shapes.get((shape, role, flags)) if shape is not None else None
+        found = self._shapes[(shape, role, flags)] if shape is not None else None
         if found is None:
             tokens = tuple(self.tokens(sentence, seen))
-            found = self._token_features.get((tokens, role))
+            found = self._token_features[(tokens, role)]
             if found is None:
-                if len(self._token_features) >= _SENTENCE_CACHE:
-                    self._token_features.clear()
-                found = self._token_features[(tokens, role)] = self._features(tokens, role)
+                found = self._token_features.put((tokens, role), self._features(tokens, role))
             if shape is not None:
-                if len(self._shapes) >= _SENTENCE_CACHE:
-                    self._shapes.clear()
-                self._shapes[(shape, role, flags)] = found
+                self._shapes.put((shape, role, flags), found)
         return found
 
     def _features(self, tokens: Sequence[str], role: str) -> np.ndarray:
@@ -249,9 +302,7 @@ class HashedTextEncoder:
         hashes: list[int] = []
         words = self._words
         for token in tokens:
-            hit = words.get((token, salt))
-            if hit is None:
-                hit = self._word(token, salt)
+            hit = words[(token, salt)] or self._word(token, salt)
             idx += hit[0]
             signs += hit[1]
             hashes.append(hit[2])
@@ -268,8 +319,6 @@ class HashedTextEncoder:
         return row
 
     def _word(self, token: str, salt: int) -> tuple[tuple[int, ...], tuple[float, ...], int]:
-        if len(self._words) > _WORD_CACHE:  # free text can bring endless new words
-            self._words.clear()
         padded = f"<{token}>"
         grams = [token]
         if len(token) > 2:
@@ -280,8 +329,8 @@ class HashedTextEncoder:
         # The whole word counts twice as much as each of its character n-grams.
         signs[0] *= 2.0
         # (tuples of numbers: the garbage collector stops tracking them)
-        hit = self._words[(token, salt)] = (tuple(idx), tuple(signs), hashes[0])
-        return hit
+        # (bounded: free text can bring endless new words)
+        return self._words.put((token, salt), (tuple(idx), tuple(signs), hashes[0]))
 
 
 def _sentence_shape(sentence: str) -> str | None:

@@ -61,7 +61,7 @@ def propose(state: DialogueState, k: int, rng: np.random.Generator) -> list[Cand
     chosen = [Candidate(correct, CORRECT)]
     texts = {correct}
     types = state.domain.failure_types
-    for index in rng.permutation(len(types)):
+    for index in rng.permutation(len(types)).tolist():  # (Python ints: cheaper to use)
         if len(chosen) == k:
             break
         label = types[index]
@@ -78,7 +78,7 @@ def propose(state: DialogueState, k: int, rng: np.random.Generator) -> list[Cand
         if text and (text not in texts or attempt >= 40):
             chosen.append(Candidate(text, label))
             texts.add(text)
-    order = rng.permutation(len(chosen))
+    order = rng.permutation(len(chosen)).tolist()
     return [chosen[i] for i in order]
 
 
@@ -108,7 +108,7 @@ def _perturb_once(text: str, rng: np.random.Generator) -> str:
         digits = match.group(0)
         while True:
             fresh = str(int(rng.integers(1, 10))) + "".join(
-                str(int(d)) for d in rng.integers(0, 10, len(digits) - 1)
+                map(str, rng.integers(0, 10, len(digits) - 1).tolist())
             )
             if fresh != digits:
                 return fresh

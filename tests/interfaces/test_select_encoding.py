@@ -12,7 +12,7 @@ import pytest
 
 import rlhf_envs  # noqa: F401  (registers the ids)
 from rlhf_envs.interfaces import hashed_encoder
-from rlhf_envs.interfaces.hashed_encoder import HashedTextEncoder
+from rlhf_envs.interfaces.hashed_encoder import HashedTextEncoder, RecurringCache
 from rlhf_envs.simulation.understanding import SENTENCE_RE
 from rlhf_envs.simulation.values import extract_values
 from rlhf_envs.words import value_marked_tokens
@@ -123,11 +123,25 @@ def test_caches_stay_bounded(monkeypatch):
     first = enc.encode("Order 1 is late. Customer 1 waits.", "user")
     for i in range(500):
         enc.encode(f"Order {i} is late. Customer word{i} waits.", "user")
-    assert len(enc._texts) <= 50 and len(enc._sentences) <= 80
-    assert len(enc._token_features) <= 80 and len(enc._sentence_readings) <= 80
-    assert len(enc._shapes) <= 80 and len(enc._marked) <= 50
+    assert enc._texts.held <= 50 and enc._sentences.held <= 80
+    assert enc._token_features.held <= 80 and enc._sentence_readings.held <= 80
+    assert enc._shapes.held <= 80 and enc._marked.held <= 50
     # Emptied caches give the same vectors again.
     np.testing.assert_array_equal(enc.encode("Order 1 is late. Customer 1 waits.", "user"), first)
+
+
+def test_recurring_cache_keeps_what_recurs_within_its_bound():
+    cache: RecurringCache[str, int] = RecurringCache(10)  # generations of 5
+    cache.put("kept", 0)
+    for i in range(100):
+        assert cache[f"new{i}"] is None
+        cache.put(f"new{i}", i)
+        if i % 4 == 0:  # read once per 4 insertions: more often than a generation fills
+            assert cache["kept"] == 0
+        assert cache.held <= 10
+    assert cache["kept"] == 0
+    assert cache["new0"] is None  # never read again: gone within two turnovers
+    assert cache["new99"] == 99 and cache["new95"] == 95
 
 
 def test_select_envs_do_not_import_torch():
