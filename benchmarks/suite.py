@@ -1,6 +1,6 @@
 """The benchmark suite: where an RLHF env's time goes, in one command.
 
-    python benchmarks/suite.py [--quick] [--threads 1] [--out results/bench]
+    python benchmarks/suite.py [--quick | --smoke] [--threads 1] [--out results/bench]
 
 Sections (each figure is timed in this process next to its reference, so the ratios hold
 on any machine; torch is held to ``--threads`` threads):
@@ -12,7 +12,10 @@ on any machine; torch is held to ``--threads`` threads):
    observation size and policy), both next to CartPole-v1 with the same settings (SB3's
    defaults with 1 env, the suite's with 4). Target >= 0.7 of the null env. The five
    models of a setting (CartPole, then null env and RLHF-Chat-v0 per policy) take turns
-   training, 2 rounds (``--quick``) or 4, and each keeps its best round.
+   training, 2 rounds (``--quick``), 1 (``--smoke``) or 4, and each keeps its best round.
+   Each RLHF-Chat-v0 model also reports the microseconds per env step its best round
+   spent in the vector env's ``step_wait``: the env's share of training, next to the null
+   env's and to what the target leaves it.
 3. ``learned-rm``: for a linear and a MiniLM reward model (untrained: speed does not
    depend on the weights): preference pairs scored per second; 16 turns scored in one
    call vs 16 calls; and turns/s of N = 1, 4, 16, 64 conversations, the batched vector
@@ -40,6 +43,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -71,6 +75,13 @@ class Row:
         op, bound = self.target.split(" ")
         ok = self.ratio >= float(bound) if op == ">=" else self.ratio <= float(bound)
         return "yes" if ok else "NO"
+
+
+def sized(args, full: Any, quick: Any, smoke: Any) -> Any:
+    """The size of a run for the suite's level: ``full`` by default, ``quick`` with
+    ``--quick``, ``smoke`` with ``--smoke`` (every code path once: for checking that the
+    command works, not for figures)."""
+    return smoke if args.smoke else quick if args.quick else full
 
 
 def best_of(fn, repeats: int) -> float:
@@ -131,7 +142,7 @@ def steps_per_second(env_id: str, steps: int, seed: int | None = None) -> float:
 
 
 def bench_env(args) -> list[Row]:
-    steps = 2_000 if args.quick else 10_000
+    steps = sized(args, 10_000, 2_000, 200)
     cartpole = steps_per_second("CartPole-v1", steps * 5)
     rows = [Row("env", "CartPole-v1", cartpole, "steps/s", cartpole, 1.0)]
     for env_id in sorted(i for i in gym.registry if i.startswith("RLHF-")):
@@ -169,37 +180,61 @@ class NullDialogueEnv(gym.Env):
         return self._obs, 0.0, self._t >= 6, False, {}
 
 
-def ppo_trainer(env_id, policy, n_envs: int, params: dict):
-    """A PPO model on ``env_id``, warmed up by one rollout and update; returns a function
-    that trains it ``steps`` more steps and gives the fps (collection and updates)."""
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
+class PPOTrainer:
+    """A PPO model on ``env_id``, warmed up by one rollout and update. Calling it trains
+    ``steps`` more steps and gives the fps (collection and updates); ``env_us`` is the
+    microseconds per env step that the round spent inside the vector env's ``step_wait``
+    (the env's share of training, as it runs between the policy's forwards)."""
 
-    from rlhf_agents.training import make_training_env
+    def __init__(self, env_id, policy, n_envs: int, params: dict):
+        from stable_baselines3 import PPO
+        from stable_baselines3.common.env_util import make_vec_env
 
-    if isinstance(env_id, str) and env_id.startswith("RLHF"):
-        venv = make_training_env(env_id, n_envs, 0)  # the batched vector env (SB3VecEnv)
-    else:
-        venv = make_vec_env(env_id, n_envs=n_envs, seed=0)
-    model = PPO(policy, venv, seed=0, device="cpu", verbose=0, **params)
-    model.learn(params.get("n_steps", 2048) * n_envs)
+        from rlhf_agents.training import make_training_env
 
-    def fps(steps: int) -> float:
+        if isinstance(env_id, str) and env_id.startswith("RLHF"):
+            venv = make_training_env(env_id, n_envs, 0)  # the batched vector env (SB3VecEnv)
+        else:
+            venv = make_vec_env(env_id, n_envs=n_envs, seed=0)
+        self.n_envs = n_envs
+        self.model = PPO(policy, venv, seed=0, device="cpu", verbose=0, **params)
+        self.model.learn(params.get("n_steps", 2048) * n_envs)
+        self._in_env = 0.0
+        step_wait = venv.step_wait
+
+        def timed_step_wait():
+            start = time.perf_counter()
+            try:
+                return step_wait()
+            finally:
+                self._in_env += time.perf_counter() - start
+
+        venv.step_wait = timed_step_wait  # (VecEnv.step calls self.step_wait)
+        self.env_us = float("nan")
+
+    def __call__(self, steps: int) -> float:
+        self._in_env = 0.0
         start = time.perf_counter()
-        model.learn(steps, reset_num_timesteps=False)
-        return steps / (time.perf_counter() - start)
+        self.model.learn(steps, reset_num_timesteps=False)
+        fps = steps / (time.perf_counter() - start)
+        self.env_us = self._in_env / steps * 1e6
+        return fps
 
-    return fps
 
-
-def best_alternated(trainers: list, steps: int, rounds: int) -> list[float]:
+def best_alternated(trainers: list[PPOTrainer], steps: int, rounds: int) -> list[float]:
     """Each trainer's best fps over ``rounds`` rounds, the trainers taking turns in each
     round: a machine whose speed drifts (shared CPUs) slows all of them alike, so their
-    ratios hold where a single run of each would not."""
+    ratios hold where a single run of each would not. A trainer's ``env_us`` is left at
+    its best round's."""
     best = [0.0] * len(trainers)
+    env_us = [float("nan")] * len(trainers)
     for _ in range(rounds):
         for i, train in enumerate(trainers):
-            best[i] = max(best[i], train(steps))
+            fps = train(steps)
+            if fps > best[i]:
+                best[i], env_us[i] = fps, train.env_us
+    for train, us in zip(trainers, env_us, strict=True):
+        train.env_us = us
     return best
 
 
@@ -207,7 +242,7 @@ def bench_ppo(args) -> list[Row]:
     from rlhf_agents.candidate_policy import CandidateActorCriticPolicy
     from rlhf_agents.training import HYPERPARAMS
 
-    steps, rounds = (4_096, 2) if args.quick else (8_192, 4)
+    steps, rounds = sized(args, (8_192, 4), (4_096, 2), (2_048, 1))
     rows = []
     configs = [("SB3 defaults, 1 env", 1, {}), ("suite settings, 4 envs", 4, HYPERPARAMS["ppo"])]
     for label, n_envs, params in configs:
@@ -215,13 +250,16 @@ def bench_ppo(args) -> list[Row]:
             ("MultiInputPolicy", "MultiInputPolicy"),
             ("candidate policy", CandidateActorCriticPolicy),
         )
-        trainers = [ppo_trainer("CartPole-v1", "MlpPolicy", n_envs, params)]
+        trainers = [PPOTrainer("CartPole-v1", "MlpPolicy", n_envs, params)]
         for _, policy in policies:
-            trainers.append(ppo_trainer(NullDialogueEnv, policy, n_envs, params))
-            trainers.append(ppo_trainer("RLHF-Chat-v0", policy, n_envs, params))
+            trainers.append(PPOTrainer(NullDialogueEnv, policy, n_envs, params))
+            trainers.append(PPOTrainer("RLHF-Chat-v0", policy, n_envs, params))
         ref, *others = best_alternated(trainers, steps, rounds)
         rows.append(Row("ppo", f"{label}: CartPole-v1, MlpPolicy", ref, "fps", ref, 1.0))
-        for (name, _), null, fps in zip(policies, others[::2], others[1::2], strict=True):
+        pairs = zip(
+            policies, others[::2], others[1::2], trainers[1::2], trainers[2::2], strict=True
+        )
+        for (name, _), null, fps, null_trainer, chat_trainer in pairs:
             rows.append(
                 Row(
                     "ppo",
@@ -241,6 +279,21 @@ def bench_ppo(args) -> list[Row]:
                     null,
                     fps / null,
                     f">= {PPO_TARGET}",
+                )
+            )
+            # Where the gap goes: the env's own step as it runs inside training (between
+            # the policy's forwards, it costs more than in a loop of random steps). The
+            # target needs the env to add at most (1 / target - 1) of the null env's step.
+            allowed = (1 / PPO_TARGET - 1) * 1e6 / null
+            rows.append(
+                Row(
+                    "ppo",
+                    f"{label}: RLHF-Chat-v0, {name}: us per env step in the vector env's "
+                    f"step_wait (vs the null env's; the target allows {allowed:.0f} us more)",
+                    chat_trainer.env_us,
+                    "us/step",
+                    null_trainer.env_us,
+                    chat_trainer.env_us / null_trainer.env_us,
                 )
             )
     return rows
@@ -304,10 +357,10 @@ def bench_learned_rm(args) -> list[Row]:
 
     rows = []
     pairs = FeedbackCollector("RLHF-Chat-v0", seed=7).preferences(
-        128 if args.quick else 512, progress=False
+        sized(args, 512, 128, 32), progress=False
     )
     exchanges = sixteen_turns()
-    sizes = (1, 4, 16) if args.quick else (1, 4, 16, 64)
+    sizes = sized(args, (1, 4, 16, 64), (1, 4, 16), (1, 16))
     for name, model in learned_models(args).items():
         featurizer = getattr(model.scorer, "featurizer", None)
 
@@ -349,7 +402,7 @@ def bench_learned_rm(args) -> list[Row]:
             )
         )
         for n in sizes:
-            turns = (200 if name == "linear" else 24) * (1 if args.quick else 2)
+            turns = (200 if name == "linear" else 24) * sized(args, 2, 1, 1)
             steps = max(2, turns // n)
             best = {"vector_entry_point": 0.0, "sync": 0.0}
             for _ in range(2):  # alternate the two, keep each one's best: fair to both
@@ -392,7 +445,7 @@ def tokens_vector_steps_per_second(mode: str, n: int, kl_coef: float, steps: int
 
 
 def bench_kl(args) -> list[Row]:
-    steps = 400 if args.quick else 2_000
+    steps = sized(args, 2_000, 400, 64)
     rows = []
     single = {}
     for kl in (0.0, 0.1):
@@ -467,7 +520,7 @@ def peak_rss_mb(env_id: str, steps: int) -> float:
 
 
 def bench_memory(args) -> list[Row]:
-    steps = 300 if args.quick else 2_000
+    steps = sized(args, 2_000, 300, 50)
     base = peak_rss_mb("-", 0)
     rows = [Row("memory", "import rlhf_envs (baseline)", base, "MB peak RSS", base, 1.0)]
     for env_id in sorted(i for i in gym.registry if i.startswith("RLHF-")):
@@ -530,7 +583,7 @@ def length_row(label: str, costs: np.ndarray, target: str = "") -> Row:
 
 
 def bench_length(args) -> list[Row]:
-    episodes = 10 if args.quick else 40
+    episodes = sized(args, 40, 10, 2)
     rows = []
     cases = [
         ("RLHF-Chat-v0", {}, "select, rubric"),
@@ -549,7 +602,7 @@ def bench_length(args) -> list[Row]:
             )
         )
     for name, model in learned_models(args).items():
-        costs = turn_costs("RLHF-Chat-v0", max(4, episodes // 4), reward=model)
+        costs = turn_costs("RLHF-Chat-v0", sized(args, 10, 4, 2), reward=model)
         rows.append(length_row(f"RLHF-Chat-v0 (select, learned {name})", costs))
     return rows
 
@@ -579,8 +632,12 @@ def main(argv=None) -> int:
         default=",".join(SECTIONS),
         help=f"comma-separated, from {', '.join(SECTIONS)}",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="fewer steps (a smoke run; noisier figures)"
+    level = parser.add_mutually_exclusive_group()
+    level.add_argument("--quick", action="store_true", help="fewer steps (noisier figures)")
+    level.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the fewest steps that run every case once: checks the command, not the figures",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument(
@@ -647,6 +704,7 @@ def main(argv=None) -> int:
         out / "run.json",
         sections=sections,
         quick=args.quick,
+        smoke=args.smoke,
         threads=args.threads,
         environment=header,
         seconds=round(time.time() - record.started),

@@ -22,7 +22,7 @@ def test_benchmark_suite_prints_tables_and_writes_csv(tmp_path):
     command = [
         sys.executable,
         str(ROOT / "benchmarks" / "suite.py"),
-        "--quick",
+        "--smoke",
         "--sections",
         "kl,length",
         "--out",
