@@ -182,9 +182,10 @@ class NullDialogueEnv(gym.Env):
 
 class PPOTrainer:
     """A PPO model on ``env_id``, warmed up by one rollout and update. Calling it trains
-    ``steps`` more steps and gives the fps (collection and updates); ``env_us`` is the
-    microseconds per env step that the round spent inside the vector env's ``step_wait``
-    (the env's share of training, as it runs between the policy's forwards)."""
+    ``steps`` more steps and gives the fps (collection and updates). ``best_fps`` is the
+    best of its rounds so far and ``env_us`` that round's microseconds per env step spent
+    inside the vector env's ``step_wait`` (the env's share of training, as it runs
+    between the policy's forwards)."""
 
     def __init__(self, env_id, policy, n_envs: int, params: dict):
         from stable_baselines3 import PPO
@@ -196,7 +197,6 @@ class PPOTrainer:
             venv = make_training_env(env_id, n_envs, 0)  # the batched vector env (SB3VecEnv)
         else:
             venv = make_vec_env(env_id, n_envs=n_envs, seed=0)
-        self.n_envs = n_envs
         self.model = PPO(policy, venv, seed=0, device="cpu", verbose=0, **params)
         self.model.learn(params.get("n_steps", 2048) * n_envs)
         self._in_env = 0.0
@@ -210,32 +210,26 @@ class PPOTrainer:
                 self._in_env += time.perf_counter() - start
 
         venv.step_wait = timed_step_wait  # (VecEnv.step calls self.step_wait)
-        self.env_us = float("nan")
+        self.best_fps, self.env_us = 0.0, float("nan")
 
     def __call__(self, steps: int) -> float:
         self._in_env = 0.0
         start = time.perf_counter()
         self.model.learn(steps, reset_num_timesteps=False)
         fps = steps / (time.perf_counter() - start)
-        self.env_us = self._in_env / steps * 1e6
+        if fps > self.best_fps:
+            self.best_fps, self.env_us = fps, self._in_env / steps * 1e6
         return fps
 
 
 def best_alternated(trainers: list[PPOTrainer], steps: int, rounds: int) -> list[float]:
     """Each trainer's best fps over ``rounds`` rounds, the trainers taking turns in each
     round: a machine whose speed drifts (shared CPUs) slows all of them alike, so their
-    ratios hold where a single run of each would not. A trainer's ``env_us`` is left at
-    its best round's."""
-    best = [0.0] * len(trainers)
-    env_us = [float("nan")] * len(trainers)
+    ratios hold where a single run of each would not."""
     for _ in range(rounds):
-        for i, train in enumerate(trainers):
-            fps = train(steps)
-            if fps > best[i]:
-                best[i], env_us[i] = fps, train.env_us
-    for train, us in zip(trainers, env_us, strict=True):
-        train.env_us = us
-    return best
+        for train in trainers:
+            train(steps)
+    return [train.best_fps for train in trainers]
 
 
 def bench_ppo(args) -> list[Row]:
